@@ -1,0 +1,130 @@
+package live
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/livetape/livetape/media"
+	"github.com/livetape/livetape/packager/flv"
+)
+
+// flvWriteTimeout bounds one write to an HTTP-FLV viewer; a viewer that does not read
+// for this long is disconnected.
+const flvWriteTimeout = 10 * time.Second
+
+// maxBatch is the most packets written in one writev.
+const maxBatch = 64
+
+const flvResponseHeader = "HTTP/1.1 200 OK\r\n" +
+	"Content-Type: video/x-flv\r\n" +
+	"Transfer-Encoding: chunked\r\n" +
+	"Cache-Control: no-cache, no-store\r\n" +
+	"Access-Control-Allow-Origin: *\r\n" +
+	"Connection: close\r\n\r\n"
+
+// serveFLV streams a live stream as HTTP-FLV. The connection is hijacked so that the
+// shared, pre-serialized FLV tags go to the socket with one writev per batch and no
+// copy: serialize once, write many.
+func (s *Server) serveFLV(w http.ResponseWriter, r *http.Request, app, id string) {
+	stream, err := s.lookupPlay(app, id, r.URL.Query())
+	if err != nil {
+		playError(w, err)
+		return
+	}
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		http.Error(w, "HTTP-FLV needs HTTP/1.1", http.StatusHTTPVersionNotSupported)
+		return
+	}
+	sub, info, err := stream.Subscribe(0)
+	if err != nil {
+		playError(w, err)
+		return
+	}
+	defer sub.Close()
+	conn, rw, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	log := s.log.With("stream", stream.Params.Key(), "viewer", conn.RemoteAddr().String(), "player", "http-flv")
+	fw := &flvConn{conn: conn}
+	hdr := flv.Header(info.HasAudio || !info.HasVideo, info.HasVideo || !info.HasAudio)
+	if err := fw.writeHead(rw, hdr); err != nil {
+		return
+	}
+	// A closed connection is noticed by the reader below even while the stream is idle.
+	go func() {
+		var b [1]byte
+		rw.Read(b[:])
+		conn.SetWriteDeadline(time.Now())
+	}()
+	for p := range sub.C() {
+		batch := append(fw.pkts[:0], p)
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case q, ok := <-sub.C():
+				if !ok {
+					break drain
+				}
+				batch = append(batch, q)
+			default:
+				break drain
+			}
+		}
+		fw.pkts = batch
+		if err := fw.writeChunk(batch); err != nil {
+			log.Debug("http-flv viewer gone", "err", err)
+			return
+		}
+	}
+	if err := sub.Err(); err != nil {
+		log.Warn("http-flv viewer dropped", "reason", err)
+		return
+	}
+	fw.conn.SetWriteDeadline(time.Now().Add(flvWriteTimeout))
+	fw.conn.Write([]byte("0\r\n\r\n"))
+}
+
+// flvConn writes chunked HTTP-FLV with reusable buffers, so a batch costs no allocation.
+type flvConn struct {
+	conn  net.Conn
+	bufs  net.Buffers
+	pkts  []*media.Packet
+	chunk [20]byte
+}
+
+func (f *flvConn) writeHead(rw *bufio.ReadWriter, flvHeader []byte) error {
+	f.conn.SetWriteDeadline(time.Now().Add(flvWriteTimeout))
+	rw.WriteString(flvResponseHeader)
+	rw.WriteString(strconv.FormatInt(int64(len(flvHeader)), 16) + "\r\n")
+	rw.Write(flvHeader)
+	rw.WriteString("\r\n")
+	return rw.Flush()
+}
+
+var crlf = []byte("\r\n")
+
+// writeChunk sends the tags of batch as one HTTP chunk with a single writev.
+func (f *flvConn) writeChunk(batch []*media.Packet) error {
+	n := 0
+	for _, p := range batch {
+		n += len(p.Tag)
+	}
+	size := strconv.AppendInt(f.chunk[:0], int64(n), 16)
+	size = append(size, '\r', '\n')
+	bufs := append(f.bufs[:0], size)
+	for _, p := range batch {
+		bufs = append(bufs, p.Tag)
+	}
+	bufs = append(bufs, crlf)
+	f.bufs = bufs
+	f.conn.SetWriteDeadline(time.Now().Add(flvWriteTimeout))
+	_, err := bufs.WriteTo(f.conn)
+	clear(f.bufs[:cap(f.bufs)]) // drop references to packets
+	return err
+}

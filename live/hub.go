@@ -1,0 +1,313 @@
+package live
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/livetape/livetape/media"
+)
+
+// Errors the hub returns; callers branch on them.
+var (
+	ErrAlreadyPublishing = errors.New("stream is already being published")
+	ErrStreamNotFound    = errors.New("stream not found")
+)
+
+// maxGOPBytes bounds the GOP cache of a stream (a pathological GOP is not cached).
+const maxGOPBytes = 32 << 20
+
+// Hub is the registry of live streams, keyed by "app/stream_id". One mutex guards the map.
+type Hub struct {
+	queue int // default subscriber queue length
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	streams map[string]*Stream
+}
+
+// NewHub returns an empty hub whose subscribers queue up to queue packets each.
+func NewHub(queue int, log *slog.Logger) *Hub {
+	return &Hub{queue: queue, log: log, streams: make(map[string]*Stream)}
+}
+
+// Publish registers a new live stream. It fails with ErrAlreadyPublishing while the key
+// has a publisher.
+func (h *Hub) Publish(params *PushParams) (*Stream, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	key := params.Key()
+	if _, ok := h.streams[key]; ok {
+		return nil, fmt.Errorf("%w: %s", ErrAlreadyPublishing, key)
+	}
+	s := &Stream{
+		Params:  params,
+		Started: time.Now(),
+		hub:     h,
+		log:     h.log.With("stream", key),
+	}
+	h.streams[key] = s
+	return s, nil
+}
+
+// Lookup returns the live stream app/id, or nil.
+func (h *Hub) Lookup(app, id string) *Stream {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.streams[app+"/"+id]
+}
+
+// Streams returns the live streams.
+func (h *Hub) Streams() []*Stream {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]*Stream, 0, len(h.streams))
+	for _, s := range h.streams {
+		out = append(out, s)
+	}
+	return out
+}
+
+func (h *Hub) remove(s *Stream) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.streams[s.Params.Key()] == s {
+		delete(h.streams, s.Params.Key())
+	}
+}
+
+// Stream is one live stream: one publisher writes packets, any number of subscribers
+// read them. The publisher never waits on a subscriber.
+type Stream struct {
+	Params  *PushParams
+	Started time.Time
+
+	hub *Hub
+	log *slog.Logger
+
+	mu       sync.Mutex
+	closed   bool
+	subs     []*Subscriber   // replaced, never mutated in place, so iteration needs no copy
+	meta     *media.Packet   // last onMetaData
+	videoHdr *media.Packet   // last AVC sequence header
+	audioHdr *media.Packet   // last AAC sequence header
+	gop      []*media.Packet // packets since the last video keyframe, keyframe first
+	gopBytes int
+
+	// Counters read by stats and metrics.
+	packets, bytes atomic.Int64
+}
+
+// WritePacket hands p to every subscriber and updates the GOP cache. p must not be
+// modified afterwards. It never blocks on a subscriber.
+func (s *Stream) WritePacket(p *media.Packet) {
+	s.packets.Add(1)
+	s.bytes.Add(int64(len(p.Tag)))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.cache(p)
+	hasVideo := s.videoHdr != nil
+	for _, sub := range s.subs {
+		sub.offer(p, hasVideo)
+	}
+}
+
+// cache keeps what a new subscriber needs to start at once: codec headers, metadata
+// and the current GOP.
+func (s *Stream) cache(p *media.Packet) {
+	switch {
+	case p.Kind == media.KindData:
+		s.meta = p
+		return
+	case p.SequenceHeader && p.Kind == media.KindVideo:
+		s.videoHdr = p
+		return
+	case p.SequenceHeader:
+		s.audioHdr = p
+		return
+	case p.Kind == media.KindVideo && p.Keyframe:
+		clear(s.gop)
+		s.gop, s.gopBytes = s.gop[:0], 0
+	case len(s.gop) == 0:
+		return // no keyframe yet: nothing a viewer could start from
+	}
+	if len(s.gop) >= s.hub.queue-8 || s.gopBytes+len(p.Tag) > maxGOPBytes {
+		// Too long to replay into a fresh queue: stop caching until the next keyframe.
+		clear(s.gop)
+		s.gop, s.gopBytes = s.gop[:0], 0
+		return
+	}
+	s.gop = append(s.gop, p)
+	s.gopBytes += len(p.Tag)
+}
+
+// Info is a snapshot of the stream's codec headers, for outputs that need them up front.
+type Info struct {
+	HasVideo, HasAudio bool
+	VideoHeader        *media.Packet
+	AudioHeader        *media.Packet
+}
+
+// Subscribe adds a reader. Its queue starts with the metadata, the sequence headers and
+// the cached GOP, so playback can start on a keyframe at once. queue <= 0 takes the
+// hub's default length.
+func (s *Stream) Subscribe(queue int) (*Subscriber, Info, error) {
+	if queue <= 0 {
+		queue = s.hub.queue
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, Info{}, ErrStreamNotFound
+	}
+	sub := &Subscriber{stream: s, ch: make(chan *media.Packet, max(queue, len(s.gop)+3))}
+	info := Info{HasVideo: s.videoHdr != nil, HasAudio: s.audioHdr != nil, VideoHeader: s.videoHdr, AudioHeader: s.audioHdr}
+	// Headers are stamped with the GOP's start time so the new viewer's timeline does
+	// not jump from 0 to the stream's current time.
+	var start uint32
+	if len(s.gop) > 0 {
+		start = s.gop[0].Timestamp
+	}
+	for _, p := range []*media.Packet{s.meta, s.videoHdr, s.audioHdr} {
+		if p != nil {
+			if p.Timestamp != start {
+				p = p.WithTimestamp(start)
+			}
+			sub.ch <- p
+		}
+	}
+	for _, p := range s.gop {
+		sub.ch <- p
+	}
+	// A subscriber that joined before the first keyframe waits for one.
+	sub.skipping = len(s.gop) == 0 && s.videoHdr != nil
+	s.subs = append(s.subs[:len(s.subs):len(s.subs)], sub)
+	return sub, info, nil
+}
+
+// Close ends the stream: subscribers drain what they have and see their channel closed.
+func (s *Stream) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	for _, sub := range s.subs {
+		sub.close(nil)
+	}
+	s.subs = nil
+	s.mu.Unlock()
+	s.hub.remove(s)
+}
+
+// Viewers returns the number of subscribers.
+func (s *Stream) Viewers() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.subs)
+}
+
+// ErrTooSlow is the reason a subscriber is dropped when it stays behind.
+var ErrTooSlow = errors.New("viewer too slow: queue still full at the next keyframe")
+
+// Subscriber is one reader of a stream. It receives packets on C until the stream ends or
+// it is dropped for being too slow (Err tells which).
+type Subscriber struct {
+	stream *Stream
+	ch     chan *media.Packet
+
+	// Guarded by stream.mu.
+	skipping   bool // dropping until the next keyframe after an overflow
+	lostHeader bool // a sequence header was dropped while skipping: resend on resume
+	closed     bool
+	err        error
+
+	// Skipped counts packets this subscriber lost to overflows.
+	Skipped atomic.Int64
+}
+
+// C delivers the packets, in order; it is closed at the end.
+func (sub *Subscriber) C() <-chan *media.Packet { return sub.ch }
+
+// Err is nil when the stream ended normally, ErrTooSlow when the subscriber was dropped.
+// Call it after C is closed.
+func (sub *Subscriber) Err() error {
+	sub.stream.mu.Lock()
+	defer sub.stream.mu.Unlock()
+	return sub.err
+}
+
+// offer queues p without blocking. On overflow the subscriber skips to the next keyframe;
+// if its queue is still full then, it is dropped. Called with stream.mu held.
+func (sub *Subscriber) offer(p *media.Packet, hasVideo bool) {
+	if sub.skipping {
+		resume := p.SequenceHeader || p.Kind == media.KindData ||
+			(p.Keyframe && (p.Kind == media.KindVideo || !hasVideo))
+		if !resume {
+			sub.Skipped.Add(1)
+			return
+		}
+	}
+	if sub.skipping && sub.lostHeader && !p.SequenceHeader && cap(sub.ch)-len(sub.ch) > 3 {
+		// Resuming after a codec change was skipped: the decoder needs the new headers.
+		for _, h := range []*media.Packet{sub.stream.videoHdr, sub.stream.audioHdr} {
+			if h != nil {
+				sub.ch <- h
+			}
+		}
+		sub.lostHeader = false
+	}
+	select {
+	case sub.ch <- p:
+		if !p.SequenceHeader && p.Kind != media.KindData {
+			sub.skipping = false
+		}
+	default:
+		if p.SequenceHeader {
+			sub.lostHeader = true
+		}
+		if sub.skipping && p.Keyframe && !p.SequenceHeader {
+			sub.stream.log.Warn("dropping viewer: it stayed behind for a whole GOP", "skipped", sub.Skipped.Load())
+			sub.close(ErrTooSlow)
+			sub.stream.removeLocked(sub)
+			return
+		}
+		sub.skipping = true
+		sub.Skipped.Add(1)
+	}
+}
+
+// Close unsubscribes. Safe to call more than once and after the stream ended.
+func (sub *Subscriber) Close() {
+	s := sub.stream
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !sub.closed {
+		sub.close(nil)
+		s.removeLocked(sub)
+	}
+}
+
+func (sub *Subscriber) close(err error) {
+	if !sub.closed {
+		sub.closed, sub.err = true, err
+		close(sub.ch)
+	}
+}
+
+func (s *Stream) removeLocked(sub *Subscriber) {
+	for i, x := range s.subs {
+		if x == sub {
+			n := make([]*Subscriber, 0, len(s.subs)-1)
+			s.subs = append(append(n, s.subs[:i]...), s.subs[i+1:]...)
+			return
+		}
+	}
+}

@@ -1,0 +1,57 @@
+package live
+
+import (
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestParsePush(t *testing.T) {
+	tests := []struct {
+		name, app, id, query string
+		wantErr              string
+		record               []string
+		interval             int
+		audio                bool
+	}{
+		{name: "plain", app: "live", id: "demo", query: "", interval: 1800},
+		{name: "record", app: "live", id: "demo", query: "record=mp4|hls&record_interval=5", record: []string{"mp4", "hls"}, interval: 5},
+		{name: "encoded pipe", app: "live", id: "a.b-c_d", query: "record=flv%7Cmp4", record: []string{"flv", "mp4"}, interval: 1800},
+		{name: "audio", app: "live", id: "x", query: "record=mp4&record_type=audio", record: []string{"mp4"}, interval: 1800, audio: true},
+		{name: "dotdot", app: "live", id: "..", wantErr: "stream id"},
+		{name: "dot", app: "live", id: ".", wantErr: "stream id"},
+		{name: "slash", app: "live", id: "a/b", wantErr: "stream id"},
+		{name: "empty", app: "live", id: "", wantErr: "stream id"},
+		{name: "too long", app: "live", id: strings.Repeat("a", 129), wantErr: "stream id"},
+		{name: "bad app", app: "../x", id: "demo", wantErr: "bad app"},
+		{name: "bad format", app: "live", id: "d", query: "record=mkv", wantErr: `record format "mkv"`},
+		{name: "empty format", app: "live", id: "d", query: "record=mp4|", wantErr: `record format ""`},
+		{name: "twice", app: "live", id: "d", query: "record=mp4|mp4", wantErr: "twice"},
+		{name: "interval zero", app: "live", id: "d", query: "record_interval=0", wantErr: "record_interval"},
+		{name: "interval big", app: "live", id: "d", query: "record_interval=7201", wantErr: "record_interval"},
+		{name: "interval text", app: "live", id: "d", query: "record_interval=1h", wantErr: "record_interval"},
+		{name: "record type", app: "live", id: "d", query: "record_type=video", wantErr: "record_type"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q, err := url.ParseQuery(tt.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := ParsePush(tt.app, tt.id, q)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want it to mention %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(p.Record, tt.record) || p.RecordInterval != tt.interval || p.AudioOnly != tt.audio {
+				t.Errorf("got record=%v interval=%d audio=%v", p.Record, p.RecordInterval, p.AudioOnly)
+			}
+		})
+	}
+}

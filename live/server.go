@@ -1,0 +1,133 @@
+// Package live is livetape's live core: RTMP ingest with signed push URLs, the stream
+// hub with its GOP cache, and live playback as HTTP-FLV, HLS and RTMP.
+package live
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/livetape/livetape/live/sign"
+)
+
+// Server is the live server: RTMP ingest and play, and the HTTP handler for HTTP-FLV and HLS.
+type Server struct {
+	cfg        Config
+	log        *slog.Logger
+	rtmpLogger logrus.FieldLogger
+	hub        *Hub
+	observers  []Observer
+	hls        *hlsOutput
+
+	stopping atomic.Bool
+	connMu   sync.Mutex
+	conns    map[net.Conn]struct{}
+
+	metrics struct {
+		refused atomic.Int64
+	}
+}
+
+// NewServer returns a server for cfg; observers are told about every push.
+func NewServer(cfg Config, log *slog.Logger, observers ...Observer) *Server {
+	log = log.With("component", "live")
+	s := &Server{
+		cfg:        cfg,
+		log:        log,
+		rtmpLogger: newRTMPLogger(log),
+		hub:        NewHub(cfg.ViewerQueue, log),
+		observers:  observers,
+		conns:      make(map[net.Conn]struct{}),
+	}
+	s.hls = newHLSOutput(cfg.HLS, log)
+	if len(s.pushKeys()) == 0 {
+		log.Warn("push authentication is OFF: no push key configured (set LIVETAPE_PUSH_KEY); anyone can publish")
+	}
+	return s
+}
+
+// Hub returns the stream registry.
+func (s *Server) Hub() *Hub { return s.hub }
+
+// ServeRTMP accepts RTMP connections on ln until ctx is done, then drops every
+// connection (publishers end with EndKicked) and returns.
+func (s *Server) ServeRTMP(ctx context.Context, ln net.Listener) error {
+	s.log.Info("rtmp listening", "addr", ln.Addr().String())
+	errc := make(chan error, 1)
+	go func() { errc <- s.serveRTMP(ctx, ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.stopping.Store(true)
+	err := <-errc
+	s.connMu.Lock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.connMu.Unlock()
+	for _, st := range s.hub.Streams() {
+		st.Close()
+	}
+	return err
+}
+
+func (s *Server) trackConn(c net.Conn, add bool) {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if add {
+		s.conns[c] = struct{}{}
+	} else {
+		delete(s.conns, c)
+	}
+}
+
+func (s *Server) pushKeys() []string {
+	var keys []string
+	for _, k := range []string{s.cfg.PushKey, s.cfg.PushBackupKey} {
+		if k != "" {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// lookupPlay finds a live stream for a player, checking the play signature when a play
+// key is configured.
+func (s *Server) lookupPlay(app, id string, q url.Values) (*Stream, error) {
+	if err := ValidStreamID(id); err != nil {
+		return nil, err
+	}
+	if s.cfg.PlayKey != "" {
+		if err := sign.Verify([]string{s.cfg.PlayKey}, id, q.Get("txSecret"), q.Get("txTime"), time.Now()); err != nil {
+			return nil, fmt.Errorf("play signature: %w", err)
+		}
+	}
+	st := s.hub.Lookup(app, id)
+	if st == nil {
+		return nil, fmt.Errorf("%w: %s/%s is not live", ErrStreamNotFound, app, id)
+	}
+	return st, nil
+}
+
+func (s *Server) publishStarted(p *Publication) {
+	s.hls.start(p.Stream)
+	for _, o := range s.observers {
+		o.PublishStarted(p)
+	}
+}
+
+func (s *Server) publishEnded(p *Publication, reason EndReason) {
+	now := time.Now()
+	for _, o := range s.observers {
+		o.PublishEnded(p, reason, now)
+	}
+}
