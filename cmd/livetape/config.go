@@ -1,0 +1,270 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/livetape/livetape/live"
+)
+
+// Config is livetape's whole configuration. Each package receives only its own part.
+// Load it with loadConfig: defaults < YAML file < environment < flags.
+type Config struct {
+	// DataDir holds recordings and state (default "./data").
+	DataDir string `yaml:"data_dir"`
+	// HTTPAddr is the HTTP listen address for playback, API and metrics (default ":8080").
+	HTTPAddr string `yaml:"http_addr"`
+	// Log configures the process logger.
+	Log LogConfig `yaml:"log"`
+	// Live configures RTMP ingest and live playback.
+	Live live.Config `yaml:"live"`
+}
+
+// LogConfig configures the process logger, which writes to stderr.
+type LogConfig struct {
+	// Level is debug, info, warn or error (default info).
+	Level string `yaml:"level"`
+	// Format is text or json (default text).
+	Format string `yaml:"format"`
+}
+
+// defaultConfig returns the embedded defaults: RTMP :1935, HTTP :8080, data in ./data.
+func defaultConfig() Config {
+	return Config{
+		DataDir:  "./data",
+		HTTPAddr: ":8080",
+		Log:      LogConfig{Level: "info", Format: "text"},
+		Live:     live.DefaultConfig(),
+	}
+}
+
+// Validate reports every problem of the configuration at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data_dir: must not be empty"))
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		errs = append(errs, fmt.Errorf("http_addr %q: %w", c.HTTPAddr, err))
+	}
+	if _, err := parseLogLevel(c.Log.Level); err != nil {
+		errs = append(errs, err)
+	}
+	switch strings.ToLower(c.Log.Format) {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log.format %q: must be text or json", c.Log.Format))
+	}
+	if err := c.Live.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// parseLogLevel accepts debug, info, warn and error, in any case.
+func parseLogLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("log.level %q: must be debug, info, warn or error", s)
+}
+
+// newLogger builds the process logger described by lc, writing to w.
+func newLogger(lc LogConfig, w io.Writer) (*slog.Logger, error) {
+	level, err := parseLogLevel(lc.Level)
+	if err != nil {
+		return nil, err
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch strings.ToLower(lc.Format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log.format %q: must be text or json", lc.Format)
+}
+
+// envConfigFile names the configuration file when --config is not given.
+const envConfigFile = "LIVETAPE_CONFIG"
+
+// setting is one row of the configuration reference: where a value can be set and how a
+// string from the environment or a flag is parsed into Config. README.md's
+// "Configuration" table is generated from settings (see TestREADMEConfigReference).
+type setting struct {
+	YAML string // dotted key in the YAML file; "" when the file cannot set it
+	Env  string // environment variable; "" when there is none
+	Flag string // flag of `livetape serve`, without dashes; "" when there is none
+	Help string // meaning, one line
+	field
+}
+
+// field reads and writes one Config field as text. set is nil for the rows that only
+// locate the configuration file.
+type field struct {
+	get func(*Config) string
+	set func(*Config, string) error
+}
+
+// settings lists every setting. To add one: add the Config field (with its yaml tag and
+// default), add a row here, and run `go test ./cmd/livetape -run README -update`.
+var settings = []setting{
+	{Env: envConfigFile, Flag: "config", Help: "YAML configuration file; unknown keys are rejected"},
+	{YAML: "data_dir", Env: "LIVETAPE_DATA_DIR", Flag: "data-dir", Help: "directory for recordings and state",
+		field: stringField(func(c *Config) *string { return &c.DataDir })},
+	{YAML: "http_addr", Env: "LIVETAPE_HTTP_ADDR", Flag: "http-addr", Help: "HTTP listen address: live playback, VOD, API, /metrics",
+		field: stringField(func(c *Config) *string { return &c.HTTPAddr })},
+	{YAML: "log.level", Env: "LIVETAPE_LOG_LEVEL", Flag: "log-level", Help: "debug, info, warn or error",
+		field: stringField(func(c *Config) *string { return &c.Log.Level })},
+	{YAML: "log.format", Env: "LIVETAPE_LOG_FORMAT", Flag: "log-format", Help: "text or json (logs go to stderr)",
+		field: stringField(func(c *Config) *string { return &c.Log.Format })},
+	{YAML: "live.rtmp_addr", Env: "LIVETAPE_RTMP_ADDR", Flag: "rtmp-addr", Help: "RTMP listen address (push and play)",
+		field: stringField(func(c *Config) *string { return &c.Live.RTMPAddr })},
+	{YAML: "live.push_key", Env: "LIVETAPE_PUSH_KEY", Help: "key that signs push URLs (txSecret); empty turns push authentication off",
+		field: stringField(func(c *Config) *string { return &c.Live.PushKey })},
+	{YAML: "live.push_backup_key", Env: "LIVETAPE_PUSH_BACKUP_KEY", Help: "second push key, accepted as well, for key rotation",
+		field: stringField(func(c *Config) *string { return &c.Live.PushBackupKey })},
+	{YAML: "live.play_key", Env: "LIVETAPE_PLAY_KEY", Help: "key that signs play URLs; empty leaves playback open",
+		field: stringField(func(c *Config) *string { return &c.Live.PlayKey })},
+	{YAML: "live.idle_timeout", Env: "LIVETAPE_IDLE_TIMEOUT", Help: "drop a publisher that sends nothing for this long (Go duration)",
+		field: durationField(func(c *Config) *time.Duration { return &c.Live.IdleTimeout })},
+	{YAML: "live.viewer_queue", Help: "packets queued per viewer before it skips to the next keyframe (16..65536)",
+		field: intField(func(c *Config) *int { return &c.Live.ViewerQueue })},
+	{YAML: "live.hls.segment_duration", Help: "live HLS target segment length, cut at the next keyframe (500ms..1m)",
+		field: durationField(func(c *Config) *time.Duration { return &c.Live.HLS.SegmentDuration })},
+	{YAML: "live.hls.window", Help: "segments listed in the live HLS playlist (2..100)",
+		field: intField(func(c *Config) *int { return &c.Live.HLS.Window })},
+}
+
+func stringField(p func(*Config) *string) field {
+	return field{
+		get: func(c *Config) string { return *p(c) },
+		set: func(c *Config, v string) error { *p(c) = v; return nil },
+	}
+}
+
+func durationField(p func(*Config) *time.Duration) field {
+	return field{
+		get: func(c *Config) string { return p(c).String() },
+		set: func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return err
+			}
+			*p(c) = d
+			return nil
+		},
+	}
+}
+
+func intField(p func(*Config) *int) field {
+	return field{
+		get: func(c *Config) string { return strconv.Itoa(*p(c)) },
+		set: func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("not an integer")
+			}
+			*p(c) = n
+			return nil
+		},
+	}
+}
+
+// registerFlags defines a string flag on fs for every setting that has one, except
+// --config, which the command defines itself. loadConfig applies those set explicitly.
+func registerFlags(fs *flag.FlagSet) {
+	def := defaultConfig()
+	for _, s := range settings {
+		if s.Flag == "" || s.set == nil {
+			continue
+		}
+		fs.String(s.Flag, "", fmt.Sprintf("%s (default %q, env %s)", s.Help, s.get(&def), s.Env))
+	}
+}
+
+// loadConfig builds the configuration: defaults < YAML file < environment < flags.
+//
+// path is the YAML file ("" reads LIVETAPE_CONFIG, and no file at all when that is unset
+// too). env looks variables up (os.LookupEnv); an empty variable counts as unset, so an
+// unset ${VAR} in a compose file cannot wipe a key. flags, which may be nil, supplies the
+// flags of registerFlags; only the flags set explicitly override. The result is
+// validated, and every problem found (bad values by name, then Validate's) is returned
+// at once.
+func loadConfig(path string, env func(string) (string, bool), flags *flag.FlagSet) (Config, error) {
+	cfg := defaultConfig()
+	if path == "" {
+		path, _ = env(envConfigFile)
+	}
+	if path != "" {
+		if err := decodeFile(path, &cfg); err != nil {
+			return Config{}, err
+		}
+	}
+
+	var errs []error
+	for _, s := range settings {
+		if s.Env == "" || s.set == nil {
+			continue
+		}
+		if v, ok := env(s.Env); ok && v != "" {
+			if err := s.set(&cfg, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", s.Env, v, err))
+			}
+		}
+	}
+	if flags != nil {
+		byFlag := make(map[string]setting)
+		for _, s := range settings {
+			if s.Flag != "" && s.set != nil {
+				byFlag[s.Flag] = s
+			}
+		}
+		flags.Visit(func(f *flag.Flag) {
+			s, ok := byFlag[f.Name]
+			if !ok {
+				return
+			}
+			if err := s.set(&cfg, f.Value.String()); err != nil {
+				errs = append(errs, fmt.Errorf("--%s %q: %w", f.Name, f.Value.String(), err))
+			}
+		})
+	}
+	errs = append(errs, cfg.Validate())
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, fmt.Errorf("configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+// decodeFile reads a YAML file over cfg, rejecting unknown keys.
+func decodeFile(path string, cfg *Config) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	return nil
+}
