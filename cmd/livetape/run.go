@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/debug"
+)
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3"; otherwise the
+// module version from the build info is shown, or "dev".
+var version = ""
+
+// usageError is a mistake in the command line; main exits with status 2 for it.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+// command is one subcommand of livetape.
+type command struct {
+	name    string
+	summary string
+	// flags returns the command's flag set (for help); run executes the command.
+	flags func() *flag.FlagSet
+	run   func(ctx context.Context, args []string, env func(string) (string, bool), stdout, stderr io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"serve", "run the server (RTMP ingest, live playback)", func() *flag.FlagSet { fs, _ := serveFlags(); return fs }, cmdServe},
+		{"sign", "print signed push and play URLs for a stream", func() *flag.FlagSet { fs, _ := signFlags(); return fs }, cmdSign},
+		{"version", "print the version", nil, cmdVersion},
+		{"help", "show help for livetape or a command", nil, nil},
+	}
+}
+
+// run is livetape's whole command line: args are os.Args[1:]. It reads the process
+// environment; runEnv takes the environment as a function instead.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return runEnv(ctx, args, os.LookupEnv, stdout, stderr)
+}
+
+func runEnv(ctx context.Context, args []string, env func(string) (string, bool), stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		printUsage(stderr)
+		return usagef("no command given")
+	}
+	name, rest := args[0], args[1:]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		return cmdHelp(rest, stdout)
+	}
+	for _, c := range commands() {
+		if c.name == name && c.run != nil {
+			err := c.run(ctx, rest, env, stdout, stderr)
+			if errors.As(err, new(usageError)) {
+				return usageError{fmt.Errorf("%s: %w (see 'livetape help %s')", name, err, name)}
+			}
+			return err
+		}
+	}
+	printUsage(stderr)
+	return usagef("unknown command %q", name)
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprintln(w, "livetape is a live-streaming server: RTMP ingest, live HTTP-FLV, HLS and RTMP playback.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Usage: livetape COMMAND [flags]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Commands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run 'livetape help COMMAND' for a command's flags. Settings also come from a YAML")
+	fmt.Fprintln(w, "file (--config, LIVETAPE_CONFIG) and LIVETAPE_* variables; see README.md.")
+}
+
+func cmdHelp(args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		printUsage(stdout)
+		return nil
+	}
+	if len(args) > 1 {
+		return usagef("help: one command at a time")
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		fmt.Fprintf(stdout, "livetape %s: %s\n", c.name, c.summary)
+		if c.flags != nil {
+			fmt.Fprintln(stdout, "\nFlags:")
+			fs := c.flags()
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+		}
+		return nil
+	}
+	return usagef("help: unknown command %q", args[0])
+}
+
+// parseFlags parses args into fs. It returns done=true when help was asked for (and
+// printed to stdout); mistakes are usage errors, and so are leftover arguments.
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) (done bool, err error) {
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stdout, "Flags of livetape %s:\n", fs.Name())
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+			return true, nil
+		}
+		return false, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return false, usagef("unexpected argument %q", fs.Arg(0))
+	}
+	return false, nil
+}
+
+// serveFlags defines the flags of `livetape serve`.
+func serveFlags() (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	config := fs.String("config", "", "YAML configuration file (env "+envConfigFile+")")
+	registerFlags(fs)
+	return fs, config
+}
+
+func cmdServe(ctx context.Context, args []string, env func(string) (string, bool), stdout, stderr io.Writer) error {
+	fs, configPath := serveFlags()
+	if done, err := parseFlags(fs, args, stdout); done || err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*configPath, env, fs)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		return err
+	}
+	return runServe(ctx, cfg, log)
+}
+
+func cmdVersion(_ context.Context, args []string, _ func(string) (string, bool), stdout, _ io.Writer) error {
+	if len(args) > 0 {
+		return usagef("unexpected argument %q", args[0])
+	}
+	fmt.Fprintf(stdout, "livetape %s %s %s/%s\n", versionString(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return nil
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}

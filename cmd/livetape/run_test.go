@@ -1,0 +1,105 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRunCommandLine(t *testing.T) {
+	tests := []struct {
+		name       string
+		args       []string
+		env        map[string]string
+		usage      bool     // a usage error (exit status 2)
+		wantErr    []string // error substrings; nil means success
+		wantStdout []string
+	}{
+		{name: "no command", args: nil, usage: true, wantErr: []string{"no command"}},
+		{name: "unknown command", args: []string{"frobnicate"}, usage: true, wantErr: []string{`"frobnicate"`}},
+		{name: "help", args: []string{"help"}, wantStdout: []string{"serve", "sign", "version"}},
+		{name: "--help", args: []string{"--help"}, wantStdout: []string{"Usage: livetape"}},
+		{name: "help serve", args: []string{"help", "serve"}, wantStdout: []string{"-config", "-rtmp-addr", "-http-addr", "-data-dir", "-log-level", "-log-format"}},
+		{name: "help sign", args: []string{"help", "sign"}, wantStdout: []string{"-stream", "-play-key", "-record-type"}},
+		{name: "help unknown", args: []string{"help", "x"}, usage: true, wantErr: []string{`"x"`}},
+		{name: "serve -h", args: []string{"serve", "-h"}, wantStdout: []string{"-rtmp-addr"}},
+		{name: "version", args: []string{"version"}, wantStdout: []string{"livetape ", "go1."}},
+		{name: "version extra", args: []string{"version", "x"}, usage: true, wantErr: []string{`"x"`}},
+		{name: "serve unknown flag", args: []string{"serve", "--bogus"}, usage: true, wantErr: []string{"serve", "bogus"}},
+		{name: "serve stray argument", args: []string{"serve", "now"}, usage: true, wantErr: []string{`"now"`}},
+		{
+			name:    "serve bad config",
+			args:    []string{"serve", "--log-level", "loud", "--http-addr", "nocolon"},
+			env:     map[string]string{"LIVETAPE_IDLE_TIMEOUT": "abc"},
+			wantErr: []string{"log.level", "http_addr", "LIVETAPE_IDLE_TIMEOUT"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := runEnv(context.Background(), tt.args, mapEnv(tt.env), &stdout, &stderr)
+			if tt.wantErr == nil && err != nil {
+				t.Fatal(err)
+			}
+			if tt.wantErr != nil && err == nil {
+				t.Fatalf("no error, want one mentioning %q", tt.wantErr)
+			}
+			for _, w := range tt.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not mention %q:\n%v", w, err)
+				}
+			}
+			if err != nil {
+				if got := errors.As(err, new(usageError)); got != tt.usage {
+					t.Errorf("usage error = %v, want %v (%v)", got, tt.usage, err)
+				}
+			}
+			for _, w := range tt.wantStdout {
+				if !strings.Contains(stdout.String(), w) {
+					t.Errorf("stdout does not contain %q:\n%s", w, stdout.String())
+				}
+			}
+		})
+	}
+}
+
+// TestServeStopsOnCancel runs serve on free ports and a temporary data directory and
+// expects it to return without error once its context ends.
+func TestServeStopsOnCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var stdout, stderr bytes.Buffer
+	go func() {
+		done <- runEnv(ctx, []string{"serve", "--rtmp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+			"--data-dir", t.TempDir(), "--log-format", "json"}, mapEnv(nil), &stdout, &stderr)
+	}()
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not return after cancel")
+	}
+}
+
+func TestNewLogger(t *testing.T) {
+	var buf bytes.Buffer
+	log, err := newLogger(LogConfig{Level: "WARN", Format: "json"}, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("hidden")
+	log.Warn("shown", "k", 1)
+	if strings.Contains(buf.String(), "hidden") || !strings.Contains(buf.String(), `"msg":"shown"`) {
+		t.Errorf("log output %q", buf.String())
+	}
+	if _, err := newLogger(LogConfig{Level: "info", Format: "xml"}, &buf); err == nil {
+		t.Error("format xml accepted")
+	}
+}
