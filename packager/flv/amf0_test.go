@@ -324,11 +324,15 @@ func TestDateTime(t *testing.T) {
 	}
 }
 
-// fixtureScriptBodies returns the body of every script data tag in the FLV fixtures.
-func fixtureScriptBodies(tb testing.TB) [][]byte {
+// fixtureScriptBodies returns the body of every script data tag in the named FLV
+// fixtures, by default all of them.
+func fixtureScriptBodies(tb testing.TB, names ...string) [][]byte {
 	tb.Helper()
+	if len(names) == 0 {
+		names = []string{"av.flv", "video720.flv", "audio.flv"}
+	}
 	var bodies [][]byte
-	for _, name := range []string{"av.flv", "video720.flv", "audio.flv"} {
+	for _, name := range names {
 		f, err := os.Open("../../testdata/" + name)
 		if err != nil {
 			tb.Fatal(err)
