@@ -1,0 +1,416 @@
+// Package hls packages a media.Packet stream as MPEG-TS segments and renders HLS
+// playlists. The same code serves live HLS (segments kept in memory, 2 s target,
+// sliding window) and recording (segments written to files, 4 s target, VOD playlist),
+// so that what a viewer watches live and what is replayed later are muxed alike.
+package hls
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+
+	"github.com/asticode/go-astits"
+
+	"github.com/livetape/livetape/media"
+)
+
+// PIDs of the elementary streams. They are fixed, not allocated in order of
+// appearance, so that every segment of a stream (and of every stream) uses the same
+// PIDs even when a track is only learned midway.
+const (
+	VideoPID uint16 = 0x100
+	AudioPID uint16 = 0x101
+)
+
+// ErrUnsupportedCodec is returned for video other than H.264 and audio other than
+// AAC: MPEG-TS could carry more, but HLS players are only guaranteed these two.
+var ErrUnsupportedCodec = errors.New("hls: unsupported codec (only H.264 video and AAC audio)")
+
+// Tracks are the elementary streams of a transport stream; a track is present when its
+// configuration is non-nil. Knowing them up front (from the GOP cache, say) lets the
+// first PMT list both; otherwise they are learned from sequence headers.
+type Tracks struct {
+	Video *media.AVCConfig
+	Audio *media.AACConfig
+}
+
+// Audio grouping: several ADTS frames share one PES, which saves a PES header and the
+// stuffing of a partly filled TS packet per frame (about a fifth of the audio bytes at
+// 128 kb/s). A group spans less than audioGroupSpan so that, when audio carries the
+// PCR, PCRs stay within the 100 ms that ISO/IEC 13818-1 2.7.2 asks for; maxAudioPES is
+// ffmpeg's default PES payload size.
+const (
+	audioGroupSpan = 80 // ms
+	maxAudioPES    = 2930
+	maxADTSFrame   = 1<<13 - 1 // aac_frame_length is 13 bits, header included
+)
+
+// Muxer writes media packets as an MPEG-TS stream: H.264 in Annex B with access unit
+// delimiters and parameter sets before each IDR, AAC in ADTS. Sequence headers update
+// the codec configuration; data packets are ignored. A Muxer is not safe for
+// concurrent use.
+//
+// The output goes to one writer at a time, with one Write call per PES, so that a file
+// or a network connection behind it sees few, large writes. StartSegment switches the
+// writer and makes the next bytes a PAT and a PMT, so each segment can be decoded on
+// its own; continuity counters carry on across segments, as in one long stream.
+//
+// A packet error (unsupported codec, malformed payload) skips that packet and leaves
+// the Muxer usable; a write error leaves the current segment truncated.
+type Muxer struct {
+	w    io.Writer
+	n    int64 // bytes written to w
+	werr error // the first error of w, which leaves the segment unusable
+	ts   *astits.Muxer
+	// out collects the TS packets of one PES: astits writes byte by byte, so it
+	// writes to memory and w gets the result in one call.
+	out bytes.Buffer
+
+	tracks     Tracks
+	hasES      [2]bool // video, audio in the PMT
+	pcrPID     uint16
+	lengthSize int // bytes of the AVCC NAL unit length prefix
+
+	// astits writes PAT/PMT on its own before its first PES and before every PES on
+	// the PCR PID with random_access_indicator set; tsStarted and needTables let
+	// writePES add them exactly where astits would not.
+	tsStarted  bool
+	needTables bool
+	audioRAI   bool // the next audio PES is the first of its segment
+
+	au []byte // Annex B access unit, reused
+
+	aac        []byte // pending ADTS frames of one PES
+	aacTS      uint32 // timestamp of the first pending frame
+	aacN       int    // number of pending frames
+	aacFrameUS int64  // frame duration in µs, to tell gaps in the audio from jitter
+}
+
+// NewMuxer returns a Muxer writing to w. tracks may be empty: tracks are then added as
+// their sequence headers arrive.
+func NewMuxer(w io.Writer, tracks Tracks) *Muxer {
+	m := &Muxer{w: w, needTables: true, audioRAI: true, lengthSize: 4}
+	// A period this long turns off astits' own retransmission every 40 PES: tables go
+	// at the start of each segment and before each IDR instead (see writePES).
+	m.ts = astits.NewMuxer(context.Background(), &m.out, astits.MuxerOptTablesRetransmitPeriod(math.MaxInt32))
+	if tracks.Video != nil {
+		m.setVideo(tracks.Video)
+	}
+	if tracks.Audio != nil {
+		m.setAudio(tracks.Audio)
+	}
+	return m
+}
+
+// Tracks returns the current codec configurations.
+func (m *Muxer) Tracks() Tracks { return m.tracks }
+
+// StartSegment writes any pending audio to the current writer, then directs the output
+// to w; the next PES is preceded by a PAT and a PMT. An error is the current writer's:
+// the switch to w happens regardless.
+func (m *Muxer) StartSegment(w io.Writer) error {
+	err := m.Flush()
+	m.w, m.n, m.werr = w, 0, nil
+	m.needTables, m.audioRAI = true, true
+	return err
+}
+
+// Flush writes the audio frames held back for grouping.
+func (m *Muxer) Flush() error {
+	if m.aacN == 0 {
+		return nil
+	}
+	af := &astits.PacketAdaptationField{RandomAccessIndicator: m.audioRAI}
+	if m.pcrPID == AudioPID {
+		af.HasPCR, af.PCR = true, &astits.ClockReference{Base: clock90k(int64(m.aacTS))}
+	}
+	pes := &astits.PESData{
+		Header: &astits.PESHeader{
+			StreamID: 0xC0,
+			OptionalHeader: &astits.PESOptionalHeader{
+				MarkerBits:             2,
+				DataAlignmentIndicator: true,
+				PTSDTSIndicator:        astits.PTSDTSIndicatorOnlyPTS,
+				PTS:                    &astits.ClockReference{Base: clock90k(int64(m.aacTS))},
+			},
+		},
+		Data: m.aac,
+	}
+	m.aac, m.aacN = m.aac[:0], 0
+	m.audioRAI = false
+	return m.writePES(AudioPID, af, pes)
+}
+
+// WritePacket muxes one packet.
+func (m *Muxer) WritePacket(p *media.Packet) error {
+	switch {
+	case p.Kind == media.KindData:
+		return nil
+	case p.SequenceHeader:
+		_, err := m.setConfig(p)
+		return err
+	case p.Kind == media.KindVideo:
+		return m.writeVideo(p)
+	case p.Kind == media.KindAudio:
+		return m.writeAudio(p)
+	}
+	return nil
+}
+
+// setConfig applies a sequence header and reports whether the configuration differs
+// from the one in use (or is the first of its track).
+func (m *Muxer) setConfig(p *media.Packet) (bool, error) {
+	if err := checkCodec(p); err != nil {
+		return false, err
+	}
+	switch p.Kind {
+	case media.KindVideo:
+		c, err := media.ParseAVCConfig(p.Payload())
+		if err != nil {
+			return false, fmt.Errorf("hls: video sequence header at %d ms: %w", p.Timestamp, err)
+		}
+		if c.Equal(m.tracks.Video) {
+			return false, nil
+		}
+		m.setVideo(c)
+	case media.KindAudio:
+		c, err := media.ParseAACConfig(p.Payload())
+		if err != nil {
+			return false, fmt.Errorf("hls: audio sequence header at %d ms: %w", p.Timestamp, err)
+		}
+		if c.Equal(m.tracks.Audio) {
+			return false, nil
+		}
+		m.setAudio(c) // pending frames keep the ADTS headers of the old config
+	}
+	return true, nil
+}
+
+func (m *Muxer) setVideo(c *media.AVCConfig) {
+	m.tracks.Video = c
+	m.lengthSize = 4
+	if len(c.Record) > 4 {
+		m.lengthSize = int(c.Record[4]&3) + 1 // lengthSizeMinusOne
+	}
+	m.addES(0, VideoPID, astits.StreamTypeH264Video)
+}
+
+func (m *Muxer) setAudio(c *media.AACConfig) {
+	m.tracks.Audio = c
+	m.aacFrameUS = int64(c.FrameLength) * 1e6 / int64(c.SampleRate)
+	m.addES(1, AudioPID, astits.StreamTypeAACAudio)
+}
+
+// addES puts a track in the PMT the first time it is seen and keeps the PCR on video
+// when there is video: players lock to the PCR, and video is the denser stream.
+func (m *Muxer) addES(i int, pid uint16, st astits.StreamType) {
+	if m.hasES[i] {
+		return
+	}
+	m.hasES[i] = true
+	// Cannot fail: the PIDs are fixed and distinct, and each is added once.
+	_ = m.ts.AddElementaryStream(astits.PMTElementaryStream{ElementaryPID: pid, StreamType: st})
+	pcr := AudioPID
+	if m.hasES[0] {
+		pcr = VideoPID
+	}
+	if pcr != m.pcrPID {
+		m.pcrPID = pcr
+		m.ts.SetPCRPID(pcr)
+	}
+	m.needTables = true // a changed PMT goes out before the next PES
+}
+
+func checkCodec(p *media.Packet) error {
+	switch {
+	case p.Kind == media.KindVideo && p.VideoCodec() != media.VideoCodecAVC:
+		return fmt.Errorf("%w: video codec id %d", ErrUnsupportedCodec, p.VideoCodec())
+	case p.Kind == media.KindAudio && p.AudioFormat() != media.AudioFormatAAC:
+		return fmt.Errorf("%w: audio format %d", ErrUnsupportedCodec, p.AudioFormat())
+	}
+	return nil
+}
+
+// canWrite tells whether p would produce output: media of a supported codec whose
+// configuration is known. Media before its sequence header cannot be described in a
+// PMT (and AAC cannot get ADTS headers), so it is dropped.
+func (m *Muxer) canWrite(p *media.Packet) (bool, error) {
+	if p.Kind == media.KindData || p.SequenceHeader {
+		return false, nil
+	}
+	if err := checkCodec(p); err != nil {
+		return false, err
+	}
+	if len(p.Payload()) == 0 {
+		return false, nil
+	}
+	if p.Kind == media.KindVideo {
+		// AVCPacketType 1 is NAL units; 2, end of sequence, carries no picture.
+		return m.tracks.Video != nil && p.Body()[1] == 1, nil
+	}
+	return m.tracks.Audio != nil, nil
+}
+
+// NAL unit types (ITU-T H.264 table 7-1).
+const (
+	nalIDR = 5
+	nalSPS = 7
+	nalAUD = 9
+)
+
+var startCode = []byte{0, 0, 0, 1}
+
+// annexB converts an AVCC access unit to Annex B: an access unit delimiter first (some
+// decoders, Apple's among them, need one to find frame boundaries in TS), then, for a
+// keyframe without parameter sets of its own, the SPS and PPS so that decoding can
+// start at any IDR, then the NAL units with start codes.
+func (m *Muxer) annexB(data []byte, keyframe bool) ([]byte, error) {
+	hasSPS := false
+	for rest := data; len(rest) > 0; {
+		nal, next, err := m.nextNAL(rest)
+		if err != nil {
+			return nil, err
+		}
+		switch nal[0] & 0x1f {
+		case nalSPS:
+			hasSPS = true
+		case nalIDR:
+			keyframe = true
+		}
+		rest = next
+	}
+	au := append(m.au[:0], 0, 0, 0, 1, nalAUD, 0xF0) // primary_pic_type 7: any slice type
+	if keyframe && !hasSPS {
+		for _, ps := range [][][]byte{m.tracks.Video.SPS, m.tracks.Video.PPS} {
+			for _, nal := range ps {
+				au = append(append(au, startCode...), nal...)
+			}
+		}
+	}
+	for rest := data; len(rest) > 0; {
+		nal, next, _ := m.nextNAL(rest) // validated above
+		if nal[0]&0x1f != nalAUD {      // ours replaces any the encoder put in
+			au = append(append(au, startCode...), nal...)
+		}
+		rest = next
+	}
+	m.au = au
+	return au, nil
+}
+
+func (m *Muxer) nextNAL(b []byte) (nal, rest []byte, err error) {
+	if len(b) < m.lengthSize {
+		return nil, nil, fmt.Errorf("hls: truncated AVC NAL unit length (%d bytes left)", len(b))
+	}
+	n := 0
+	for _, c := range b[:m.lengthSize] {
+		n = n<<8 | int(c)
+	}
+	b = b[m.lengthSize:]
+	if n == 0 || n > len(b) {
+		return nil, nil, fmt.Errorf("hls: AVC NAL unit length %d with %d bytes left", n, len(b))
+	}
+	return b[:n], b[n:], nil
+}
+
+func (m *Muxer) writeVideo(p *media.Packet) error {
+	if ok, err := m.canWrite(p); !ok {
+		return err
+	}
+	au, err := m.annexB(p.Payload(), p.Keyframe)
+	if err != nil {
+		return fmt.Errorf("%w (video at %d ms)", err, p.Timestamp)
+	}
+	dts := int64(p.Timestamp)
+	pts := dts + int64(p.CompositionTime)
+	if pts < dts { // negative composition times are invalid in TS (PTS >= DTS)
+		pts = dts
+	}
+	oh := &astits.PESOptionalHeader{
+		MarkerBits:             2,
+		DataAlignmentIndicator: true,
+		PTSDTSIndicator:        astits.PTSDTSIndicatorOnlyPTS,
+		PTS:                    &astits.ClockReference{Base: clock90k(pts)},
+	}
+	if pts != dts {
+		oh.PTSDTSIndicator = astits.PTSDTSIndicatorBothPresent
+		oh.DTS = &astits.ClockReference{Base: clock90k(dts)}
+	}
+	var af *astits.PacketAdaptationField
+	if p.Keyframe || m.pcrPID == VideoPID {
+		af = &astits.PacketAdaptationField{RandomAccessIndicator: p.Keyframe}
+		if m.pcrPID == VideoPID {
+			// PCR = DTS: HLS players clock playback from PTS, and holding PCR back
+			// would need a timestamp offset that recordings should not carry.
+			af.HasPCR, af.PCR = true, &astits.ClockReference{Base: clock90k(dts)}
+		}
+	}
+	pes := &astits.PESData{Header: &astits.PESHeader{StreamID: 0xE0, OptionalHeader: oh}, Data: au}
+	return m.writePES(VideoPID, af, pes)
+}
+
+func (m *Muxer) writeAudio(p *media.Packet) error {
+	if ok, err := m.canWrite(p); !ok {
+		return err
+	}
+	raw := p.Payload()
+	if len(raw)+7 > maxADTSFrame {
+		return fmt.Errorf("hls: AAC frame of %d bytes at %d ms does not fit ADTS", len(raw), p.Timestamp)
+	}
+	if m.aacN > 0 {
+		// Frames in a PES are timed by the PES PTS plus their rank, so a gap in
+		// the timestamps, a group too long or too big starts a new PES.
+		sinceFirst := int64(p.Timestamp) - int64(m.aacTS)
+		expected := int64(m.aacN) * m.aacFrameUS / 1000
+		if sinceFirst >= audioGroupSpan || sinceFirst-expected > 2 || expected-sinceFirst > 2 ||
+			len(m.aac)+7+len(raw) > maxAudioPES {
+			if err := m.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if m.aacN == 0 {
+		m.aacTS = p.Timestamp
+	}
+	h := m.tracks.Audio.ADTSHeader(len(raw))
+	m.aac = append(append(m.aac, h[:]...), raw...)
+	m.aacN++
+	return nil
+}
+
+// writePES writes one PES, preceded by a PAT and a PMT when a segment starts or the PMT
+// changed and astits is not about to write them itself.
+func (m *Muxer) writePES(pid uint16, af *astits.PacketAdaptationField, pes *astits.PESData) error {
+	astitsWritesTables := !m.tsStarted || (af != nil && af.RandomAccessIndicator && pid == m.pcrPID)
+	if m.needTables && !astitsWritesTables {
+		if _, err := m.ts.WriteTables(); err != nil {
+			m.out.Reset()
+			return fmt.Errorf("hls: write PAT/PMT: %w", err)
+		}
+	}
+	m.needTables, m.tsStarted = false, true
+	if _, err := m.ts.WriteData(&astits.MuxerData{PID: pid, AdaptationField: af, PES: pes}); err != nil {
+		m.out.Reset()
+		return fmt.Errorf("hls: mux PES on PID %#x: %w", pid, err)
+	}
+	n, err := m.w.Write(m.out.Bytes())
+	m.n += int64(n)
+	m.out.Reset()
+	if err != nil {
+		if m.werr == nil {
+			m.werr = err
+		}
+		return fmt.Errorf("hls: write: %w", err)
+	}
+	return nil
+}
+
+// discardAudio drops the audio frames held back for grouping (of an abandoned segment).
+func (m *Muxer) discardAudio() { m.aac, m.aacN = m.aac[:0], 0 }
+
+// clock90k converts milliseconds to the 33-bit 90 kHz clock of PTS, DTS and PCR base,
+// wrapping as the 33-bit field does (every 26.5 hours).
+func clock90k(ms int64) int64 { return ms * 90 & (1<<33 - 1) }
