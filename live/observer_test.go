@@ -13,7 +13,9 @@ type observed struct {
 
 type recordingObserver struct{ ch chan observed }
 
-func newRecordingObserver() *recordingObserver { return &recordingObserver{ch: make(chan observed, 16)} }
+func newRecordingObserver() *recordingObserver {
+	return &recordingObserver{ch: make(chan observed, 16)}
+}
 
 func (o *recordingObserver) PublishStarted(p *Publication) { o.ch <- observed{kind: "start", pub: p} }
 

@@ -25,11 +25,15 @@ import (
 
 // Chunk stream ids for outgoing media, as FMS and nginx-rtmp use them.
 const (
-	csidStatus = 5
-	csidAudio  = 6
-	csidVideo  = 7
-	csidData   = 8
+	csidControl = 2
+	csidStatus  = 5
+	csidAudio   = 6
+	csidVideo   = 7
+	csidData    = 8
 )
+
+// outChunkSize is the chunk size livetape sends with (nginx-rtmp's default).
+const outChunkSize = 4096
 
 // handshakeTimeout bounds the time a connection may take to connect and publish or
 // play, so garbage or a silent client on the RTMP port does not hold a goroutine.
@@ -122,6 +126,18 @@ type rtmpConn struct {
 func (c *rtmpConn) OnServe(conn *rtmp.Conn) { c.conn = conn }
 
 func (c *rtmpConn) OnConnect(_ uint32, cmd *message.NetConnectionConnect) error {
+	// Larger chunks: fewer headers for media, and a refusal's onStatus stays in one chunk
+	// (go-rtmp interleaves chunks of different streams, so a multi-chunk status could
+	// complete after go-rtmp's own generic "Publish failed.").
+	// The state changes before the message is queued; the queue orders the two.
+	if err := c.conn.GetChunkStreamer().SelfState().SetChunkSize(outChunkSize); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.conn.Write(ctx, csidControl, 0, &rtmp.ChunkMessage{Message: &message.SetChunkSize{ChunkSize: outChunkSize}}); err != nil {
+		return err
+	}
 	app, q := SplitName(cmd.Command.App)
 	c.app = app
 	// Some encoders put the push URL's query on the tcUrl (rtmp://h/live?txSecret=…).
@@ -203,9 +219,12 @@ func (c *rtmpConn) writeStatus(streamID uint32, level message.NetStreamOnStatusL
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = c.conn.Write(ctx, csidStatus, 0, &rtmp.ChunkMessage{StreamID: streamID, Message: &message.CommandMessage{
+	err := c.conn.Write(ctx, csidStatus, 0, &rtmp.ChunkMessage{StreamID: streamID, Message: &message.CommandMessage{
 		CommandName: "onStatus", Encoding: message.EncodingTypeAMF0, Body: &buf,
 	}})
+	if err != nil {
+		c.log.Debug("write onStatus", "err", err)
+	}
 }
 
 func (c *rtmpConn) OnSetDataFrame(ts uint32, data *message.NetStreamSetDataFrame) error {
