@@ -1,0 +1,91 @@
+package live
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLiveHLS(t *testing.T) {
+	needFFmpeg(t)
+	s := startServer(t, func(c *Config) { c.HLS.SegmentDuration = time.Second; c.HLS.Window = 4 })
+	p := push(t, "rtmp://"+s.rtmpAddr+"/live/h", 9)
+	s.waitLive(t, "live", "h")
+
+	// The first playlist request waits for the first segment instead of failing.
+	code, pl := httpGet(t, s.httpURL+"/live/h.m3u8")
+	if code != 200 || !strings.HasPrefix(pl, "#EXTM3U") || !strings.Contains(pl, "h/seg-0.ts") {
+		t.Fatalf("first playlist: %d\n%s", code, pl)
+	}
+
+	r := probe(t, s.httpURL+"/live/h.m3u8", 2)
+	if codec, w, h, n := r.stream("video"); codec != "h264" || w != 320 || h != 240 || n == 0 {
+		t.Errorf("HLS video: %s %dx%d %d frames", codec, w, h, n)
+	}
+	if codec, _, _, _ := r.stream("audio"); codec != "aac" {
+		t.Errorf("HLS audio: %q", codec)
+	}
+
+	// Every segment starts on a keyframe and lasts about the target.
+	code, seg := httpGetBytes(t, s.httpURL+"/live/h/seg-1.ts")
+	if code != 200 {
+		t.Fatalf("seg-1: %d", code)
+	}
+	file := filepath.Join(t.TempDir(), "seg.ts")
+	os.WriteFile(file, seg, 0o644)
+	if first := firstVideoFrame(t, file); first.KeyFrame != 1 || first.PictType != "I" {
+		t.Errorf("seg-1 starts with %+v, want a keyframe", first)
+	}
+
+	if err := p.wait(t, 30*time.Second); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, p.stderr)
+	}
+	waitFor(t, "#EXT-X-ENDLIST", 10*time.Second, func() bool {
+		_, pl = httpGet(t, s.httpURL+"/live/h.m3u8")
+		return strings.Contains(pl, "#EXT-X-ENDLIST")
+	})
+	var total float64
+	n := 0
+	for _, m := range regexp.MustCompile(`#EXTINF:([0-9.]+),`).FindAllStringSubmatch(pl, -1) {
+		d, _ := strconv.ParseFloat(m[1], 64)
+		if d > 1.6 {
+			t.Errorf("segment of %.3f s with a 1 s target and 1 s GOP", d)
+		}
+		total += d
+		n++
+	}
+	if n != 4 || !strings.Contains(pl, "#EXT-X-MEDIA-SEQUENCE:") || strings.Contains(pl, "seg-0.ts") {
+		t.Errorf("ended playlist should list the last 4 segments:\n%s", pl)
+	}
+	if code, _ := httpGet(t, s.httpURL+"/live/h/seg-0.ts"); code != 404 {
+		t.Errorf("old segment still served: %d", code)
+	}
+}
+
+type frameInfo struct {
+	KeyFrame int    `json:"key_frame"`
+	PictType string `json:"pict_type"`
+}
+
+func firstVideoFrame(t testing.TB, file string) frameInfo {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-of", "json", "-select_streams", "v",
+		"-show_entries", "frame=key_frame,pict_type", "-read_intervals", "%+#1", file).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", file, err)
+	}
+	var r struct{ Frames []frameInfo }
+	if err := json.Unmarshal(out, &r); err != nil || len(r.Frames) == 0 {
+		t.Fatalf("ffprobe frames: %v %s", err, out)
+	}
+	return r.Frames[0]
+}
