@@ -92,12 +92,19 @@ type pusher struct {
 // in real time for secs seconds.
 func push(t testing.TB, url string, secs float64) *pusher {
 	t.Helper()
+	return pushArgs(t, url, secs)
+}
+
+// pushArgs is push with extra ffmpeg output options (bitrate…).
+func pushArgs(t testing.TB, url string, secs float64, extra ...string) *pusher {
+	t.Helper()
 	args := []string{"-hide_banner", "-loglevel", "error", "-re",
 		"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
 		"-t", fmt.Sprint(secs),
 		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25", "-keyint_min", "25", "-sc_threshold", "0",
-		"-c:a", "aac", "-b:a", "64k", "-f", "flv", url}
+		"-c:a", "aac", "-b:a", "64k"}
+	args = append(append(args, extra...), "-f", "flv", url)
 	p := &pusher{cmd: exec.Command("ffmpeg", args...), stderr: &syncBuffer{}, done: make(chan error, 1)}
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {

@@ -15,6 +15,9 @@ import (
 // for this long is disconnected.
 const flvWriteTimeout = 10 * time.Second
 
+// flvSocketBuffer is SO_SNDBUF for HTTP-FLV viewers: 20 Mbit/s at 100 ms RTT.
+const flvSocketBuffer = 256 << 10
+
 // maxBatch is the most packets written in one writev.
 const maxBatch = 64
 
@@ -50,6 +53,12 @@ func (s *Server) serveFLV(w http.ResponseWriter, r *http.Request, app, id string
 		return
 	}
 	defer conn.Close()
+	// A modest kernel buffer keeps memory per viewer bounded and lets a stalled viewer
+	// show up in its queue, where the hub handles it, instead of in the kernel.
+	if tc, ok := conn.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(flvSocketBuffer)
+	}
+	sub.OnDrop(func() { conn.SetWriteDeadline(time.Now()) })
 	log := s.log.With("stream", stream.Params.Key(), "viewer", conn.RemoteAddr().String(), "player", "http-flv")
 	fw := &flvConn{conn: conn}
 	hdr := flv.Header(info.HasAudio || !info.HasVideo, info.HasVideo || !info.HasAudio)

@@ -228,6 +228,7 @@ type Subscriber struct {
 	lostHeader bool // a sequence header was dropped while skipping: resend on resume
 	closed     bool
 	err        error
+	onDrop     func()
 
 	// Skipped counts packets this subscriber lost to overflows.
 	Skipped atomic.Int64
@@ -277,11 +278,23 @@ func (sub *Subscriber) offer(p *media.Packet, hasVideo bool) {
 			sub.stream.log.Warn("dropping viewer: it stayed behind for a whole GOP", "skipped", sub.Skipped.Load())
 			sub.close(ErrTooSlow)
 			sub.stream.removeLocked(sub)
+			if sub.onDrop != nil {
+				sub.onDrop()
+			}
 			return
 		}
 		sub.skipping = true
 		sub.Skipped.Add(1)
 	}
+}
+
+// OnDrop sets f to be called when the subscriber is dropped for being too slow, so its
+// writer can abort a blocked write at once. f runs with the stream locked: it must
+// not block (setting a deadline on a connection is the intended use).
+func (sub *Subscriber) OnDrop(f func()) {
+	sub.stream.mu.Lock()
+	defer sub.stream.mu.Unlock()
+	sub.onDrop = f
 }
 
 // Close unsubscribes. Safe to call more than once and after the stream ended.
