@@ -2,8 +2,64 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/livetape/livetape/live"
 )
 
-// runServe runs the serve role until ctx is done. Placeholder until the wiring lands.
-func runServe(ctx context.Context, cfg Config, log *slog.Logger) error { <-ctx.Done(); return nil }
+// shutdownTimeout bounds the graceful part of shutdown.
+const shutdownTimeout = 10 * time.Second
+
+// runServe runs the serve role (RTMP ingest, live playback over HTTP) until ctx is done,
+// then stops accepting, ends publishers and closes viewers.
+func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	rtmpLn, err := net.Listen("tcp", cfg.Live.RTMPAddr)
+	if err != nil {
+		return fmt.Errorf("rtmp listen: %w", err)
+	}
+	httpLn, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		rtmpLn.Close()
+		return fmt.Errorf("http listen: %w", err)
+	}
+	liveSrv := live.NewServer(cfg.Live, log)
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.Handle("/", liveSrv.Handler())
+	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	log.Info("http listening", "addr", httpLn.Addr().String(), "data_dir", cfg.DataDir)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	go func() {
+		err := liveSrv.ServeRTMP(ctx, rtmpLn)
+		cancel()
+		errc <- err
+	}()
+	go func() {
+		err := httpSrv.Serve(httpLn)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		cancel()
+		errc <- err
+	}()
+	<-ctx.Done()
+	log.Info("shutting down")
+	sctx, scancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer scancel()
+	// Hijacked HTTP-FLV connections end when their streams end (ServeRTMP closes them).
+	shutErr := httpSrv.Shutdown(sctx)
+	return errors.Join(<-errc, <-errc, shutErr)
+}
