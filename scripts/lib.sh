@@ -1,0 +1,83 @@
+# Shared by scripts/run.sh and scripts/test.sh: source it, do not run it.
+#
+# The package tables map a command on PATH to the Debian/Ubuntu package that provides
+# it; ensure_commands installs the packages of the commands that are missing. To add a
+# dependency (redis-server, libavcodec-dev for the transcoder…), add a row to the table
+# of the scripts that need it.
+
+# Needed to run livetape (scripts/run.sh and scripts/test.sh).
+declare -A run_packages=(
+)
+
+# Needed by the tests only (scripts/test.sh).
+declare -A test_packages=(
+	[ffmpeg]=ffmpeg   # fixtures and end-to-end tests push with ffmpeg
+	[ffprobe]=ffmpeg  # and check the output with ffprobe
+	[gcc]=gcc         # go test -race needs cgo
+)
+
+# Minimum Go version (major.minor), as in go.mod.
+go_min_major=1
+go_min_minor=26
+
+log() { echo "$(basename "$0"): $*" >&2; }
+
+# ensure_commands TABLE... installs the packages providing every missing command listed in
+# the named associative arrays, with apt-get (through sudo when not root).
+ensure_commands() {
+	local -A want=()
+	local table cmd
+	for table in "$@"; do
+		local -n tbl="$table"
+		for cmd in "${!tbl[@]}"; do
+			if ! command -v "$cmd" >/dev/null 2>&1; then
+				want["${tbl[$cmd]}"]=1
+			fi
+		done
+		unset -n tbl
+	done
+	if ((${#want[@]} == 0)); then
+		return 0
+	fi
+	local pkgs=("${!want[@]}")
+	if ! command -v apt-get >/dev/null 2>&1; then
+		log "missing packages ${pkgs[*]} and no apt-get to install them: install them by hand"
+		exit 1
+	fi
+	local sudo=()
+	if ((EUID != 0)); then
+		if ! command -v sudo >/dev/null 2>&1; then
+			log "missing packages ${pkgs[*]}: run as root or install sudo"
+			exit 1
+		fi
+		sudo=(sudo)
+	fi
+	log "installing ${pkgs[*]}"
+	"${sudo[@]}" apt-get update
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${pkgs[@]}"
+}
+
+# ensure_go checks that Go >= go_min_major.go_min_minor is on PATH (or in /usr/local/go).
+ensure_go() {
+	if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
+		export PATH="/usr/local/go/bin:$PATH"
+	fi
+	if ! command -v go >/dev/null 2>&1; then
+		cat >&2 <<MSG
+$(basename "$0"): Go ${go_min_major}.${go_min_minor} or newer is required and 'go' is not on PATH.
+Install it from https://go.dev/dl/, for example:
+  curl -fsSL https://go.dev/dl/go${go_min_major}.${go_min_minor}.0.linux-amd64.tar.gz | sudo tar -C /usr/local -xz
+  export PATH=/usr/local/go/bin:\$PATH
+MSG
+		exit 1
+	fi
+	local v major minor
+	v="$(go env GOVERSION)" # go1.26.8, go1.27rc1, devel …
+	if [[ "$v" =~ ^go([0-9]+)\.([0-9]+) ]]; then
+		major="${BASH_REMATCH[1]}" minor="${BASH_REMATCH[2]}"
+		if ((major < go_min_major || (major == go_min_major && minor < go_min_minor))); then
+			log "Go ${go_min_major}.${go_min_minor} or newer is required, found $v ($(command -v go)); see https://go.dev/dl/"
+			exit 1
+		fi
+	fi
+}

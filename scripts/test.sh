@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs livetape's checks on a fresh Debian/Ubuntu machine: installs what is missing
+# (ffmpeg, gcc for -race), then gofmt, go vet and go test -race over the whole module.
+#
+# Usage: scripts/test.sh [go test flags]    e.g. scripts/test.sh -run TestSign -v
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+ensure_commands run_packages test_packages
+ensure_go
+go mod download
+
+log "gofmt"
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+	mapfile -t go_files < <(git ls-files -- '*.go' | while read -r f; do [[ -f "$f" ]] && echo "$f"; done)
+else
+	mapfile -t go_files < <(find . -name '*.go' -not -path './bin/*')
+fi
+unformatted=""
+if ((${#go_files[@]} > 0)); then
+	unformatted="$(gofmt -l "${go_files[@]}")"
+fi
+if ! test -z "$unformatted"; then
+	log "not gofmt-ed (run gofmt -w on them):"
+	echo "$unformatted" >&2
+	exit 1
+fi
+
+log "go vet"
+go vet ./...
+
+log "go test"
+go test -race -count=1 -timeout 20m ./... "$@"
