@@ -1,0 +1,218 @@
+// Package loadgen drives a live server with a synthetic publisher and real HTTP-FLV
+// viewers over loopback, measuring what viewers see: time to the first keyframe and
+// publish-to-viewer latency. Benchmarks and cmd/livetape-load use it.
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/yutopp/go-rtmp"
+	"github.com/yutopp/go-rtmp/message"
+
+	"github.com/livetape/livetape/media"
+	"github.com/livetape/livetape/packager/flv"
+)
+
+// avcRecord is a real 1280x720 High@3.1 decoder configuration (x264), so servers that
+// parse the sequence header accept the stream.
+var avcRecord = []byte{
+	0x01, 0x64, 0x00, 0x1f, 0xff, 0xe1, 0x00, 0x1a, 0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40, 0x50,
+	0x05, 0xbb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x83,
+	0x19, 0x60, 0x01, 0x00, 0x06, 0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0, 0xfd, 0xf8, 0xf8, 0x00,
+}
+
+// Stream describes the synthetic stream.
+type Stream struct {
+	Bitrate int           // video+audio bits per second (default 2.5 Mbit/s)
+	FPS     int           // video frames per second (default 30)
+	GOP     time.Duration // keyframe interval (default 2 s)
+}
+
+func (s *Stream) defaults() {
+	if s.Bitrate == 0 {
+		s.Bitrate = 2_500_000
+	}
+	if s.FPS == 0 {
+		s.FPS = 30
+	}
+	if s.GOP == 0 {
+		s.GOP = 2 * time.Second
+	}
+}
+
+// Publish pushes the synthetic stream to rtmpURL-like addr/app/name in real time until
+// ctx is done. Every video frame carries its send time (UNIX ns) right after the AVC
+// NAL length, which Viewer reads back to measure latency.
+func Publish(ctx context.Context, addr, app, name string, s Stream) error {
+	s.defaults()
+	cc, err := rtmp.Dial("rtmp", addr, &rtmp.ConnConfig{})
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	if err := cc.Connect(&message.NetConnectionConnect{Command: message.NetConnectionConnectCommand{
+		App: app, TCURL: "rtmp://" + addr + "/" + app,
+	}}); err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	st, err := cc.CreateStream(nil, 4096)
+	if err != nil {
+		return fmt.Errorf("createStream: %w", err)
+	}
+	if err := st.Publish(&message.NetStreamPublish{PublishingName: name, PublishingType: "live"}); err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	const audioRate = 128_000
+	audioFrame := audioRate / 8 * 1024 / 44100
+	gopFrames := int(s.GOP.Seconds() * float64(s.FPS))
+	// Keyframes are 5x an inter frame, as an encoder at constant bitrate makes them.
+	videoPerGOP := (s.Bitrate - audioRate) / 8 * int(s.GOP.Seconds())
+	inter := videoPerGOP / (gopFrames + 4)
+	key := 5 * inter
+
+	write := func(video bool, ts uint32, body []byte) error {
+		var msg message.Message = &message.AudioMessage{Payload: bytes.NewReader(body)}
+		csid := 6
+		if video {
+			msg, csid = &message.VideoMessage{Payload: bytes.NewReader(body)}, 7
+		}
+		return st.Write(csid, ts, msg)
+	}
+	if err := write(true, 0, append([]byte{0x17, 0, 0, 0, 0}, avcRecord...)); err != nil {
+		return err
+	}
+	if err := write(false, 0, []byte{0xaf, 0, 0x12, 0x10}); err != nil {
+		return err
+	}
+	keyBody := make([]byte, key)
+	interBody := make([]byte, inter)
+	audioBody := make([]byte, 2+audioFrame)
+	audioBody[0], audioBody[1] = 0xaf, 1
+
+	start := time.Now()
+	frameDur := time.Second / time.Duration(s.FPS)
+	audioDur := 1024 * time.Second / 44100
+	var nextAudio time.Duration
+	for i := 0; ; i++ {
+		at := time.Duration(i) * frameDur
+		for ; nextAudio <= at; nextAudio += audioDur {
+			if err := write(false, uint32(nextAudio.Milliseconds()), audioBody); err != nil {
+				return err
+			}
+		}
+		if d := time.Until(start.Add(at)); d > 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(d):
+			}
+		}
+		body := interBody
+		body[0] = 0x27
+		if i%gopFrames == 0 {
+			body = keyBody
+			body[0] = 0x17
+		}
+		body[1] = 1
+		binary.BigEndian.PutUint32(body[5:], uint32(len(body)-9))
+		binary.BigEndian.PutUint64(body[9:], uint64(time.Now().UnixNano()))
+		if err := write(true, uint32(at.Milliseconds()), body); err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// Stats are what a group of viewers measured.
+type Stats struct {
+	mu            sync.Mutex
+	FirstKeyframe []time.Duration // request sent -> first video keyframe read, per viewer
+	Latency       []time.Duration // frame sent by the publisher -> read by a viewer
+	Bytes         int64
+	Errors        []error
+}
+
+// Percentile returns the p-th percentile (0..100) of ds.
+func Percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(float64(len(s)-1) * p / 100)
+	return s[i]
+}
+
+// View plays url as HTTP-FLV until ctx is done, recording into st. The first keyframe
+// must be the first video frame; sampleEvery limits latency samples (1 = every frame).
+func View(ctx context.Context, url string, st *Stats, sampleEvery int) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		st.fail(err)
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		st.fail(fmt.Errorf("%s: %s", url, resp.Status))
+		return
+	}
+	r, err := flv.NewReader(resp.Body)
+	if err != nil {
+		st.fail(err)
+		return
+	}
+	var frames int
+	var lat []time.Duration
+	defer func() {
+		st.mu.Lock()
+		st.Latency = append(st.Latency, lat...)
+		st.Bytes += r.Offset
+		st.mu.Unlock()
+	}()
+	for {
+		p, err := r.ReadPacket()
+		if err != nil {
+			if ctx.Err() == nil {
+				st.fail(err)
+			}
+			return
+		}
+		if p.Kind != media.KindVideo || p.SequenceHeader {
+			continue
+		}
+		now := time.Now()
+		if frames == 0 {
+			if !p.Keyframe {
+				st.fail(fmt.Errorf("first video frame is not a keyframe"))
+				return
+			}
+			st.mu.Lock()
+			st.FirstKeyframe = append(st.FirstKeyframe, now.Sub(start))
+			st.mu.Unlock()
+		}
+		frames++
+		// Frames from the GOP cache were sent before the viewer came: not latency.
+		if b := p.Body(); frames%sampleEvery == 0 && len(b) >= 17 {
+			if sent := time.Unix(0, int64(binary.BigEndian.Uint64(b[9:]))); sent.After(start) {
+				lat = append(lat, now.Sub(sent))
+			}
+		}
+	}
+}
+
+func (st *Stats) fail(err error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.Errors = append(st.Errors, err)
+}
