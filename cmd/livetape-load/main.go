@@ -1,0 +1,210 @@
+// Command livetape-load measures a live server under viewer load: it starts
+// `livetape serve` (or uses a running server), publishes a synthetic stream over RTMP,
+// connects N real HTTP-FLV viewers over loopback and reports the server's CPU and RSS,
+// the viewers' first-keyframe delay and the publish-to-viewer latency.
+//
+//	go build -o bin/livetape ./cmd/livetape
+//	go run ./cmd/livetape-load --bin bin/livetape --viewers 200 --duration 20s
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/livetape/livetape/internal/loadgen"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "livetape-load:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("livetape-load", flag.ContinueOnError)
+	bin := fs.String("bin", "bin/livetape", "livetape binary to start; empty to use --rtmp/--http and --pid of a running server")
+	rtmpAddr := fs.String("rtmp", "", "RTMP address of a running server")
+	httpAddr := fs.String("http", "", "HTTP address of a running server")
+	pid := fs.Int("pid", 0, "process id of a running server (for CPU and RSS)")
+	viewers := fs.Int("viewers", 200, "HTTP-FLV viewers")
+	duration := fs.Duration("duration", 20*time.Second, "measurement window, after all viewers joined")
+	bitrate := fs.Int("bitrate", 2_500_000, "stream bitrate, bit/s")
+	fps := fs.Int("fps", 30, "frames per second")
+	gop := fs.Duration("gop", 2*time.Second, "keyframe interval")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *bin != "" && *rtmpAddr == "" {
+		srv, err := startServer(ctx, *bin)
+		if err != nil {
+			return err
+		}
+		defer srv.stop()
+		*rtmpAddr, *httpAddr, *pid = srv.rtmp, srv.http, srv.cmd.Process.Pid
+	}
+	if *rtmpAddr == "" || *httpAddr == "" || *pid == 0 {
+		return errors.New("give --bin, or --rtmp, --http and --pid of a running server")
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pubErr := make(chan error, 1)
+	go func() {
+		pubErr <- loadgen.Publish(ctx, *rtmpAddr, "live", "load", loadgen.Stream{Bitrate: *bitrate, FPS: *fps, GOP: *gop})
+	}()
+	url := "http://" + *httpAddr + "/live/load.flv"
+	if err := waitHTTP(ctx, url, 10*time.Second); err != nil {
+		return err
+	}
+	// Let the GOP cache fill, then join viewers at a steady pace, mid-GOP.
+	time.Sleep(*gop + 500*time.Millisecond)
+	var stats loadgen.Stats
+	var wg sync.WaitGroup
+	vctx, vcancel := context.WithCancel(ctx)
+	defer vcancel()
+	for range *viewers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			loadgen.View(vctx, url, &stats, 10)
+		}()
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second) // settle
+	cpu0, _, err := procStat(*pid)
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	var peakRSS int64
+	for time.Since(t0) < *duration && ctx.Err() == nil {
+		time.Sleep(500 * time.Millisecond)
+		_, rss, err := procStat(*pid)
+		if err != nil {
+			return err
+		}
+		peakRSS = max(peakRSS, rss)
+	}
+	cpu1, _, _ := procStat(*pid)
+	elapsed := time.Since(t0)
+	vcancel()
+	wg.Wait()
+	cancel()
+	if err := <-pubErr; err != nil {
+		return fmt.Errorf("publisher: %w", err)
+	}
+
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/1e6) }
+	fmt.Printf("viewers            %d (errors: %d)\n", *viewers, len(stats.Errors))
+	if len(stats.Errors) > 0 {
+		fmt.Printf("first error        %v\n", stats.Errors[0])
+	}
+	fmt.Printf("stream             %.1f Mbit/s, %d fps, GOP %v\n", float64(*bitrate)/1e6, *fps, *gop)
+	fmt.Printf("server CPU         %.1f %% of one core\n", 100*(cpu1-cpu0).Seconds()/elapsed.Seconds())
+	fmt.Printf("server RSS         %.1f MiB peak\n", float64(peakRSS)/(1<<20))
+	fmt.Printf("first keyframe     p50 %s  p95 %s\n", ms(loadgen.Percentile(stats.FirstKeyframe, 50)), ms(loadgen.Percentile(stats.FirstKeyframe, 95)))
+	fmt.Printf("latency            p50 %s  p95 %s  (%d samples)\n", ms(loadgen.Percentile(stats.Latency, 50)), ms(loadgen.Percentile(stats.Latency, 95)), len(stats.Latency))
+	fmt.Printf("delivered          %.1f MB/s to viewers\n", float64(stats.Bytes)/1e6/(elapsed.Seconds()+2))
+	return nil
+}
+
+type server struct {
+	cmd        *exec.Cmd
+	rtmp, http string
+	done       chan struct{}
+}
+
+func startServer(ctx context.Context, bin string) (*server, error) {
+	rtmpAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	httpAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "livetape-load")
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, bin, "serve")
+	cmd.Env = append(os.Environ(), "LIVETAPE_RTMP_ADDR="+rtmpAddr, "LIVETAPE_HTTP_ADDR="+httpAddr,
+		"LIVETAPE_DATA_DIR="+dir, "LIVETAPE_LOG_LEVEL=warn", "LIVETAPE_PUSH_KEY=")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	s := &server{cmd: cmd, rtmp: rtmpAddr, http: httpAddr, done: make(chan struct{})}
+	go func() { cmd.Wait(); os.RemoveAll(dir); close(s.done) }()
+	if err := waitHTTP(ctx, "http://"+httpAddr+"/healthz", 10*time.Second); err != nil {
+		s.stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *server) stop() {
+	s.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.done
+	}
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func waitHTTP(ctx context.Context, url string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready after %v (last: %v)", url, d, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// procStat reads a process's CPU time (user+system) and resident set size from /proc.
+func procStat(pid int) (time.Duration, int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	// Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	rssPages, _ := strconv.ParseInt(f[21], 10, 64)
+	const ticks = 100 // USER_HZ
+	return time.Duration(utime+stime) * time.Second / ticks, rssPages * int64(os.Getpagesize()), nil
+}
