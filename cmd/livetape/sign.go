@@ -7,12 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/livetape/livetape/live"
 	"github.com/livetape/livetape/live/sign"
 )
 
@@ -100,22 +99,22 @@ func signURLs(o signOptions, now time.Time) ([]labeledURL, error) {
 	if o.key == "" {
 		errs = append(errs, errors.New("no push key: pass --key, or set LIVETAPE_PUSH_KEY or live.push_key in the --config file"))
 	}
-	if err := validStreamID(o.stream); err != nil {
+	if err := live.ValidStreamID(o.stream); err != nil {
 		errs = append(errs, fmt.Errorf("--stream: %w", err))
 	}
-	if err := validStreamID(o.app); err != nil {
+	if err := live.ValidStreamID(o.app); err != nil {
 		errs = append(errs, fmt.Errorf("--app: %w", err))
 	}
 	if o.ttl <= 0 {
 		errs = append(errs, fmt.Errorf("--ttl %v: must be positive", o.ttl))
 	}
 	if o.record != "" {
-		if err := validRecordFormats(o.record); err != nil {
+		if _, err := live.ParseRecordFormats(o.record); err != nil {
 			errs = append(errs, fmt.Errorf("--record: %w", err))
 		}
 	}
-	if o.interval != 0 && (o.interval < 1 || o.interval > maxRecordInterval) {
-		errs = append(errs, fmt.Errorf("--interval %d: must be in 1..%d seconds", o.interval, maxRecordInterval))
+	if o.interval != 0 && (o.interval < 1 || o.interval > live.MaxRecordInterval) {
+		errs = append(errs, fmt.Errorf("--interval %d: must be in 1..%d seconds", o.interval, live.MaxRecordInterval))
 	}
 	if o.recordType != "" && o.recordType != "audio" {
 		errs = append(errs, fmt.Errorf("--record-type %q: only \"audio\" is known", o.recordType))
@@ -183,36 +182,3 @@ func addrPort(addr string) (int, error) {
 	return n, nil
 }
 
-// The rules below repeat the server's checks of a push URL (package live) so that sign
-// refuses what a publish would refuse; once package live exports them, use those.
-
-// maxRecordInterval is the longest record_interval, in seconds.
-const maxRecordInterval = 7200
-
-var streamIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
-
-// validStreamID checks a stream id or app name: 1-128 of A-Z a-z 0-9 _ . - and not "."
-// or "..", since it becomes a path element on disk.
-func validStreamID(id string) error {
-	if !streamIDPattern.MatchString(id) || id == "." || id == ".." {
-		return fmt.Errorf("%q: must be 1-128 characters of A-Z a-z 0-9 _ . - and not . or ..", id)
-	}
-	return nil
-}
-
-// validRecordFormats checks record=: mp4, hls and flv joined by "|", each at most once.
-func validRecordFormats(s string) error {
-	var seen []string
-	for _, f := range strings.Split(s, "|") {
-		switch f {
-		case "mp4", "hls", "flv":
-		default:
-			return fmt.Errorf("format %q in %q: must be mp4, hls or flv, joined by |", f, s)
-		}
-		if slices.Contains(seen, f) {
-			return fmt.Errorf("format %q given twice in %q", f, s)
-		}
-		seen = append(seen, f)
-	}
-	return nil
-}
