@@ -181,4 +181,3 @@ func addrPort(addr string) (int, error) {
 	}
 	return n, nil
 }
-
