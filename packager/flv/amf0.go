@@ -408,18 +408,12 @@ func appendValue(dst []byte, v any, depth int) ([]byte, error) {
 		}
 		return dst, nil
 	case []float64:
-		if depth >= MaxAMF0Depth {
-			return dst, fmt.Errorf("amf0: cannot encode nesting deeper than %d levels", MaxAMF0Depth)
+		// Keyframe indexes are []float64; encode them as the strict array they are.
+		vals := make([]any, len(x))
+		for i, f := range x {
+			vals[i] = f
 		}
-		if uint64(len(x)) > math.MaxUint32 {
-			return dst, fmt.Errorf("amf0: strict array of %d values too long to encode", len(x))
-		}
-		dst = append(dst, amf0StrictArray)
-		dst = binary.BigEndian.AppendUint32(dst, uint32(len(x)))
-		for _, f := range x {
-			dst = appendNumber(dst, f)
-		}
-		return dst, nil
+		return appendValue(dst, vals, depth)
 	}
 	return dst, fmt.Errorf("amf0: cannot encode a value of type %T", v)
 }

@@ -112,11 +112,10 @@ func readPackets(t testing.TB, path string) []*media.Packet {
 
 // segmentFiles runs pkts through a Segmenter writing seg-N.ts files into dir and a VOD
 // playlist.m3u8 listing them.
-func segmentFiles(t testing.TB, pkts []*media.Packet, cfg SegmenterConfig, dir string) []*Segment {
+// segmentAll runs pkts through a Segmenter made from cfg and returns every segment,
+// the last one (from Close) included.
+func segmentAll(t testing.TB, pkts []*media.Packet, cfg SegmenterConfig) []*Segment {
 	t.Helper()
-	cfg.Create = func(seq int) (io.WriteCloser, error) {
-		return os.Create(filepath.Join(dir, fmt.Sprintf("seg-%d.ts", seq)))
-	}
 	s := NewSegmenter(cfg)
 	var segs []*Segment
 	for _, p := range pkts {
@@ -135,6 +134,15 @@ func segmentFiles(t testing.TB, pkts []*media.Packet, cfg SegmenterConfig, dir s
 	if seg != nil {
 		segs = append(segs, seg)
 	}
+	return segs
+}
+
+func segmentFiles(t testing.TB, pkts []*media.Packet, cfg SegmenterConfig, dir string) []*Segment {
+	t.Helper()
+	cfg.Create = func(seq int) (io.WriteCloser, error) {
+		return os.Create(filepath.Join(dir, fmt.Sprintf("seg-%d.ts", seq)))
+	}
+	segs := segmentAll(t, pkts, cfg)
 	pl := Playlist{VOD: true}
 	for _, seg := range segs {
 		pl.Entries = append(pl.Entries, seg.Entry(fmt.Sprintf("seg-%d.ts", seg.Seq)))

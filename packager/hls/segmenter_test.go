@@ -134,22 +134,7 @@ func TestSegmentInMemoryMatchesFiles(t *testing.T) {
 	pkts := readPackets(t, fixture(t, "av.flv"))
 	dir := t.TempDir()
 	files := segmentFiles(t, pkts, SegmenterConfig{Target: 2 * time.Second}, dir)
-	s := NewSegmenter(SegmenterConfig{Target: 2 * time.Second})
-	var mem []*Segment
-	for _, p := range pkts {
-		seg, err := s.WritePacket(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if seg != nil {
-			mem = append(mem, seg)
-		}
-	}
-	seg, err := s.Close()
-	if err != nil || seg == nil {
-		t.Fatalf("Close: %v, %v", seg, err)
-	}
-	mem = append(mem, seg)
+	mem := segmentAll(t, pkts, SegmenterConfig{Target: 2 * time.Second})
 	if len(mem) != len(files) {
 		t.Fatalf("%d segments in memory, %d on disk", len(mem), len(files))
 	}
