@@ -49,7 +49,7 @@ func newHLSOutput(cfg HLSConfig, log *slog.Logger) *hlsOutput {
 
 // start begins segmenting s; a previous, ended HLS stream of the same key is replaced.
 func (h *hlsOutput) start(s *Stream) {
-	sub, _, err := s.Subscribe(hlsQueue)
+	sub, _, err := s.SubscribeNoDrop(hlsQueue)
 	if err != nil {
 		return
 	}
@@ -80,8 +80,8 @@ func (h *hlsOutput) run(key, id string, sub *Subscriber, hs *hlsStream) {
 	hs.mu.Lock()
 	hs.ended = true
 	hs.mu.Unlock()
-	if sub.Err() != nil {
-		log.Error("hls muxer fell behind the stream", "err", sub.Err(), "skipped", sub.Skipped.Load())
+	if n := sub.Skipped.Load(); n > 0 {
+		log.Error("hls muxer fell behind the stream and skipped packets", "skipped", n)
 	}
 	time.AfterFunc(hlsKeepEnded, func() {
 		h.mu.Lock()

@@ -158,6 +158,17 @@ type Info struct {
 // the cached GOP, so playback can start on a keyframe at once. queue <= 0 takes the
 // hub's default length.
 func (s *Stream) Subscribe(queue int) (*Subscriber, Info, error) {
+	return s.subscribe(queue, false)
+}
+
+// SubscribeNoDrop is Subscribe for internal readers (recorder, HLS muxer) that must never
+// be disconnected: on overflow they skip to the next keyframe and Skipped counts the
+// loss, which they detect and report.
+func (s *Stream) SubscribeNoDrop(queue int) (*Subscriber, Info, error) {
+	return s.subscribe(queue, true)
+}
+
+func (s *Stream) subscribe(queue int, noDrop bool) (*Subscriber, Info, error) {
 	if queue <= 0 {
 		queue = s.hub.queue
 	}
@@ -166,7 +177,7 @@ func (s *Stream) Subscribe(queue int) (*Subscriber, Info, error) {
 	if s.closed {
 		return nil, Info{}, ErrStreamNotFound
 	}
-	sub := &Subscriber{stream: s, ch: make(chan *media.Packet, max(queue, len(s.gop)+3))}
+	sub := &Subscriber{stream: s, noDrop: noDrop, ch: make(chan *media.Packet, max(queue, len(s.gop)+3))}
 	info := Info{HasVideo: s.videoHdr != nil, HasAudio: s.audioHdr != nil, VideoHeader: s.videoHdr, AudioHeader: s.audioHdr}
 	// Headers are stamped with the GOP's start time so the new viewer's timeline does
 	// not jump from 0 to the stream's current time.
@@ -222,6 +233,7 @@ var ErrTooSlow = errors.New("viewer too slow: queue still full at the next keyfr
 type Subscriber struct {
 	stream *Stream
 	ch     chan *media.Packet
+	noDrop bool
 
 	// Guarded by stream.mu.
 	skipping   bool // dropping until the next keyframe after an overflow
@@ -274,7 +286,7 @@ func (sub *Subscriber) offer(p *media.Packet, hasVideo bool) {
 		if p.SequenceHeader {
 			sub.lostHeader = true
 		}
-		if sub.skipping && p.Keyframe && !p.SequenceHeader {
+		if sub.skipping && p.Keyframe && !p.SequenceHeader && !sub.noDrop {
 			sub.stream.log.Warn("dropping viewer: it stayed behind for a whole GOP", "skipped", sub.Skipped.Load())
 			sub.close(ErrTooSlow)
 			sub.stream.removeLocked(sub)

@@ -150,3 +150,15 @@ func TestSecondPublisherRefused(t *testing.T) {
 		t.Fatalf("after close: %v", err)
 	}
 }
+
+func TestNoDropSubscriberSkipsButStays(t *testing.T) {
+	s := newTestStream(t, 32)
+	s.WritePacket(seqHeader(t))
+	sub, _, _ := s.SubscribeNoDrop(0)
+	for _, p := range gopPackets(t, 200, 25, 100) {
+		s.WritePacket(p)
+	}
+	if s.Viewers() != 1 || sub.Skipped.Load() == 0 {
+		t.Fatalf("viewers %d, skipped %d: want still subscribed, with skips counted", s.Viewers(), sub.Skipped.Load())
+	}
+}
