@@ -26,10 +26,10 @@ func TestLiveHLS(t *testing.T) {
 	}
 
 	r := probe(t, s.httpURL+"/live/h.m3u8", 2)
-	if codec, w, h, n := r.stream("video"); codec != "h264" || w != 320 || h != 240 || n == 0 {
+	if codec, w, h, n := r.Stream("video"); codec != "h264" || w != 320 || h != 240 || n == 0 {
 		t.Errorf("HLS video: %s %dx%d %d frames", codec, w, h, n)
 	}
-	if codec, _, _, _ := r.stream("audio"); codec != "aac" {
+	if codec, _, _, _ := r.Stream("audio"); codec != "aac" {
 		t.Errorf("HLS audio: %q", codec)
 	}
 
@@ -44,8 +44,8 @@ func TestLiveHLS(t *testing.T) {
 		t.Errorf("seg-1 starts with %+v, want a keyframe", first)
 	}
 
-	if err := p.wait(t, 30*time.Second); err != nil {
-		t.Fatalf("ffmpeg: %v\n%s", err, p.stderr)
+	if err := p.Wait(t, 30*time.Second); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, p.Stderr)
 	}
 	waitFor(t, "#EXT-X-ENDLIST", 10*time.Second, func() bool {
 		_, pl = httpGet(t, s.httpURL+"/live/h.m3u8")

@@ -45,12 +45,12 @@ func TestRefusals(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := push(t, base+tt.path, 5)
-			err := p.wait(t, 20*time.Second)
+			err := p.Wait(t, 20*time.Second)
 			if err == nil {
-				t.Fatalf("ffmpeg succeeded; stderr:\n%s", p.stderr)
+				t.Fatalf("ffmpeg succeeded; stderr:\n%s", p.Stderr)
 			}
-			if !strings.Contains(p.stderr.String(), tt.reason) {
-				t.Errorf("ffmpeg stderr lacks %q:\n%s", tt.reason, p.stderr)
+			if !strings.Contains(p.Stderr.String(), tt.reason) {
+				t.Errorf("ffmpeg stderr lacks %q:\n%s", tt.reason, p.Stderr)
 			}
 			// slog's text format escapes the quotes.
 			if !strings.Contains(s.logs.String(), strings.ReplaceAll(tt.reason, `"`, `\"`)) {
@@ -81,7 +81,7 @@ func TestPlayKey(t *testing.T) {
 	}
 	q := sign.Query("play-key", "p", time.Now().Add(time.Hour)).Encode()
 	r := probe(t, s.httpURL+"/live/p.flv?"+q, 1)
-	if codec, _, _, _ := r.stream("video"); codec != "h264" {
+	if codec, _, _, _ := r.Stream("video"); codec != "h264" {
 		t.Errorf("signed play: video codec %q", codec)
 	}
 }

@@ -80,13 +80,13 @@ func TestStalledViewer(t *testing.T) {
 		return strings.Contains(s.logs.String(), "dropping viewer")
 	})
 	after := probe(t, s.httpURL+"/live/slow.flv", 3)
-	_, _, _, n1 := before.stream("video")
-	_, _, _, n2 := after.stream("video")
+	_, _, _, n1 := before.Stream("video")
+	_, _, _, n2 := after.Stream("video")
 	if n1 == 0 || n2 <= n1 {
 		t.Errorf("second viewer frames: %d then %d", n1, n2)
 	}
-	if p.stderr.String() != "" {
-		t.Errorf("publisher complained: %s", p.stderr)
+	if p.Stderr.String() != "" {
+		t.Errorf("publisher complained: %s", p.Stderr)
 	}
 	// The drop closes the stalled connection at once, not after a write timeout.
 	stalled.SetReadDeadline(time.Now().Add(5 * time.Second))
