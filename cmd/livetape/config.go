@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/livetape/livetape/live"
+	"github.com/livetape/livetape/recorder"
 )
 
 // Config is livetape's whole configuration. Each package receives only its own part.
@@ -29,6 +30,8 @@ type Config struct {
 	Log LogConfig `yaml:"log"`
 	// Live configures RTMP ingest and live playback.
 	Live live.Config `yaml:"live"`
+	// Record sets what is recorded when a push URL says nothing.
+	Record recorder.Config `yaml:"record"`
 }
 
 // LogConfig configures the process logger, which writes to stderr.
@@ -46,6 +49,7 @@ func defaultConfig() Config {
 		HTTPAddr: ":8080",
 		Log:      LogConfig{Level: "info", Format: "text"},
 		Live:     live.DefaultConfig(),
+		Record:   recorder.DefaultConfig(),
 	}
 }
 
@@ -67,6 +71,9 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("log.format %q: must be text or json", c.Log.Format))
 	}
 	if err := c.Live.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Record.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -152,6 +159,54 @@ var settings = []setting{
 		field: durationField(func(c *Config) *time.Duration { return &c.Live.HLS.SegmentDuration })},
 	{YAML: "live.hls.window", Help: "segments listed in the live HLS playlist (2..100)",
 		field: intField(func(c *Config) *int { return &c.Live.HLS.Window })},
+	{YAML: "record.formats", Env: "LIVETAPE_RECORD_FORMATS", Help: "formats recorded when the push URL has no record= (mp4, hls, flv joined by a pipe; empty or off records nothing)",
+		field: formatsField(func(c *Config) *[]string { return &c.Record.Formats })},
+	{YAML: "record.interval", Env: "LIVETAPE_RECORD_INTERVAL", Help: "fragment length when the push URL has no record_interval= (seconds or a Go duration, at most 2h)",
+		field: secondsField(func(c *Config) *time.Duration { return &c.Record.Interval })},
+	{YAML: "record.apps", Help: "per-app defaults: a map of app name to {formats, interval}, overriding the two above",
+		field: field{get: func(*Config) string { return "" }, set: func(_ *Config, v string) error {
+			if v != "" {
+				return errors.New("only in the YAML file")
+			}
+			return nil
+		}}},
+	{YAML: "record.queue", Help: "packets buffered between a live stream and its recorder (at least 256)",
+		field: intField(func(c *Config) *int { return &c.Record.Queue })},
+}
+
+// formatsField parses "mp4|flv" lists; "" and "off" mean none.
+func formatsField(p func(*Config) *[]string) field {
+	return field{
+		get: func(c *Config) string { return strings.Join(*p(c), "|") },
+		set: func(c *Config, v string) error {
+			if v == "" || v == "off" || v == "none" {
+				*p(c) = nil
+				return nil
+			}
+			f, err := live.ParseRecordFormats(v)
+			if err != nil {
+				return err
+			}
+			*p(c) = f
+			return nil
+		},
+	}
+}
+
+// secondsField is a duration that also accepts a bare number of seconds, as
+// record_interval does in push URLs.
+func secondsField(p func(*Config) *time.Duration) field {
+	d := durationField(p)
+	return field{
+		get: d.get,
+		set: func(c *Config, v string) error {
+			if n, err := strconv.Atoi(v); err == nil {
+				*p(c) = time.Duration(n) * time.Second
+				return nil
+			}
+			return d.set(c, v)
+		},
+	}
 }
 
 func stringField(p func(*Config) *string) field {

@@ -8,9 +8,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/livetape/livetape/live"
+	"github.com/livetape/livetape/recorder"
 )
 
 // shutdownTimeout bounds the graceful part of shutdown.
@@ -31,7 +33,20 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 		rtmpLn.Close()
 		return fmt.Errorf("http listen: %w", err)
 	}
-	liveSrv := live.NewServer(cfg.Live, log)
+	rec, err := recorder.New(cfg.Record, filepath.Join(cfg.DataDir, "spool"),
+		&recorder.LocalSink{Dir: filepath.Join(cfg.DataDir, "recordings"), Log: log}, log)
+	if err != nil {
+		rtmpLn.Close()
+		httpLn.Close()
+		return err
+	}
+	// What a crash left in the spool is finished before new pushes arrive.
+	if n, err := rec.Recover(); err != nil {
+		log.Error("spool recovery", "err", err)
+	} else if n > 0 {
+		log.Info("spool recovery: fragments handed on", "count", n)
+	}
+	liveSrv := live.NewServer(cfg.Live, log, rec)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
@@ -61,5 +76,8 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 	defer scancel()
 	// Hijacked HTTP-FLV connections end when their streams end (ServeRTMP closes them).
 	shutErr := httpSrv.Shutdown(sctx)
-	return errors.Join(<-errc, <-errc, shutErr)
+	errs := errors.Join(<-errc, <-errc, shutErr)
+	// Streams have ended: let the recorder finalize its last fragments.
+	rec.Wait()
+	return errs
 }

@@ -1,0 +1,84 @@
+package recorder
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/livetape/livetape/live"
+)
+
+// Config is the recorder's part of livetape's configuration: what to record when a push
+// URL says nothing. A push URL's record= and record_interval= always win.
+type Config struct {
+	// Formats recorded by default ("mp4", "hls", "flv"); empty records nothing unless
+	// the push URL asks.
+	Formats []string `yaml:"formats"`
+	// Interval is the default fragment length (default 30m, at most 2h).
+	Interval time.Duration `yaml:"interval"`
+	// Apps overrides Formats and Interval per app name.
+	Apps map[string]AppConfig `yaml:"apps"`
+	// Queue is the number of packets buffered between the live stream and the recorder
+	// (default 16384, about 3 minutes of a 30 fps stream with audio).
+	Queue int `yaml:"queue"`
+}
+
+// AppConfig is the recording default of one app.
+type AppConfig struct {
+	Formats  []string      `yaml:"formats"`
+	Interval time.Duration `yaml:"interval"`
+}
+
+// DefaultConfig records nothing by default, in 30-minute fragments when asked.
+func DefaultConfig() Config {
+	return Config{Interval: live.DefaultRecordInterval * time.Second, Queue: 16384}
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	check := func(name string, formats []string, interval time.Duration) {
+		for _, f := range formats {
+			switch f {
+			case live.FormatMP4, live.FormatHLS, live.FormatFLV:
+			default:
+				errs = append(errs, fmt.Errorf("%s.formats: %q is not mp4, hls or flv", name, f))
+			}
+		}
+		if interval != 0 && (interval < time.Second || interval > live.MaxRecordInterval*time.Second) {
+			errs = append(errs, fmt.Errorf("%s.interval %v: must be in 1s..2h", name, interval))
+		}
+	}
+	check("record", c.Formats, c.Interval)
+	if c.Interval == 0 {
+		errs = append(errs, errors.New("record.interval: must be set"))
+	}
+	for app, a := range c.Apps {
+		check("record.apps."+app, a.Formats, a.Interval)
+	}
+	if c.Queue < 256 {
+		errs = append(errs, fmt.Errorf("record.queue %d: must be at least 256", c.Queue))
+	}
+	return errors.Join(errs...)
+}
+
+// plan returns what to record for a push: the URL's parameters, else the app's default,
+// else the global default.
+func (c Config) plan(p *live.PushParams) (formats []string, interval time.Duration) {
+	formats, interval = c.Formats, c.Interval
+	if a, ok := c.Apps[p.App]; ok {
+		if a.Formats != nil {
+			formats = a.Formats
+		}
+		if a.Interval != 0 {
+			interval = a.Interval
+		}
+	}
+	if p.Record != nil {
+		formats = p.Record
+	}
+	if p.Query.Has("record_interval") {
+		interval = time.Duration(p.RecordInterval) * time.Second
+	}
+	return formats, interval
+}

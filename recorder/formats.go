@@ -1,0 +1,205 @@
+package recorder
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/livetape/livetape/media"
+	"github.com/livetape/livetape/packager/flv"
+	"github.com/livetape/livetape/packager/hls"
+)
+
+// hlsTarget is the segment length of HLS recordings (VOD wants fewer, longer segments
+// than live).
+const hlsTarget = 4 * time.Second
+
+// partSuffix marks a file still being written; recovery finalizes what it finds.
+const partSuffix = ".part"
+
+// headers are what every format writer of a fragment starts from.
+type headers struct {
+	video, audio *media.Packet // sequence headers, stamped 0; nil when absent
+	meta         *flv.Metadata // from the publisher's onMetaData, maybe nil
+}
+
+// formatWriter records one fragment in one format. Packets arrive rebased (the
+// fragment starts at 0), beginning with a keyframe.
+type formatWriter interface {
+	writePacket(p *media.Packet) error
+	// sync makes what was written so far durable (called about once a second).
+	sync() error
+	// finish closes and finalizes the fragment; it returns the finished file's name
+	// (relative to the fragment's folder) and size.
+	finish() (name string, size int64, err error)
+	// abort removes whatever was written.
+	abort()
+}
+
+func newFormatWriter(format, dir string, seq int, h headers) (formatWriter, error) {
+	base := filepath.Join(dir, fmt.Sprintf("%04d", seq))
+	switch format {
+	case "flv":
+		return newFLVWriter(base+".flv", h)
+	case "hls":
+		return newHLSWriter(base+".hls", h)
+	case "mp4":
+		return newMP4Writer(base+".mp4", h)
+	}
+	return nil, fmt.Errorf("recorder: unknown format %q", format)
+}
+
+// flvWriter appends tags to NNNN.flv.part; finish rewrites it as NNNN.flv with the
+// duration, filesize and keyframes metadata.
+type flvWriter struct {
+	path string
+	meta *flv.Metadata
+	f    *os.File
+	w    *bufio.Writer
+}
+
+func newFLVWriter(path string, h headers) (*flvWriter, error) {
+	f, err := os.Create(path + partSuffix)
+	if err != nil {
+		return nil, fmt.Errorf("recorder: flv: %w", err)
+	}
+	w := &flvWriter{path: path, meta: h.meta, f: f, w: bufio.NewWriterSize(f, 256<<10)}
+	w.w.Write(flv.Header(h.audio != nil, h.video != nil))
+	for _, p := range []*media.Packet{h.video, h.audio} {
+		if p != nil {
+			w.w.Write(p.Tag)
+		}
+	}
+	return w, nil
+}
+
+func (w *flvWriter) writePacket(p *media.Packet) error {
+	_, err := w.w.Write(p.Tag)
+	return err
+}
+
+func (w *flvWriter) sync() error {
+	if err := w.w.Flush(); err != nil {
+		return err
+	}
+	return w.f.Sync()
+}
+
+func (w *flvWriter) finish() (string, int64, error) {
+	err := w.sync()
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("recorder: flv: %w", err)
+	}
+	return finishFLV(w.path, w.meta)
+}
+
+func (w *flvWriter) abort() {
+	w.f.Close()
+	os.Remove(w.path + partSuffix)
+	os.Remove(w.path)
+}
+
+// finishFLV finalizes path+".part" into path (also the crash-recovery path).
+func finishFLV(path string, meta *flv.Metadata) (string, int64, error) {
+	st, err := flv.Finalize(path+partSuffix, path, meta)
+	if err != nil {
+		return "", 0, err
+	}
+	os.Remove(path + partSuffix)
+	return filepath.Base(path), st.Size, nil
+}
+
+// hlsWriter writes NNNN.hls/seg-N.ts and keeps NNNN.hls/index.m3u8 listing the finished
+// segments, so a crash leaves a playable playlist; finish adds the last segment and
+// #EXT-X-ENDLIST.
+type hlsWriter struct {
+	dir     string
+	seg     *hls.Segmenter
+	cur     *os.File
+	entries []hls.PlaylistEntry
+	size    int64
+}
+
+const hlsPlaylist = "index.m3u8"
+
+func newHLSWriter(dir string, h headers) (*hlsWriter, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("recorder: hls: %w", err)
+	}
+	w := &hlsWriter{dir: dir}
+	w.seg = hls.NewSegmenter(hls.SegmenterConfig{Target: hlsTarget, Create: func(seq int) (io.WriteCloser, error) {
+		f, err := os.Create(filepath.Join(dir, segName(seq)))
+		w.cur = f
+		return f, err
+	}})
+	for _, p := range []*media.Packet{h.video, h.audio} {
+		if p != nil {
+			if _, err := w.seg.WritePacket(p); err != nil {
+				return nil, fmt.Errorf("recorder: hls: %w", err)
+			}
+		}
+	}
+	return w, nil
+}
+
+func segName(seq int) string { return fmt.Sprintf("seg-%d.ts", seq) }
+
+func (w *hlsWriter) writePacket(p *media.Packet) error {
+	s, err := w.seg.WritePacket(p)
+	if err != nil {
+		return err
+	}
+	return w.add(s, false)
+}
+
+func (w *hlsWriter) add(s *hls.Segment, ended bool) error {
+	if s != nil {
+		w.entries = append(w.entries, s.Entry(segName(s.Seq)))
+		w.size += s.Size
+	}
+	if s == nil && !ended {
+		return nil
+	}
+	return writePlaylist(w.dir, w.entries, ended)
+}
+
+func writePlaylist(dir string, entries []hls.PlaylistEntry, ended bool) error {
+	pl := hls.Playlist{VOD: ended, Ended: ended, Entries: entries}
+	tmp := filepath.Join(dir, hlsPlaylist+".tmp")
+	if err := os.WriteFile(tmp, pl.AppendTo(nil), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, hlsPlaylist))
+}
+
+func (w *hlsWriter) sync() error {
+	if w.cur != nil {
+		if err := w.cur.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *hlsWriter) finish() (string, int64, error) {
+	s, err := w.seg.Close()
+	if err != nil {
+		return "", 0, fmt.Errorf("recorder: hls: %w", err)
+	}
+	if err := w.add(s, true); err != nil {
+		return "", 0, fmt.Errorf("recorder: hls: %w", err)
+	}
+	return filepath.Join(filepath.Base(w.dir), hlsPlaylist), w.size, nil
+}
+
+func (w *hlsWriter) abort() {
+	w.seg.Close()
+	os.RemoveAll(w.dir)
+}

@@ -1,0 +1,162 @@
+package recorder
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/livetape/livetape/packager/flv"
+	"github.com/livetape/livetape/packager/hls"
+)
+
+// Recover finishes what a crash left in the spool: fragments still "recording" are cut
+// to their last complete fragment/tag/segment, finalized and handed on; fragments
+// "closed" but not handed on are handed on again. It returns how many were handed on.
+// Call it before the live server accepts pushes.
+func (r *Recorder) Recover() (int, error) {
+	var manifests []string
+	err := filepath.WalkDir(r.spool, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && isManifest(d.Name()) {
+			manifests = append(manifests, path)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("recorder: scan spool: %w", err)
+	}
+	n := 0
+	for _, path := range manifests {
+		m, err := LoadManifest(path)
+		if err != nil {
+			r.log.Error("spool: unreadable manifest left alone", "path", path, "err", err)
+			continue
+		}
+		log := r.log.With("file_id", m.FileID)
+		switch m.State {
+		case StateRecording:
+			if err := recoverFragment(m); err != nil {
+				log.Warn("spool: nothing to recover, fragment removed", "reason", err)
+				discard(m)
+				removeEmptyDirs(m.dir, 3)
+				continue
+			}
+			log.Info("spool: fragment recovered after a crash", "duration", m.Duration, "size", m.Size)
+		case StateClosed:
+			log.Info("spool: handing on a fragment closed before the restart")
+		default:
+			m.remove()
+			continue
+		}
+		r.handOn(m)
+		n++
+	}
+	return n, nil
+}
+
+// recoverFragment finalizes the files of a fragment cut short by a crash.
+func recoverFragment(m *Manifest) error {
+	base := filepath.Join(m.dir, fmt.Sprintf("%04d", m.Seq))
+	var (
+		name string
+		size int64
+		dur  float64
+	)
+	switch m.Format {
+	case "flv":
+		st, err := flv.Finalize(base+".flv"+partSuffix, base+".flv", nil)
+		if err != nil {
+			return err
+		}
+		os.Remove(base + ".flv" + partSuffix)
+		name, size, dur = filepath.Base(base+".flv"), st.Size, st.Duration
+	case "mp4":
+		var err error
+		if name, size, dur, err = recoverMP4(base + ".mp4"); err != nil {
+			return err
+		}
+	case "hls":
+		var err error
+		if size, dur, err = recoverHLS(base + ".hls"); err != nil {
+			return err
+		}
+		name = filepath.Join(filepath.Base(base+".hls"), hlsPlaylist)
+	default:
+		return fmt.Errorf("unknown format %q", m.Format)
+	}
+	if dur < minFragment.Seconds() {
+		return fmt.Errorf("only %.3f s of media", dur)
+	}
+	info, err := os.Stat(filepath.Join(m.dir, name))
+	if err != nil {
+		return err
+	}
+	m.Path, m.Size, m.Duration = name, size, dur
+	m.EndTime = info.ModTime().UTC()
+	m.State, m.Recovered = StateClosed, true
+	return m.save()
+}
+
+// recoverHLS keeps the segments the playlist lists (each was complete when listed), drops
+// the one being written at the crash, and ends the playlist.
+func recoverHLS(dir string) (int64, float64, error) {
+	f, err := os.Open(filepath.Join(dir, hlsPlaylist))
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	var entries []hls.PlaylistEntry
+	var dur float64
+	listed := map[string]bool{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if v, ok := strings.CutPrefix(line, "#EXTINF:"); ok {
+			d, err := strconv.ParseFloat(strings.TrimSuffix(v, ","), 64)
+			if err != nil || !sc.Scan() {
+				break
+			}
+			uri := sc.Text()
+			var seq int
+			fmt.Sscanf(uri, "seg-%d.ts", &seq)
+			entries = append(entries, hls.PlaylistEntry{Seq: seq, URI: uri, Duration: d})
+			listed[uri] = true
+			dur += d
+		}
+	}
+	if len(entries) == 0 {
+		return 0, 0, errors.New("no complete HLS segment")
+	}
+	var size int64
+	files, _ := os.ReadDir(dir)
+	for _, e := range files {
+		switch {
+		case listed[e.Name()]:
+			if info, err := e.Info(); err == nil {
+				size += info.Size()
+			}
+		case e.Name() != hlsPlaylist:
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+	if err := writePlaylist(dir, entries, true); err != nil {
+		return 0, 0, err
+	}
+	return size, dur, nil
+}
+
+// discard removes a fragment's files and manifest.
+func discard(m *Manifest) {
+	base := filepath.Join(m.dir, fmt.Sprintf("%04d.%s", m.Seq, m.Format))
+	os.Remove(base + partSuffix)
+	os.RemoveAll(base)
+	m.remove()
+}
+
