@@ -11,7 +11,7 @@
 package recorder
 
 import (
-		"fmt"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"

@@ -152,4 +152,3 @@ func checkFragments(t *testing.T, files []string, pushed float64) {
 		t.Errorf("%d video frames recorded, %d pushed", frames, want)
 	}
 }
-

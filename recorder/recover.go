@@ -159,4 +159,3 @@ func discard(m *Manifest) {
 	os.RemoveAll(base)
 	m.remove()
 }
-
