@@ -10,8 +10,11 @@ import (
 
 // LocalSink moves closed fragments out of the spool into a recordings folder:
 //
-//	DIR/{app}/{stream_id}/{start}_{file_id}.{mp4|flv}   and .json beside it
-//	DIR/{app}/{stream_id}/{start}_{file_id}/index.m3u8   for HLS
+//	DIR/{app}/{stream_id}/{file_id}.{mp4|flv}   and {file_id}.json beside it
+//	DIR/{app}/{stream_id}/{file_id}/index.m3u8  for HLS
+//
+// File ids hold the stream id, the push id (which starts with the push's start time)
+// and the fragment's number, so the names sort in recording order.
 //
 // It stands in until the pipeline hands fragments to the job queue.
 type LocalSink struct {
@@ -25,7 +28,7 @@ func (s *LocalSink) FragmentClosed(m *Manifest) error {
 	if err := os.MkdirAll(dstDir, 0o755); err != nil {
 		return err
 	}
-	stem := m.StartTime.UTC().Format("20060102T150405Z") + "_" + m.FileID
+	stem := m.FileID
 	src := m.File()
 	var dst, rel string
 	if m.Format == "hls" {
