@@ -1,0 +1,76 @@
+package recorder
+
+import (
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/livetape/livetape/internal/mediatest"
+	"github.com/livetape/livetape/live"
+	"github.com/livetape/livetape/media"
+	"github.com/livetape/livetape/packager/flv"
+)
+
+func readFixture(t *testing.T, name string) []*media.Packet {
+	t.Helper()
+	f, err := os.Open(filepath.Join("..", "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := flv.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pkts []*media.Packet
+	for {
+		p, err := r.ReadPacket()
+		if err != nil {
+			return pkts
+		}
+		pkts = append(pkts, p)
+	}
+}
+
+// A new SPS/PPS with other values starts a new fragment, which starts with the new
+// configuration and plays on its own.
+func TestCodecChangeCutsFragment(t *testing.T) {
+	mediatest.NeedFFmpeg(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	rec, err := New(DefaultConfig(), filepath.Join(dir, "spool"), &LocalSink{Dir: out}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &session{r: rec, dir: t.TempDir(), formats: []string{"flv"}, interval: time.Hour, log: log,
+		pub: &live.Publication{PushID: "p", Params: &live.PushParams{App: "live", StreamID: "cc"}}}
+	first := readFixture(t, "av.flv")
+	var last uint32
+	for _, p := range first {
+		if p.Kind != media.KindData {
+			s.handle(p)
+			last = max(last, p.Timestamp)
+		}
+	}
+	// The encoder restarts at 720p, its timestamps going on.
+	for _, p := range readFixture(t, "video720.flv") {
+		if p.Kind == media.KindVideo {
+			s.handle(p.WithTimestamp(p.Timestamp + last + 40))
+		}
+	}
+	s.closeFragment("end")
+	rec.Wait()
+	files, _ := filepath.Glob(filepath.Join(out, "live", "cc", "*.flv"))
+	if len(files) != 2 {
+		t.Fatalf("fragments %v, want 2", files)
+	}
+	for i, want := range []int{320, 1280} {
+		if _, w, _, _ := mediatest.ProbeFrames(t, files[i]).Stream("video"); w != want {
+			t.Errorf("fragment %d: width %d, want %d", i+1, w, want)
+		}
+	}
+}
