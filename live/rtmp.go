@@ -140,19 +140,16 @@ func (c *rtmpConn) OnConnect(_ uint32, cmd *message.NetConnectionConnect) error 
 	}
 	app, q := SplitName(cmd.Command.App)
 	c.app = app
-	// Some encoders put the push URL's query on the tcUrl (rtmp://h/live?txSecret=…).
+	// Some encoders put the push URL's query on the tcUrl (rtmp://h/live?txSecret=…),
+	// or on the app name.
+	c.tcQuery = url.Values{}
 	if u, err := url.Parse(cmd.Command.TCURL); err == nil {
 		c.tcQuery = u.Query()
 	}
-	if q != "" {
-		if v, err := url.ParseQuery(q); err == nil {
-			for k, vs := range v {
-				c.tcQuery[k] = vs
-			}
+	if v, err := url.ParseQuery(q); err == nil {
+		for k, vs := range v {
+			c.tcQuery[k] = vs
 		}
-	}
-	if c.tcQuery == nil {
-		c.tcQuery = url.Values{}
 	}
 	return nil
 }
