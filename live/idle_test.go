@@ -6,6 +6,8 @@ import (
 
 	"github.com/yutopp/go-rtmp"
 	"github.com/yutopp/go-rtmp/message"
+
+	"github.com/livetape/livetape/live/sign"
 )
 
 // A publisher that goes silent is dropped after the idle timeout, so the broadcaster's
@@ -48,4 +50,32 @@ func publishSilently(t *testing.T, addr, id string) *rtmp.ClientConn {
 		t.Fatal(err)
 	}
 	return cc
+}
+
+// Some encoders send the push URL's query on the tcUrl, not in the publishing name.
+func TestSignatureOnTcURL(t *testing.T) {
+	obs := newRecordingObserver()
+	s := startServer(t, func(c *Config) { c.PushKey = "k" }, obs)
+	q := sign.Query("k", "tc", time.Now().Add(time.Hour)).Encode() + "&record=flv"
+	cc, err := rtmp.Dial("rtmp", s.rtmpAddr, &rtmp.ConnConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	if err := cc.Connect(&message.NetConnectionConnect{Command: message.NetConnectionConnectCommand{
+		App: "live", TCURL: "rtmp://" + s.rtmpAddr + "/live?" + q,
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := cc.CreateStream(nil, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Publish(&message.NetStreamPublish{PublishingName: "tc", PublishingType: "live"}); err != nil {
+		t.Fatal(err)
+	}
+	ev := obs.next(t)
+	if ev.kind != "start" || ev.pub.Params.StreamID != "tc" || len(ev.pub.Params.Record) != 1 {
+		t.Fatalf("event %+v", ev)
+	}
 }
