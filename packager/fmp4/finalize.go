@@ -1,0 +1,367 @@
+package fmp4
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/Eyevinn/mp4ff/mp4"
+)
+
+// movieTimescale is the mvhd timescale of finalized files: durations in milliseconds.
+const movieTimescale = 1000
+
+// copyBufferSize is the buffer media is copied through when the destination cannot
+// copy from the source by itself (copy_file_range for two files on Linux).
+const copyBufferSize = 1 << 20
+
+// Stats describes a finalized file.
+type Stats struct {
+	Duration    time.Duration // the longest track, from the start of the recording
+	VideoFrames int
+	AudioFrames int
+	Bytes       int64 // size of the progressive file
+}
+
+// Finalize rewrites the fragmented MP4 in src as a progressive MP4 on dst: ftyp, a
+// moov with complete sample tables, then one mdat. The index comes first so that a
+// player can start before it has the whole file ("fast start").
+//
+// It reads src twice. The first pass walks the top-level boxes, decodes the moov and
+// every moof and seeks over the media, building sample tables whose size grows with the
+// number of samples only. The second pass copies the media in file order, each trun's
+// run of samples becoming one chunk, so reads stay sequential and memory stays at one
+// copy buffer whatever the size of the file. A file with an init segment but no
+// fragment returns ErrNoMedia; a file that is cut short or damaged returns an error
+// (Recover first).
+func Finalize(src io.ReadSeeker, dst io.Writer) (Stats, error) {
+	size, err := src.Seek(0, io.SeekEnd)
+	if err != nil {
+		return Stats{}, fmt.Errorf("fmp4: finalize: %w", err)
+	}
+	s := &scanner{r: src, size: size, collect: true}
+	if err := s.scan(); err != nil {
+		return Stats{}, fmt.Errorf("fmp4: finalize: %w", err)
+	}
+	if s.moov == nil {
+		return Stats{}, fmt.Errorf("fmp4: finalize: no moov: %w", ErrNotFMP4)
+	}
+	if s.samples == 0 {
+		return Stats{}, ErrNoMedia
+	}
+	return s.writeProgressive(dst)
+}
+
+// FinalizeFile finalizes srcPath into dstPath. The file appears at dstPath complete and
+// durable, or not at all: it is written to a temporary file in the same directory,
+// fsynced, renamed, and the directory is fsynced.
+func FinalizeFile(srcPath, dstPath string) (st Stats, err error) {
+	src, err := os.Open(srcPath)
+	if err != nil {
+		return Stats{}, fmt.Errorf("fmp4: finalize: %w", err)
+	}
+	defer src.Close()
+	dir := filepath.Dir(dstPath)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dstPath)+".tmp-*")
+	if err != nil {
+		return Stats{}, fmt.Errorf("fmp4: finalize: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	// CreateTemp makes the file private (0600); the recording is an ordinary file.
+	if err = tmp.Chmod(0o644); err != nil {
+		return Stats{}, fmt.Errorf("fmp4: finalize: %w", err)
+	}
+	if st, err = Finalize(src, tmp); err != nil {
+		return Stats{}, err
+	}
+	if err = tmp.Sync(); err != nil {
+		return Stats{}, fmt.Errorf("fmp4: finalize: %w", err)
+	}
+	if err = tmp.Close(); err != nil {
+		return Stats{}, fmt.Errorf("fmp4: finalize: %w", err)
+	}
+	if err = os.Rename(tmp.Name(), dstPath); err != nil {
+		return Stats{}, fmt.Errorf("fmp4: finalize: %w", err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync() // best effort: some filesystems refuse to sync a directory
+		d.Close()
+	}
+	return st, nil
+}
+
+// writeProgressive writes ftyp, moov and mdat for the scanned tables.
+func (s *scanner) writeProgressive(dst io.Writer) (Stats, error) {
+	var payload int64
+	for _, c := range s.chunks {
+		payload += c.size
+	}
+	mdatHdr := int64(8)
+	if payload > math.MaxUint32-8 {
+		mdatHdr = 16
+	}
+	ftyp := mp4.NewFtyp("isom", 0x200, []string{"isom", "iso2", "avc1", "mp41"})
+
+	// Chunk offsets depend on the size of the moov, which depends on whether they
+	// need 64 bits: build with 32-bit offsets, and again with 64 if they do not fit.
+	moov, offsets := s.buildMoov(false)
+	dataStart := int64(ftyp.Size()+moov.Size()) + mdatHdr
+	if dataStart+payload-s.chunks[len(s.chunks)-1].size > math.MaxUint32 {
+		moov, offsets = s.buildMoov(true)
+		dataStart = int64(ftyp.Size()+moov.Size()) + mdatHdr
+	}
+	next := make([]int, len(s.tracks))
+	pos := dataStart
+	for _, c := range s.chunks {
+		offsets[c.track].set(next[c.track], uint64(pos))
+		next[c.track]++
+		pos += c.size
+	}
+
+	bw := bufio.NewWriterSize(dst, 64<<10)
+	if err := ftyp.Encode(bw); err != nil {
+		return Stats{}, fmt.Errorf("fmp4: finalize: write ftyp: %w", err)
+	}
+	if err := moov.Encode(bw); err != nil {
+		return Stats{}, fmt.Errorf("fmp4: finalize: write moov: %w", err)
+	}
+	var hdr [16]byte
+	if mdatHdr == 16 {
+		binary.BigEndian.PutUint32(hdr[:], 1)
+		copy(hdr[4:], "mdat")
+		binary.BigEndian.PutUint64(hdr[8:], uint64(payload+16))
+	} else {
+		binary.BigEndian.PutUint32(hdr[:], uint32(payload+8))
+		copy(hdr[4:], "mdat")
+	}
+	if _, err := bw.Write(hdr[:mdatHdr]); err != nil {
+		return Stats{}, fmt.Errorf("fmp4: finalize: write mdat: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return Stats{}, fmt.Errorf("fmp4: finalize: write moov: %w", err)
+	}
+	if err := s.copyMedia(dst); err != nil {
+		return Stats{}, err
+	}
+
+	st := Stats{Bytes: dataStart + payload}
+	for _, t := range s.tracks {
+		if t.video {
+			st.VideoFrames += len(t.sizes)
+		} else {
+			st.AudioFrames += len(t.sizes)
+		}
+		end := time.Duration(float64(t.start+t.mediaDuration()) / float64(t.timescale) * float64(time.Second))
+		st.Duration = max(st.Duration, end)
+	}
+	return st, nil
+}
+
+// copyMedia copies the chunks' data to dst in order, merging chunks that are
+// contiguous in the source (a fragment's runs are) into one read.
+func (s *scanner) copyMedia(dst io.Writer) error {
+	buf := make([]byte, copyBufferSize)
+	for i := 0; i < len(s.chunks); {
+		start, end := s.chunks[i].src, s.chunks[i].src+s.chunks[i].size
+		for i++; i < len(s.chunks) && s.chunks[i].src == end; i++ {
+			end += s.chunks[i].size
+		}
+		if _, err := s.r.Seek(start, io.SeekStart); err != nil {
+			return fmt.Errorf("fmp4: finalize: seek to media at %d: %w", start, err)
+		}
+		// io.CopyBuffer hands a *os.File source to a *os.File destination's ReadFrom,
+		// which copies in the kernel; otherwise it goes through buf.
+		n, err := io.CopyBuffer(dst, io.LimitReader(s.r, end-start), buf)
+		if err == nil && n < end-start {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return fmt.Errorf("fmp4: finalize: copy media at %d: %w", start, err)
+		}
+	}
+	return nil
+}
+
+// chunkOffsets is the stco or co64 of one track, filled once the moov size is known.
+type chunkOffsets struct {
+	stco *mp4.StcoBox
+	co64 *mp4.Co64Box
+}
+
+func (o chunkOffsets) set(i int, off uint64) {
+	if o.co64 != nil {
+		o.co64.ChunkOffset[i] = off
+	} else if o.stco != nil {
+		o.stco.ChunkOffset[i] = uint32(off)
+	}
+}
+
+// buildMoov builds the progressive moov, with chunk offsets still zero; offsets[i]
+// receives track i's. Tracks without samples are left out.
+func (s *scanner) buildMoov(co64 bool) (*mp4.MoovBox, []chunkOffsets) {
+	moov := mp4.NewMoovBox()
+	mvhd := *s.moov.Mvhd
+	mvhd.Timescale = movieTimescale
+	mvhd.Duration = 0
+	mvhd.NextTrackID = 1
+	moov.AddChild(&mvhd)
+
+	// Chunks per track, in file order.
+	chunkCounts := make([]int, len(s.tracks))
+	for _, c := range s.chunks {
+		chunkCounts[c.track]++
+	}
+	offsets := make([]chunkOffsets, len(s.tracks))
+	for i, t := range s.tracks {
+		if len(t.sizes) == 0 {
+			continue
+		}
+		mediaDur := t.mediaDuration()
+		startMovie := scaleRound(t.start, movieTimescale, t.timescale)
+		durMovie := scaleRound(mediaDur, movieTimescale, t.timescale)
+		mvhd.Duration = max(mvhd.Duration, startMovie+durMovie)
+		mvhd.NextTrackID = max(mvhd.NextTrackID, t.id+1)
+
+		trak := mp4.NewTrakBox()
+		tkhd := *t.trak.Tkhd
+		tkhd.Duration = startMovie + durMovie
+		tkhd.Version = version(tkhd.Duration)
+		tkhd.Flags = 0x3 // track_enabled | track_in_movie
+		trak.AddChild(&tkhd)
+		if t.start > 0 {
+			// A track that starts after the recording does (audio primed later than
+			// the first video frame, say) waits behind an empty edit, which keeps
+			// it in sync with the others (ISO/IEC 14496-12 8.6.6).
+			elst := &mp4.ElstBox{Entries: []mp4.ElstEntry{
+				{SegmentDuration: startMovie, MediaTime: -1, MediaRateInteger: 1},
+				{SegmentDuration: durMovie, MediaTime: 0, MediaRateInteger: 1},
+			}}
+			elst.Version = version(startMovie + durMovie)
+			edts := &mp4.EdtsBox{}
+			edts.AddChild(elst)
+			edts.Elst = append(edts.Elst, elst)
+			trak.AddChild(edts)
+		}
+
+		mdia := mp4.NewMdiaBox()
+		mdhd := *t.trak.Mdia.Mdhd
+		mdhd.Duration = mediaDur
+		mdhd.Version = version(mediaDur)
+		mdia.AddChild(&mdhd)
+		mdia.AddChild(t.trak.Mdia.Hdlr)
+		minf := mp4.NewMinfBox()
+		src := t.trak.Mdia.Minf
+		switch {
+		case src.Vmhd != nil:
+			minf.AddChild(src.Vmhd)
+		case src.Smhd != nil:
+			minf.AddChild(src.Smhd)
+		case t.video:
+			minf.AddChild(mp4.CreateVmhd())
+		default:
+			minf.AddChild(mp4.CreateSmhd())
+		}
+		if src.Dinf != nil {
+			minf.AddChild(src.Dinf)
+		} else {
+			dinf := &mp4.DinfBox{}
+			dinf.AddChild(mp4.CreateDref())
+			minf.AddChild(dinf)
+		}
+		minf.AddChild(t.stbl(chunkCounts[i], s.chunks, i, co64, &offsets[i]))
+		mdia.AddChild(minf)
+		trak.AddChild(mdia)
+		moov.AddChild(trak)
+	}
+	mvhd.Version = version(mvhd.Duration)
+	return moov, offsets
+}
+
+// stbl builds the sample table box (ISO/IEC 14496-12 8.5): the init segment's sample
+// descriptions and the tables gathered from the fragments.
+func (t *trackTable) stbl(nChunks int, chunks []chunk, track int, co64 bool, offsets *chunkOffsets) *mp4.StblBox {
+	stbl := mp4.NewStblBox()
+	stbl.AddChild(t.trak.Mdia.Minf.Stbl.Stsd)
+
+	stts := &mp4.SttsBox{
+		SampleCount:     make([]uint32, len(t.stts)),
+		SampleTimeDelta: make([]uint32, len(t.stts)),
+	}
+	for i, r := range t.stts {
+		stts.SampleCount[i], stts.SampleTimeDelta[i] = r.count, r.delta
+	}
+	stbl.AddChild(stts)
+
+	if t.cto {
+		ctts := &mp4.CttsBox{
+			EndSampleNr:  make([]uint32, 1, len(t.ctts)+1),
+			SampleOffset: make([]int32, len(t.ctts)),
+		}
+		if t.negCto {
+			ctts.Version = 1 // signed offsets
+		}
+		var end uint32
+		for i, r := range t.ctts {
+			end += r.count
+			ctts.EndSampleNr = append(ctts.EndSampleNr, end)
+			ctts.SampleOffset[i] = r.offset
+		}
+		stbl.AddChild(ctts)
+	}
+
+	if t.nonSync {
+		stbl.AddChild(&mp4.StssBox{SampleNumber: t.syncs})
+	}
+
+	// One stsc entry per change in the number of samples per chunk.
+	stsc := &mp4.StscBox{}
+	var chunkNr, lastN uint32
+	for _, c := range chunks {
+		if c.track != track {
+			continue
+		}
+		chunkNr++
+		if chunkNr == 1 || c.n != lastN {
+			stsc.AddEntry(chunkNr, c.n, 1)
+			lastN = c.n
+		}
+	}
+	stbl.AddChild(stsc)
+
+	stbl.AddChild(&mp4.StszBox{SampleNumber: uint32(len(t.sizes)), SampleSize: t.sizes})
+
+	if co64 {
+		offsets.co64 = &mp4.Co64Box{ChunkOffset: make([]uint64, nChunks)}
+		stbl.AddChild(offsets.co64)
+	} else {
+		offsets.stco = &mp4.StcoBox{ChunkOffset: make([]uint32, nChunks)}
+		stbl.AddChild(offsets.stco)
+	}
+	return stbl
+}
+
+// scaleRound converts v from timescale from to timescale to, rounding to nearest.
+func scaleRound(v uint64, to, from uint32) uint64 {
+	if v > math.MaxUint64/uint64(to) {
+		return v / uint64(from) * uint64(to)
+	}
+	return (v*uint64(to) + uint64(from)/2) / uint64(from)
+}
+
+// version is the full-box version whose fields hold d: 0 for 32 bits, 1 for 64.
+func version(d uint64) byte {
+	if d > math.MaxUint32 {
+		return 1
+	}
+	return 0
+}
