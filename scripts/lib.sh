@@ -14,6 +14,7 @@ declare -A test_packages=(
 	[ffmpeg]=ffmpeg   # fixtures and end-to-end tests push with ffmpeg
 	[ffprobe]=ffmpeg  # and check the output with ffprobe
 	[gcc]=gcc         # go test -race needs cgo
+	[redis-server]=redis-server # jobs tests run asynq against a real Redis
 )
 
 # Minimum Go version (major.minor), as in go.mod.
