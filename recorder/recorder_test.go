@@ -2,6 +2,7 @@ package recorder
 
 import (
 	"bytes"
+	"encoding/binary"
 	"context"
 	"log/slog"
 	"net"
@@ -70,7 +71,7 @@ func (r *rig) recordings(t *testing.T, id, pattern string) []string {
 func TestRecordFragments(t *testing.T) {
 	mediatest.NeedFFmpeg(t)
 	r := newRig(t, DefaultConfig())
-	p := mediatest.Push(t, "rtmp://"+r.rtmpAddr+"/live/rec?record=flv|hls&record_interval=5", 12)
+	p := mediatest.Push(t, "rtmp://"+r.rtmpAddr+"/live/rec?record=mp4|flv|hls&record_interval=5", 12)
 	if err := p.Wait(t, 40*time.Second); err != nil {
 		t.Fatalf("ffmpeg: %v\n%s", err, p.Stderr)
 	}
@@ -89,6 +90,15 @@ func TestRecordFragments(t *testing.T) {
 			_, meta, err := flv.ParseScriptData(first.Body())
 			if err != nil || meta.Duration == 0 || meta.FileSize != float64(len(data)) || meta.Keyframes == nil || len(meta.Keyframes.Times) < 2 {
 				t.Errorf("%s: metadata %+v, %v", f, meta, err)
+			}
+		}
+	})
+	t.Run("mp4", func(t *testing.T) {
+		files := r.recordings(t, "rec", "*.mp4")
+		checkFragments(t, files, 12)
+		for _, f := range files {
+			if order := topLevelBoxes(t, f); !slices.Equal(order[:3], []string{"ftyp", "moov", "mdat"}) {
+				t.Errorf("%s: boxes %v, want moov before mdat", filepath.Base(f), order)
 			}
 		}
 	})
@@ -112,8 +122,8 @@ func TestRecordFragments(t *testing.T) {
 	})
 	// The manifests beside the files describe them.
 	ms, _ := filepath.Glob(filepath.Join(r.out, "live", "rec", "*.json"))
-	if len(ms) != 6 {
-		t.Fatalf("%d manifests, want 6", len(ms))
+	if len(ms) != 9 {
+		t.Fatalf("%d manifests, want 9", len(ms))
 	}
 	m, err := LoadManifest(ms[0])
 	if err != nil || m.State != StateHandedOn || m.PushID == "" || m.Seq != 1 || !strings.Contains(m.StreamParam, "record_interval=5") {
@@ -150,5 +160,33 @@ func checkFragments(t *testing.T, files []string, pushed float64) {
 	}
 	if want := int(pushed * 25); frames != want {
 		t.Errorf("%d video frames recorded, %d pushed", frames, want)
+	}
+}
+
+// topLevelBoxes lists the MP4 box types at the top of a file, in order.
+func topLevelBoxes(t *testing.T, path string) []string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var types []string
+	var off int64
+	hdr := make([]byte, 16)
+	for {
+		if _, err := f.ReadAt(hdr[:8], off); err != nil {
+			return types
+		}
+		size := int64(binary.BigEndian.Uint32(hdr))
+		types = append(types, string(hdr[4:8]))
+		if size == 1 {
+			f.ReadAt(hdr[8:16], off+8)
+			size = int64(binary.BigEndian.Uint64(hdr[8:]))
+		}
+		if size < 8 {
+			return types
+		}
+		off += size
 	}
 }

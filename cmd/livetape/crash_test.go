@@ -69,7 +69,7 @@ func TestRecordingSurvivesKill(t *testing.T) {
 	logs := &mediatest.SyncBuffer{}
 	cmd, rtmpAddr := startLivetape(t, bin, data, logs)
 
-	formats := []string{"flv", "hls"}
+	formats := []string{"mp4", "flv", "hls"}
 	p := mediatest.Push(t, "rtmp://"+rtmpAddr+"/live/crash?record="+strings.Join(formats, "|"), 30)
 	start := time.Now()
 	// Kill once the HLS recording has finished its first 4 s segment (and more is
@@ -102,8 +102,9 @@ func TestRecordingSurvivesKill(t *testing.T) {
 		t.Errorf("recovery not logged:\n%s", logs2)
 	}
 	files, _ := filepath.Glob(filepath.Join(out, "*.flv"))
+	mp4Files, _ := filepath.Glob(filepath.Join(out, "*.mp4"))
 	hlsFiles, _ := filepath.Glob(filepath.Join(out, "*", "index.m3u8"))
-	files = slices.Concat(files, hlsFiles)
+	files = slices.Concat(files, mp4Files, hlsFiles)
 	if len(files) != len(formats) {
 		t.Fatalf("recovered %v", files)
 	}
