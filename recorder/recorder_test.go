@@ -2,8 +2,8 @@ package recorder
 
 import (
 	"bytes"
-	"encoding/binary"
 	"context"
+	"encoding/binary"
 	"log/slog"
 	"net"
 	"os"
