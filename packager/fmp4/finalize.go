@@ -20,6 +20,11 @@ const movieTimescale = 1000
 // copy from the source by itself (copy_file_range for two files on Linux).
 const copyBufferSize = 1 << 20
 
+// max32 is the largest file offset or box size 32 bits hold. Beyond it chunk offsets
+// go in a co64 and the mdat takes a 64-bit largesize; a variable so that a test can
+// take those paths without writing 4 GiB.
+var max32 int64 = math.MaxUint32
+
 // Stats describes a finalized file.
 type Stats struct {
 	Duration    time.Duration // the longest track, from the start of the recording
@@ -107,7 +112,7 @@ func (s *scanner) writeProgressive(dst io.Writer) (Stats, error) {
 		payload += c.size
 	}
 	mdatHdr := int64(8)
-	if payload > math.MaxUint32-8 {
+	if payload > max32-8 {
 		mdatHdr = 16
 	}
 	ftyp := mp4.NewFtyp("isom", 0x200, []string{"isom", "iso2", "avc1", "mp41"})
@@ -116,7 +121,7 @@ func (s *scanner) writeProgressive(dst io.Writer) (Stats, error) {
 	// need 64 bits: build with 32-bit offsets, and again with 64 if they do not fit.
 	moov, offsets := s.buildMoov(false)
 	dataStart := int64(ftyp.Size()+moov.Size()) + mdatHdr
-	if dataStart+payload-s.chunks[len(s.chunks)-1].size > math.MaxUint32 {
+	if dataStart+payload-s.chunks[len(s.chunks)-1].size > max32 {
 		moov, offsets = s.buildMoov(true)
 		dataStart = int64(ftyp.Size()+moov.Size()) + mdatHdr
 	}

@@ -264,3 +264,37 @@ func TestWriterPending(t *testing.T) {
 		t.Errorf("after flush: pending %v, %d queued; want the newest frame held", w.Pending(), len(w.audio.queue))
 	}
 }
+
+// TestFinalizeLargeOffsets takes the paths of files over 4 GiB (co64 chunk offsets, an
+// mdat with a 64-bit size) on the fixture, and has ffmpeg read the result.
+func TestFinalizeLargeOffsets(t *testing.T) {
+	mediatest.NeedFFmpeg(t)
+	defer func(v int64) { max32 = v }(max32)
+	max32 = 0
+	fx := loadFixture(t, "av.flv")
+	dir := t.TempDir()
+	frag, out := filepath.Join(dir, "a.part"), filepath.Join(dir, "a.mp4")
+	writeFMP4(t, fx, frag, writeOptions{})
+	st, err := FinalizeFile(frag, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(data, []byte("co64")) || bytes.Contains(data, []byte("stco")) {
+		t.Error("no co64, or an stco left")
+	}
+	if boxes := topLevelBoxes(t, out); !slices.Equal(boxes, []string{"ftyp", "moov", "mdat"}) {
+		t.Errorf("boxes %v", boxes)
+	}
+	if i := bytes.Index(data, []byte("mdat")); i < 4 || binary.BigEndian.Uint32(data[i-4:]) != 1 {
+		t.Error("mdat has no 64-bit largesize")
+	}
+	if int64(len(data)) != st.Bytes {
+		t.Errorf("%d bytes, Stats say %d", len(data), st.Bytes)
+	}
+	checkProbe(t, fx, out, probeDuration(t, "av.flv"))
+	decodeClean(t, out)
+}
