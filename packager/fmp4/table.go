@@ -9,7 +9,7 @@ import (
 // trackTable is one track's sample table, gathered from the fragments. It keeps what a
 // progressive stbl needs and nothing more: 4 bytes per sample for the sizes, the
 // decode and composition times run-length coded (one entry per change), and the
-// numbers of the sync samples.
+// numbers of the sync samples when not all are.
 type trackTable struct {
 	id        uint32
 	trak      *mp4.TrakBox // from the init segment: tkhd, mdhd, hdlr, stsd
@@ -20,10 +20,10 @@ type trackTable struct {
 	sizes   []uint32
 	stts    []timeRun
 	ctts    []offsetRun
-	cto     bool // a composition offset is not zero
-	negCto  bool // a composition offset is negative (ctts version 1)
-	syncs   []uint32
-	nonSync bool // some sample is not a sync sample (stss needed)
+	cto     bool     // a composition offset is not zero
+	negCto  bool     // a composition offset is negative (ctts version 1)
+	syncs   []uint32 // sync sample numbers, once nonSync
+	nonSync bool     // some sample is not a sync sample (stss needed)
 
 	started bool
 	start   uint64 // decode time of the first sample (tfdt of the first fragment)
@@ -69,10 +69,19 @@ func (t *trackTable) add(r run) {
 		t.negCto = t.negCto || smp.CompositionTimeOffset < 0
 		// sample_is_non_sync_sample (ISO/IEC 14496-12 8.8.3.1). mp4ff's Sample.IsSync
 		// also demands sample_depends_on == 2, which many muxers leave at 0.
-		if mp4.DecodeSampleFlags(smp.Flags).SampleIsNonSync {
-			t.nonSync = true
-		} else {
-			t.syncs = append(t.syncs, uint32(len(t.sizes)))
+		// Sync sample numbers are kept only once a sample is not one: audio tracks,
+		// all sync, then cost nothing here.
+		nr := uint32(len(t.sizes))
+		switch {
+		case mp4.DecodeSampleFlags(smp.Flags).SampleIsNonSync:
+			if !t.nonSync {
+				t.nonSync = true
+				for i := uint32(1); i < nr; i++ {
+					t.syncs = append(t.syncs, i)
+				}
+			}
+		case t.nonSync:
+			t.syncs = append(t.syncs, nr)
 		}
 		t.next += uint64(smp.Dur)
 	}
