@@ -13,28 +13,14 @@ import (
 
 	"github.com/livetape/livetape/live"
 	"github.com/livetape/livetape/media"
-	"github.com/livetape/livetape/packager/flv"
 )
 
 // synthetic2500k returns secs seconds of a 2.5 Mbit/s 30 fps stream with a 2 s GOP and
 // 128 kbit/s AAC, interleaved as an encoder sends it, using av.flv's codec headers.
 func synthetic2500k(b *testing.B, secs int) []*media.Packet {
 	b.Helper()
-	f, err := os.Open("../testdata/av.flv")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	r, err := flv.NewReader(f)
-	if err != nil {
-		b.Fatal(err)
-	}
 	var pkts []*media.Packet
-	for len(pkts) < 2 {
-		p, err := r.ReadPacket()
-		if err != nil {
-			b.Fatal(err)
-		}
+	for _, p := range readFixture(b, "av.flv") {
 		if p.SequenceHeader {
 			pkts = append(pkts, p)
 		}

@@ -3,7 +3,6 @@ package recorder
 import (
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -11,28 +10,11 @@ import (
 	"github.com/livetape/livetape/internal/mediatest"
 	"github.com/livetape/livetape/live"
 	"github.com/livetape/livetape/media"
-	"github.com/livetape/livetape/packager/flv"
 )
 
-func readFixture(t *testing.T, name string) []*media.Packet {
+func readFixture(t testing.TB, name string) []*media.Packet {
 	t.Helper()
-	f, err := os.Open(filepath.Join("..", "testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := flv.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pkts []*media.Packet
-	for {
-		p, err := r.ReadPacket()
-		if err != nil {
-			return pkts
-		}
-		pkts = append(pkts, p)
-	}
+	return mediatest.ReadFLV(t, filepath.Join("..", "testdata", name))
 }
 
 // A new SPS/PPS with other values starts a new fragment, which starts with the new

@@ -3,8 +3,8 @@ package hls
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"github.com/livetape/livetape/internal/mediatest"
 	"io"
 	"os"
 	"os/exec"
@@ -13,7 +13,6 @@ import (
 	"testing"
 
 	"github.com/livetape/livetape/media"
-	"github.com/livetape/livetape/packager/flv"
 )
 
 // Fixtures are made by ffmpeg once per test binary, in a directory removed at exit, so
@@ -88,26 +87,7 @@ func fixture(t testing.TB, name string) string {
 
 func readPackets(t testing.TB, path string) []*media.Packet {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := flv.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pkts []*media.Packet
-	for {
-		p, err := r.ReadPacket()
-		if errors.Is(err, io.EOF) {
-			return pkts
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		pkts = append(pkts, p)
-	}
+	return mediatest.ReadFLV(t, path)
 }
 
 // segmentFiles runs pkts through a Segmenter writing seg-N.ts files into dir and a VOD
