@@ -298,3 +298,42 @@ func TestFinalizeLargeOffsets(t *testing.T) {
 	checkProbe(t, fx, out, probeDuration(t, "av.flv"))
 	decodeClean(t, out)
 }
+
+// TestFragmentsStartWithKeyframe checks the flush order the Writer documents: Flush
+// right after a keyframe ends the fragment before it, so every keyframe opens a
+// fragment (the one-second rule may still cut a long GOP in between).
+func TestFragmentsStartWithKeyframe(t *testing.T) {
+	fx := loadFixture(t, "av.flv")
+	path := filepath.Join(t.TempDir(), "a.part")
+	writeFMP4(t, fx, path, writeOptions{})
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := mp4.DecodeFile(bytes.NewReader(data), mp4.WithDecodeFlags(mp4.DecStartOnMoof))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keyframes int
+	for _, seg := range file.Segments {
+		for _, frag := range seg.Fragments {
+			for _, traf := range frag.Moof.Trafs {
+				if traf.Tfhd.TrackID != 1 {
+					continue
+				}
+				for i, smp := range traf.Trun.Samples {
+					if mp4.DecodeSampleFlags(smp.Flags).SampleIsNonSync {
+						continue
+					}
+					keyframes++
+					if i != 0 {
+						t.Errorf("fragment %d: keyframe is video sample %d, want 0", frag.Moof.Mfhd.SequenceNumber, i)
+					}
+				}
+			}
+		}
+	}
+	if keyframes != 4 {
+		t.Errorf("%d keyframes, want 4", keyframes)
+	}
+}

@@ -44,7 +44,9 @@ type Tracks struct {
 // The init segment (ftyp + moov) is written by NewWriter. Media is written only by
 // Flush and Close, one moof+mdat fragment per call, so the caller decides how much a
 // crash can lose: Writer never flushes on its own. The recorder flushes at every video
-// keyframe and whenever Pending reaches one second, then fsyncs the file.
+// keyframe and whenever Pending reaches one second, then fsyncs the file. Flush after
+// WritePacket of the keyframe, not before: the keyframe is then the sample held back,
+// and it opens the next fragment, so every fragment starts with a keyframe.
 //
 // A sample's duration is the distance to the next sample's timestamp, so the newest
 // sample of each track is held back until the next one arrives (or Close). Timestamps
