@@ -1,7 +1,6 @@
 package fmp4
 
 import (
-	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -21,7 +20,7 @@ const benchFrameBytes = 2_500_000 / 8 / 25
 // MiB-heap is the peak growth of the heap in use (sampled every millisecond) and
 // MiB-alloc/op what one Finalize allocates in all, garbage included. Both follow the
 // number of samples (the sample tables, the moov being encoded, the decoded moofs),
-// not the number of bytes: the media goes through one fixed buffer or none.
+// not the number of bytes: the media goes through one fixed buffer.
 //
 //	LIVETAPE_BENCH_FINALIZE_MB=512 go test -run '^$' -bench Finalize -benchtime 5x ./packager/fmp4
 func BenchmarkFinalize(b *testing.B) {
@@ -77,23 +76,6 @@ func BenchmarkFinalize(b *testing.B) {
 			}
 			defer out.Close()
 			return Finalize(in, out)
-		})
-	})
-	// The same through a plain io.Writer (an upload pipe, say): no copy_file_range,
-	// the media goes through Finalize's 1 MiB buffer.
-	b.Run("FinalizeBuffered", func(b *testing.B) {
-		run(b, func(dst string) (Stats, error) {
-			in, err := os.Open(src)
-			if err != nil {
-				return Stats{}, err
-			}
-			defer in.Close()
-			out, err := os.Create(dst)
-			if err != nil {
-				return Stats{}, err
-			}
-			defer out.Close()
-			return Finalize(in, struct{ io.Writer }{out})
 		})
 	})
 	// FinalizeFile adds the fsync of the whole output: disk bound.

@@ -16,8 +16,8 @@ import (
 // movieTimescale is the mvhd timescale of finalized files: durations in milliseconds.
 const movieTimescale = 1000
 
-// copyBufferSize is the buffer media is copied through when the destination cannot
-// copy from the source by itself (copy_file_range for two files on Linux).
+// copyBufferSize is the buffer media is copied through: large, so that a chunk (a
+// second of one track) is one read and one write.
 const copyBufferSize = 1 << 20
 
 // max32 is the largest file offset or box size 32 bits hold. Beyond it chunk offsets
@@ -184,9 +184,10 @@ func (s *scanner) copyMedia(dst io.Writer) error {
 		if _, err := s.r.Seek(start, io.SeekStart); err != nil {
 			return fmt.Errorf("fmp4: finalize: seek to media at %d: %w", start, err)
 		}
-		// io.CopyBuffer hands a *os.File source to a *os.File destination's ReadFrom,
-		// which copies in the kernel; otherwise it goes through buf.
-		n, err := io.CopyBuffer(dst, io.LimitReader(s.r, end-start), buf)
+		// Through buf even when dst is a file: hiding its ReadFrom keeps io.CopyBuffer
+		// from copy_file_range, which measured 25 % slower on ext4 for these
+		// chunk-sized ranges (BenchmarkFinalize).
+		n, err := io.CopyBuffer(onlyWriter{dst}, io.LimitReader(s.r, end-start), buf)
 		if err == nil && n < end-start {
 			err = io.ErrUnexpectedEOF
 		}
@@ -196,6 +197,11 @@ func (s *scanner) copyMedia(dst io.Writer) error {
 	}
 	return nil
 }
+
+// onlyWriter hides every method of an io.Writer but Write.
+type onlyWriter struct{ w io.Writer }
+
+func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
 
 // chunkOffsets is the stco or co64 of one track, filled once the moov size is known.
 type chunkOffsets struct {
