@@ -45,16 +45,12 @@ func newMP4Writer(path string, h headers) (formatWriter, error) {
 }
 
 func (w *mp4Writer) writePacket(p *media.Packet) error {
-	// A keyframe ends the previous fragment, so each fragment starts on one.
-	if p.Kind == media.KindVideo && p.Keyframe && !p.SequenceHeader {
-		if err := w.w.Flush(); err != nil {
-			return err
-		}
-	}
 	if err := w.w.WritePacket(p); err != nil {
 		return err
 	}
-	if w.w.Pending() >= syncEvery {
+	// Flush holds back the newest sample, so flushing right after a keyframe ends the
+	// fragment before it: each fragment starts on a keyframe.
+	if (p.Kind == media.KindVideo && p.Keyframe) || w.w.Pending() >= syncEvery {
 		return w.w.Flush()
 	}
 	return nil
