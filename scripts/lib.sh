@@ -82,3 +82,27 @@ MSG
 		fi
 	fi
 }
+
+# versitygw is the S3-compatible server that the storage and pipeline tests start on
+# loopback (internal/s3test). It is built from source into .cache/bin, which git ignores:
+# about 90 s the first time, a version check (a few ms) afterwards.
+versitygw_module=github.com/versity/versitygw
+versitygw_version=v1.8.0
+
+# ensure_versitygw installs versitygw $versitygw_version into .cache/bin unless it is
+# there already, and puts .cache/bin first on PATH. Run it from the repository root.
+# With LIVETAPE_TEST_S3_ENDPOINT set the tests use that server and nothing is installed.
+ensure_versitygw() {
+	if [[ -n "${LIVETAPE_TEST_S3_ENDPOINT:-}" ]]; then
+		return 0
+	fi
+	local bin_dir="$PWD/.cache/bin"
+	local bin="$bin_dir/versitygw"
+	if [[ ! -x "$bin" ]] || ! go version -m "$bin" 2>/dev/null |
+		grep -qE "^[[:space:]]+mod[[:space:]]+${versitygw_module}[[:space:]]+${versitygw_version}[[:space:]]"; then
+		log "installing versitygw ${versitygw_version} into .cache/bin (builds from source, about 90 s, once)"
+		mkdir -p "$bin_dir"
+		GOBIN="$bin_dir" go install "${versitygw_module}/cmd/versitygw@${versitygw_version}"
+	fi
+	export PATH="$bin_dir:$PATH"
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs livetape's checks on a fresh Debian/Ubuntu machine: installs what is missing
-# (ffmpeg, gcc for -race), then gofmt, go vet and go test -race over the whole module.
+# (ffmpeg, gcc for -race, versitygw as the S3 server of the tests), then gofmt, go vet
+# and go test -race over the whole module.
 #
 # Usage: scripts/test.sh [go test flags]    e.g. scripts/test.sh -run TestSign -v
 set -euo pipefail
@@ -10,6 +11,7 @@ source scripts/lib.sh
 ensure_commands run_packages test_packages
 ensure_go
 go mod download
+ensure_versitygw
 
 log "gofmt"
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
