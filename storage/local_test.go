@@ -1,0 +1,134 @@
+package storage_test
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/livetape/livetape/storage"
+)
+
+// TestLocalLayout checks that objects are plain files under Dir, so the directory can be
+// served or copied as it is, with their sidecars beside them.
+func TestLocalLayout(t *testing.T) {
+	dir := t.TempDir()
+	s := storage.Local{Dir: dir}
+	put(t, s, "live/s1/a.flv", []byte("flv data"), "video/x-flv")
+	b, err := os.ReadFile(filepath.Join(dir, "live", "s1", "a.flv"))
+	if err != nil || string(b) != "flv data" {
+		t.Fatalf("object file: %q, %v", b, err)
+	}
+	entries, _ := os.ReadDir(filepath.Join(dir, "live", "s1"))
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, ",") != "a.flv,a.flv.livetape-meta" {
+		t.Fatalf("folder holds %q, want the object and its sidecar only", names)
+	}
+}
+
+// TestLocalStaleSidecar covers files whose sidecar is missing or does not describe them:
+// a crash between the sidecar's rename and the object's, or files copied in by hand.
+func TestLocalStaleSidecar(t *testing.T) {
+	dir := t.TempDir()
+	s := storage.Local{Dir: dir}
+	ctx := t.Context()
+
+	// Copied in by hand: no sidecar.
+	if err := os.MkdirAll(filepath.Join(dir, "hand"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "hand", "x.m3u8"), []byte("#EXTM3U\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	obj, err := s.Stat(ctx, "hand/x.m3u8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkObject(t, "Stat", obj, "hand/x.m3u8", []byte("#EXTM3U\n"), "application/vnd.apple.mpegurl")
+
+	// Same size, new content, sidecar left from the old one (the crash case).
+	put(t, s, "k.mp4", []byte("old!"), "video/mp4")
+	p := filepath.Join(dir, "k.mp4")
+	if err := os.WriteFile(p, []byte("new!"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Make sure the modification time differs even on a coarse clock.
+	future := time.Now().Add(time.Hour)
+	if err := os.Chtimes(p, future, future); err != nil {
+		t.Fatal(err)
+	}
+	obj, err = s.Stat(ctx, "k.mp4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if obj.ETag != md5hex([]byte("new!")) {
+		t.Fatalf("ETag %q is the stale sidecar's, want the MD5 of the new content", obj.ETag)
+	}
+	objs, err := s.List(ctx, "k")
+	if err != nil || len(objs) != 1 || objs[0].ETag != md5hex([]byte("new!")) {
+		t.Fatalf("List = %v, %v", objs, err)
+	}
+}
+
+// TestLocalCrashLeftovers checks that the temporary files of an interrupted Put are
+// not objects.
+func TestLocalCrashLeftovers(t *testing.T) {
+	dir := t.TempDir()
+	s := storage.Local{Dir: dir}
+	put(t, s, "a/x", []byte("x"), "")
+	for _, name := range []string{".livetape-tmp-123", "y.livetape-meta"} {
+		if err := os.WriteFile(filepath.Join(dir, "a", name), []byte("junk"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	objs, err := s.List(t.Context(), "")
+	if err != nil || len(objs) != 1 || objs[0].Key != "a/x" {
+		t.Fatalf("List = %v, %v; want only a/x", objs, err)
+	}
+}
+
+// TestLocalKeyFolderConflict: on a file system "a" cannot be an object and a folder.
+func TestLocalKeyFolderConflict(t *testing.T) {
+	s := storage.Local{Dir: t.TempDir()}
+	ctx := t.Context()
+	put(t, s, "a/b", []byte("x"), "")
+	if _, err := s.Put(ctx, "a", bytes.NewReader([]byte("y")), 1, ""); err == nil {
+		t.Fatal("Put of a key that is a folder succeeded")
+	}
+	if _, err := s.Put(ctx, "a/b/c", bytes.NewReader([]byte("y")), 1, ""); err == nil {
+		t.Fatal("Put below a key that is an object succeeded")
+	}
+	if l := (&env{store: s, leftovers: newLocalLeftovers(s.Dir)}).leftovers(t); len(l) != 0 {
+		t.Fatalf("failed Puts left %q", l)
+	}
+	if _, err := s.Stat(ctx, "a/b/c"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("Stat below an object: %v, want ErrNotFound", err)
+	}
+}
+
+// TestLocalDeletePrunesFolders: deleting the last key of a folder removes the folder,
+// as S3 has none, but never Dir itself.
+func TestLocalDeletePrunesFolders(t *testing.T) {
+	dir := t.TempDir()
+	s := storage.Local{Dir: dir}
+	put(t, s, "a/b/c/x", []byte("x"), "")
+	put(t, s, "a/y", []byte("y"), "")
+	if err := s.Delete(t.Context(), "a/b/c/x"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a", "b")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a/b still there: %v", err)
+	}
+	if err := s.Delete(t.Context(), "a/y"); err != nil {
+		t.Fatal(err)
+	}
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
+		t.Fatalf("Dir holds %v, %v; want it empty and present", entries, err)
+	}
+}
