@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/livetape/livetape/internal/s3test"
@@ -62,8 +63,11 @@ func TestEnsureBucket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		srv.Client().DeleteBucket(context.Background(), &s3.DeleteBucketInput{Bucket: &c.Bucket})
+	newBucket := c.Bucket
+	t.Cleanup(func() { // s3test removes only the bucket it made
+		ctx := context.Background()
+		srv.Client().DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &newBucket, Key: aws.String("x")})
+		srv.Client().DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: &newBucket})
 	})
 	for range 2 {
 		if err := s.EnsureBucket(t.Context()); err != nil {
