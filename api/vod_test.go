@@ -1,0 +1,77 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/livetape/livetape/storage"
+)
+
+func TestVOD(t *testing.T) {
+	store := storage.Local{Dir: t.TempDir()}
+	data := bytes.Repeat([]byte("0123456789"), 1000)
+	ctx := context.Background()
+	if _, err := store.Put(ctx, "live/s/a.mp4", bytes.NewReader(data), int64(len(data)), "video/mp4"); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(&VOD{Store: store})
+	defer srv.Close()
+
+	get := func(method, key, rng string, hdr ...string) (*http.Response, []byte) {
+		req, _ := http.NewRequest(method, srv.URL+"/vod/"+key, nil)
+		if rng != "" {
+			req.Header.Set("Range", rng)
+		}
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, b
+	}
+
+	resp, body := get("GET", "live/s/a.mp4", "")
+	if resp.StatusCode != 200 || !bytes.Equal(body, data) || resp.Header.Get("Content-Type") != "video/mp4" ||
+		resp.Header.Get("ETag") == "" || resp.Header.Get("Last-Modified") == "" {
+		t.Fatalf("full GET: %d %v", resp.StatusCode, resp.Header)
+	}
+	etag := resp.Header.Get("ETag")
+	for _, tc := range []struct {
+		rng          string
+		from, to     int
+		contentRange string
+	}{
+		{"bytes=100-199", 100, 200, "bytes 100-199/10000"},
+		{"bytes=9990-", 9990, 10000, "bytes 9990-9999/10000"},
+		{"bytes=-5", 9995, 10000, "bytes 9995-9999/10000"},
+		{"bytes=9000-20000", 9000, 10000, "bytes 9000-9999/10000"},
+	} {
+		resp, body := get("GET", "live/s/a.mp4", tc.rng)
+		if resp.StatusCode != 206 || !bytes.Equal(body, data[tc.from:tc.to]) || resp.Header.Get("Content-Range") != tc.contentRange {
+			t.Errorf("%s: %d %q, %d bytes", tc.rng, resp.StatusCode, resp.Header.Get("Content-Range"), len(body))
+		}
+	}
+	if resp, _ := get("GET", "live/s/a.mp4", "bytes=20000-"); resp.StatusCode != 416 {
+		t.Errorf("unsatisfiable range: %d", resp.StatusCode)
+	}
+	if resp, body := get("HEAD", "live/s/a.mp4", ""); resp.StatusCode != 200 || len(body) != 0 || resp.ContentLength != 10000 {
+		t.Errorf("HEAD: %d len %d", resp.StatusCode, resp.ContentLength)
+	}
+	if resp, _ := get("GET", "live/s/a.mp4", "", "If-None-Match", etag); resp.StatusCode != 304 {
+		t.Errorf("If-None-Match: %d", resp.StatusCode)
+	}
+	if resp, _ := get("GET", "live/s/none.mp4", ""); resp.StatusCode != 404 {
+		t.Errorf("missing: %d", resp.StatusCode)
+	}
+	if resp, _ := get("GET", "live/../etc/passwd", ""); resp.StatusCode != 400 && resp.StatusCode != 404 {
+		t.Errorf("traversal: %d", resp.StatusCode)
+	}
+}
