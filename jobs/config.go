@@ -54,8 +54,9 @@ type Config struct {
 	// how often due retries are moved back into the queue. asynq polls
 	// rather than blocks, so this is the latency floor of every task. Default
 	// 100 ms (asynq's own defaults, 1 s and 5 s, would eat most of the 2 s
-	// budget from a closed fragment to its callback); each idle worker
-	// process then makes about 30 cheap Redis calls a second.
+	// budget from a closed fragment to its callback). Measured idle cost at
+	// 100 ms: about 70 Redis commands a second per process, and 2% of a core
+	// with the embedded Redis (which runs asynq's Lua scripts in Go).
 	PollInterval time.Duration `yaml:"poll_interval"`
 }
 
