@@ -92,3 +92,6 @@ func LoadManifest(path string) (*Manifest, error) {
 	m.dir = filepath.Dir(path)
 	return m, nil
 }
+
+// ManifestFile is the path of the manifest itself.
+func (m *Manifest) ManifestFile() string { return filepath.Join(m.dir, m.name()) }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/livetape/livetape/jobs"
 	"github.com/livetape/livetape/live"
 	"github.com/livetape/livetape/recorder"
 )
@@ -32,6 +34,42 @@ type Config struct {
 	Live live.Config `yaml:"live"`
 	// Record sets what is recorded when a push URL says nothing.
 	Record recorder.Config `yaml:"record"`
+	// Jobs configures the queue (Redis or embedded) and the callbacks.
+	Jobs jobs.Config `yaml:"jobs"`
+	// Storage is where recordings go: a local folder (default) or an S3 bucket.
+	Storage StorageConfig `yaml:"storage"`
+	// PublicURL is the base URL players reach livetape at; callbacks' video_url
+	// starts with it (default "http://localhost:8080").
+	PublicURL string `yaml:"public_url"`
+	// APIKey, when set, is required as a bearer token by /api/v1.
+	APIKey string `yaml:"api_key"`
+	// VOD configures replay.
+	VOD VODConfig `yaml:"vod"`
+}
+
+// StorageConfig picks the storage backend: S3 when a bucket is set, else a folder
+// under the data dir.
+type StorageConfig struct {
+	S3 S3Config `yaml:"s3"`
+}
+
+// S3Config is an S3-compatible bucket.
+type S3Config struct {
+	Endpoint  string `yaml:"endpoint"`
+	Region    string `yaml:"region"`
+	Bucket    string `yaml:"bucket"`
+	AccessKey string `yaml:"access_key"`
+	SecretKey string `yaml:"secret_key"`
+	// PathStyle addresses the bucket as ENDPOINT/BUCKET (MinIO, versitygw) rather
+	// than BUCKET.ENDPOINT (default true).
+	PathStyle bool `yaml:"path_style"`
+}
+
+// VODConfig configures replay.
+type VODConfig struct {
+	// Redirect is "" (livetape streams the object) or "presigned" (302 to a
+	// presigned URL of the bucket; S3 only).
+	Redirect string `yaml:"redirect"`
 }
 
 // LogConfig configures the process logger, which writes to stderr.
@@ -45,11 +83,14 @@ type LogConfig struct {
 // defaultConfig returns the embedded defaults: RTMP :1935, HTTP :8080, data in ./data.
 func defaultConfig() Config {
 	return Config{
-		DataDir:  "./data",
-		HTTPAddr: ":8080",
-		Log:      LogConfig{Level: "info", Format: "text"},
-		Live:     live.DefaultConfig(),
-		Record:   recorder.DefaultConfig(),
+		DataDir:   "./data",
+		HTTPAddr:  ":8080",
+		Log:       LogConfig{Level: "info", Format: "text"},
+		Live:      live.DefaultConfig(),
+		Record:    recorder.DefaultConfig(),
+		Jobs:      jobs.DefaultConfig(),
+		Storage:   StorageConfig{S3: S3Config{Region: "us-east-1", PathStyle: true}},
+		PublicURL: "http://localhost:8080",
 	}
 }
 
@@ -75,6 +116,21 @@ func (c Config) Validate() error {
 	}
 	if err := c.Record.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if err := c.Jobs.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("public_url %q: must be an http(s) URL", c.PublicURL))
+	}
+	switch c.VOD.Redirect {
+	case "":
+	case "presigned":
+		if c.Storage.S3.Bucket == "" {
+			errs = append(errs, errors.New("vod.redirect presigned: needs S3 storage (storage.s3.bucket)"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("vod.redirect %q: must be empty or presigned", c.VOD.Redirect))
 	}
 	return errors.Join(errs...)
 }
@@ -170,8 +226,73 @@ var settings = []setting{
 			}
 			return nil
 		}}},
+	{YAML: "jobs.redis_addr", Env: "LIVETAPE_REDIS_ADDR", Help: "Redis of the job queue (host:port or redis:// URI); empty runs an embedded one",
+		field: stringField(func(c *Config) *string { return &c.Jobs.RedisAddr })},
+	{YAML: "jobs.concurrency", Help: "jobs run at once by this process",
+		field: intField(func(c *Config) *int { return &c.Jobs.Concurrency })},
+	{YAML: "jobs.callback_urls", Env: "LIVETAPE_CALLBACK_URL", Help: "URLs that receive the event callbacks (comma-separated in the environment); empty turns callbacks off",
+		field: listField(func(c *Config) *[]string { return &c.Jobs.CallbackURLs })},
+	{YAML: "jobs.callback_key", Env: "LIVETAPE_CALLBACK_KEY", Help: "key signing the callbacks (sign = MD5(key + t), X-Livetape-Signature HMAC)",
+		field: stringField(func(c *Config) *string { return &c.Jobs.CallbackKey })},
+	{YAML: "jobs.callback_timeout", Help: "timeout of one callback POST",
+		field: durationField(func(c *Config) *time.Duration { return &c.Jobs.CallbackTimeout })},
+	{YAML: "jobs.callback_retry_for", Help: "how long a failing callback is retried, with exponential backoff",
+		field: durationField(func(c *Config) *time.Duration { return &c.Jobs.CallbackRetryFor })},
+	{YAML: "jobs.retry_base_delay", Help: "first retry delay of a failed job; it doubles up to 10m",
+		field: durationField(func(c *Config) *time.Duration { return &c.Jobs.RetryBaseDelay })},
+	{YAML: "jobs.poll_interval", Help: "how often idle workers look for tasks (the latency floor of every job)",
+		field: durationField(func(c *Config) *time.Duration { return &c.Jobs.PollInterval })},
+	{YAML: "storage.s3.endpoint", Env: "LIVETAPE_S3_ENDPOINT", Help: "S3-compatible endpoint URL; with a bucket, recordings go to S3 instead of DATA_DIR/store",
+		field: stringField(func(c *Config) *string { return &c.Storage.S3.Endpoint })},
+	{YAML: "storage.s3.bucket", Env: "LIVETAPE_S3_BUCKET", Help: "S3 bucket (created if missing)",
+		field: stringField(func(c *Config) *string { return &c.Storage.S3.Bucket })},
+	{YAML: "storage.s3.region", Env: "LIVETAPE_S3_REGION", Help: "S3 region",
+		field: stringField(func(c *Config) *string { return &c.Storage.S3.Region })},
+	{YAML: "storage.s3.access_key", Env: "LIVETAPE_S3_ACCESS_KEY", Help: "S3 access key",
+		field: stringField(func(c *Config) *string { return &c.Storage.S3.AccessKey })},
+	{YAML: "storage.s3.secret_key", Env: "LIVETAPE_S3_SECRET_KEY", Help: "S3 secret key",
+		field: stringField(func(c *Config) *string { return &c.Storage.S3.SecretKey })},
+	{YAML: "storage.s3.path_style", Help: "path-style bucket addressing (MinIO, versitygw)",
+		field: boolField(func(c *Config) *bool { return &c.Storage.S3.PathStyle })},
+	{YAML: "public_url", Env: "LIVETAPE_PUBLIC_URL", Help: "base URL of livetape for players: callbacks' video_url is PUBLIC_URL/vod/KEY",
+		field: stringField(func(c *Config) *string { return &c.PublicURL })},
+	{YAML: "api_key", Env: "LIVETAPE_API_KEY", Help: "bearer token required by /api/v1 once set",
+		field: stringField(func(c *Config) *string { return &c.APIKey })},
+	{YAML: "vod.redirect", Help: "empty: livetape streams replays; presigned: 302 to a presigned S3 URL",
+		field: stringField(func(c *Config) *string { return &c.VOD.Redirect })},
 	{YAML: "record.queue", Help: "packets buffered between a live stream and its recorder (at least 256)",
 		field: intField(func(c *Config) *int { return &c.Record.Queue })},
+}
+
+// listField parses comma-separated lists.
+func listField(p func(*Config) *[]string) field {
+	return field{
+		get: func(c *Config) string { return strings.Join(*p(c), ",") },
+		set: func(c *Config, v string) error {
+			var out []string
+			for _, s := range strings.Split(v, ",") {
+				if s = strings.TrimSpace(s); s != "" {
+					out = append(out, s)
+				}
+			}
+			*p(c) = out
+			return nil
+		},
+	}
+}
+
+func boolField(p func(*Config) *bool) field {
+	return field{
+		get: func(c *Config) string { return strconv.FormatBool(*p(c)) },
+		set: func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("not a boolean")
+			}
+			*p(c) = b
+			return nil
+		},
+	}
 }
 
 // formatsField parses "mp4|flv" lists; "" and "off" mean none.

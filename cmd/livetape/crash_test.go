@@ -93,7 +93,7 @@ func TestRecordingSurvivesKill(t *testing.T) {
 	}
 	logs2 := &mediatest.SyncBuffer{}
 	startLivetape(t, bin, data, logs2)
-	out := filepath.Join(data, "recordings", "live", "crash")
+	out := filepath.Join(data, "store", "live", "crash")
 	mediatest.WaitFor(t, "the recovered recordings", 20*time.Second, func() bool {
 		ms, _ := filepath.Glob(filepath.Join(out, "*.json"))
 		return len(ms) == len(formats)

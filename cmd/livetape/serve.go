@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/livetape/livetape/api"
+	"github.com/livetape/livetape/jobs"
 	"github.com/livetape/livetape/live"
 	"github.com/livetape/livetape/recorder"
 )
@@ -33,23 +35,44 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 		rtmpLn.Close()
 		return fmt.Errorf("http listen: %w", err)
 	}
-	rec, err := recorder.New(cfg.Record, filepath.Join(cfg.DataDir, "spool"),
-		&recorder.LocalSink{Dir: filepath.Join(cfg.DataDir, "recordings"), Log: log}, log)
-	if err != nil {
+	fail := func(err error) error {
 		rtmpLn.Close()
 		httpLn.Close()
 		return err
 	}
-	// What a crash left in the spool is finished before new pushes arrive.
+	store, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return fail(err)
+	}
+	queue, err := jobs.Open(ctx, cfg.Jobs, cfg.DataDir, log)
+	if err != nil {
+		return fail(err)
+	}
+	defer queue.Close()
+	queue.Register(jobs.TaskUpload, &jobs.Uploader{Store: store, Queue: queue, PublicURL: cfg.PublicURL, Log: log})
+	if err := queue.Start(); err != nil {
+		return fail(err)
+	}
+	rec, err := recorder.New(cfg.Record, filepath.Join(cfg.DataDir, "spool"), uploadSink{queue}, log)
+	if err != nil {
+		return fail(err)
+	}
+	// What a crash left in the spool is finished and queued again before new pushes
+	// arrive, and callbacks not yet delivered are queued again.
 	if n, err := rec.Recover(); err != nil {
 		log.Error("spool recovery", "err", err)
 	} else if n > 0 {
-		log.Info("spool recovery: fragments handed on", "count", n)
+		log.Info("spool recovery: fragments queued for upload", "count", n)
 	}
-	liveSrv := live.NewServer(cfg.Live, log, rec)
+	if err := queue.ResumePending(ctx); err != nil {
+		log.Error("callbacks not re-queued", "err", err)
+	}
+	liveSrv := live.NewServer(cfg.Live, log, rec, pushEvents{queue, log})
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.Handle("/vod/", &api.VOD{Store: store, Presigned: cfg.VOD.Redirect == "presigned", Log: log})
+	mux.Handle("/api/v1/", api.NewHandler(api.Config{Store: store, Queue: queue, Key: cfg.APIKey, Log: log}))
 	mux.Handle("/", liveSrv.Handler())
 	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	log.Info("http listening", "addr", httpLn.Addr().String(), "data_dir", cfg.DataDir)

@@ -1,0 +1,228 @@
+package api
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/livetape/livetape/jobs"
+	"github.com/livetape/livetape/storage"
+)
+
+// Config configures the /api/v1 handler.
+type Config struct {
+	Store storage.Store
+	Queue *jobs.Queue
+	// Key, when set, must be sent as "Authorization: Bearer KEY".
+	Key string
+	Log *slog.Logger
+}
+
+// NewHandler returns the HTTP API:
+//
+//	GET    /api/v1/recordings?app=&stream_id=&format=&from=&to=&page=&page_size=
+//	GET    /api/v1/recordings/{file_id}
+//	DELETE /api/v1/recordings/{file_id}        media and catalog entry
+//	GET    /api/v1/events/{event_id}           delivery state of a callback
+//	POST   /api/v1/events/{event_id}/redeliver send a callback again
+func NewHandler(cfg Config) http.Handler {
+	a := &apiHandler{cfg: cfg}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/recordings", a.listRecordings)
+	mux.HandleFunc("GET /api/v1/recordings/{file_id}", a.getRecording)
+	mux.HandleFunc("DELETE /api/v1/recordings/{file_id}", a.deleteRecording)
+	mux.HandleFunc("GET /api/v1/events/{event_id}", a.getEvent)
+	mux.HandleFunc("POST /api/v1/events/{event_id}/redeliver", a.redeliver)
+	return a.auth(mux)
+}
+
+type apiHandler struct{ cfg Config }
+
+func (a *apiHandler) auth(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.cfg.Key != "" {
+			got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if subtle.ConstantTimeCompare([]byte(got), []byte(a.cfg.Key)) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="livetape"`)
+				writeError(w, http.StatusUnauthorized, "missing or wrong API key (Authorization: Bearer KEY)")
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// recordings reads the catalog entries under prefix.
+func (a *apiHandler) recordings(r *http.Request, prefix string) ([]*jobs.Recording, error) {
+	objs, err := a.cfg.Store.List(r.Context(), prefix)
+	if err != nil {
+		return nil, err
+	}
+	var out []*jobs.Recording
+	for _, o := range objs {
+		if !strings.HasSuffix(o.Key, ".json") {
+			continue
+		}
+		rec, err := jobs.LoadRecording(r.Context(), a.cfg.Store, o.Key)
+		if err != nil {
+			if errors.Is(err, storage.ErrNotFound) {
+				continue // deleted meanwhile
+			}
+			return nil, err
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+func parseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.Unix(n, 0), nil
+	}
+	return time.Parse(time.RFC3339, s)
+}
+
+func (a *apiHandler) listRecordings(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	from, err1 := parseTime(q.Get("from"))
+	to, err2 := parseTime(q.Get("to"))
+	page, err3 := intParam(q.Get("page"), 1)
+	size, err4 := intParam(q.Get("page_size"), 50)
+	if err := errors.Join(err1, err2, err3, err4); err != nil || page < 1 || size < 1 || size > 500 {
+		writeError(w, http.StatusBadRequest, "bad query: from/to are RFC 3339 or UNIX seconds, page >= 1, page_size 1..500")
+		return
+	}
+	prefix := ""
+	if app, id := q.Get("app"), q.Get("stream_id"); app != "" && id != "" {
+		prefix = app + "/" + id + "/"
+	} else if app != "" {
+		prefix = app + "/"
+	}
+	all, err := a.recordings(r, prefix)
+	if err != nil {
+		a.storageError(w, err)
+		return
+	}
+	var out []*jobs.Recording
+	for _, rec := range all {
+		switch {
+		case q.Get("stream_id") != "" && rec.StreamID != q.Get("stream_id"):
+		case q.Get("format") != "" && rec.Format != q.Get("format"):
+		case !from.IsZero() && rec.StartTime.Before(from):
+		case !to.IsZero() && rec.StartTime.After(to):
+		default:
+			out = append(out, rec)
+		}
+	}
+	slices.SortFunc(out, func(x, y *jobs.Recording) int { return x.StartTime.Compare(y.StartTime) })
+	total := len(out)
+	lo := min((page-1)*size, total)
+	writeJSON(w, http.StatusOK, map[string]any{
+		"recordings": out[lo:min(lo+size, total)], "total": total, "page": page, "page_size": size,
+	})
+}
+
+func intParam(s string, def int) (int, error) {
+	if s == "" {
+		return def, nil
+	}
+	return strconv.Atoi(s)
+}
+
+// find returns the catalog entry of a file id.
+func (a *apiHandler) find(r *http.Request, fileID string) (*jobs.Recording, error) {
+	all, err := a.recordings(r, "")
+	if err != nil {
+		return nil, err
+	}
+	for _, rec := range all {
+		if rec.FileID == fileID {
+			return rec, nil
+		}
+	}
+	return nil, storage.ErrNotFound
+}
+
+func (a *apiHandler) getRecording(w http.ResponseWriter, r *http.Request) {
+	rec, err := a.find(r, r.PathValue("file_id"))
+	if err != nil {
+		a.storageError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rec)
+}
+
+func (a *apiHandler) deleteRecording(w http.ResponseWriter, r *http.Request) {
+	rec, err := a.find(r, r.PathValue("file_id"))
+	if err != nil {
+		a.storageError(w, err)
+		return
+	}
+	// Media first, the catalog entry last: a failure half-way leaves the entry, so
+	// the delete can be repeated.
+	for _, key := range append(slices.Clone(rec.Objects), jobs.ManifestKey(rec)) {
+		if err := a.cfg.Store.Delete(r.Context(), key); err != nil {
+			a.storageError(w, err)
+			return
+		}
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *apiHandler) getEvent(w http.ResponseWriter, r *http.Request) {
+	rec, err := a.cfg.Queue.Event(r.PathValue("event_id"))
+	if errors.Is(err, jobs.ErrEventNotFound) {
+		writeError(w, http.StatusNotFound, "no such event")
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, rec)
+}
+
+func (a *apiHandler) redeliver(w http.ResponseWriter, r *http.Request) {
+	err := a.cfg.Queue.Redeliver(r.Context(), r.PathValue("event_id"))
+	if errors.Is(err, jobs.ErrEventNotFound) {
+		writeError(w, http.StatusNotFound, "no such event")
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]string{"event_id": r.PathValue("event_id"), "state": "queued"})
+}
+
+func (a *apiHandler) storageError(w http.ResponseWriter, err error) {
+	if errors.Is(err, storage.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "no such recording")
+		return
+	}
+	if a.cfg.Log != nil {
+		a.cfg.Log.Error("api: storage", "err", err)
+	}
+	writeError(w, http.StatusBadGateway, "storage unavailable")
+}

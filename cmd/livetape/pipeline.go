@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"time"
+
+	"github.com/livetape/livetape/jobs"
+	"github.com/livetape/livetape/live"
+	"github.com/livetape/livetape/recorder"
+	"github.com/livetape/livetape/storage"
+)
+
+// openStore returns S3 storage when a bucket is configured, else a folder under the data dir.
+func openStore(ctx context.Context, cfg Config, log *slog.Logger) (storage.Store, error) {
+	c := cfg.Storage.S3
+	if c.Bucket == "" {
+		dir := filepath.Join(cfg.DataDir, "store")
+		log.Info("storage: local folder", "dir", dir)
+		return storage.Local{Dir: dir}, nil
+	}
+	s3, err := storage.NewS3(ctx, storage.S3Config{
+		Endpoint: c.Endpoint, Region: c.Region, Bucket: c.Bucket,
+		AccessKey: c.AccessKey, SecretKey: c.SecretKey, PathStyle: c.PathStyle,
+	})
+	if err != nil {
+		return nil, err
+	}
+	// A bucket that cannot be reached now is not fatal: uploads retry until it is.
+	ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := s3.EnsureBucket(ectx); err != nil {
+		log.Warn("storage: S3 bucket not ready; uploads will retry", "bucket", c.Bucket, "err", err)
+	}
+	log.Info("storage: S3", "endpoint", c.Endpoint, "bucket", c.Bucket)
+	return s3, nil
+}
+
+// uploadSink hands the recorder's closed fragments to the job queue.
+type uploadSink struct{ q *jobs.Queue }
+
+func (s uploadSink) FragmentClosed(m *recorder.Manifest) error {
+	local := m.File()
+	if m.Format == "hls" {
+		local = filepath.Dir(local)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return s.q.EnqueueUpload(ctx, jobs.UploadPayload{
+		Recording: jobs.Recording{
+			FileID: m.FileID, App: m.App, StreamID: m.StreamID, PushID: m.PushID, Seq: m.Seq,
+			Format: m.Format, StartTime: m.StartTime, EndTime: m.EndTime, Duration: m.Duration,
+			StreamParam: m.StreamParam, AudioOnly: m.AudioOnly, Recovered: m.Recovered,
+		},
+		LocalPath:     local,
+		SpoolManifest: m.ManifestFile(),
+	})
+}
+
+// pushEvents sends the push started (1) and push ended (0) callbacks.
+type pushEvents struct {
+	q   *jobs.Queue
+	log *slog.Logger
+}
+
+var endReasons = map[live.EndReason]jobs.PushEndReason{
+	live.EndNormal:      jobs.PushEndNormal,
+	live.EndInterrupted: jobs.PushEndInterrupted,
+	live.EndIdle:        jobs.PushEndIdle,
+	live.EndKicked:      jobs.PushEndKicked,
+}
+
+func (e pushEvents) event(p *live.Publication, t jobs.EventType) jobs.Event {
+	host, _, _ := net.SplitHostPort(p.ClientAddr)
+	return jobs.Event{
+		ChannelID: p.Params.StreamID, StreamID: p.Params.StreamID, App: p.Params.App,
+		EventType: t, EventID: jobs.EventID(t, p.Params.StreamID+"_"+p.PushID),
+		StreamParam: p.Params.Query.Encode(), ClientIP: host,
+	}
+}
+
+func (e pushEvents) PublishStarted(p *live.Publication) {
+	e.send(e.event(p, jobs.EventPushStarted))
+}
+
+func (e pushEvents) PublishEnded(p *live.Publication, reason live.EndReason, _ time.Time) {
+	ev := e.event(p, jobs.EventPushEnded)
+	r := endReasons[reason]
+	ev.ErrCode, ev.ErrMsg = int(r), r.String()
+	e.send(ev)
+}
+
+func (e pushEvents) send(ev jobs.Event) {
+	// Called on the publisher's connection: enqueueing is quick, delivery is not.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.q.Notify(ctx, ev); err != nil {
+		e.log.Error("callback not queued", "event_id", ev.EventID, "err", fmt.Sprint(err))
+	}
+}

@@ -1,0 +1,208 @@
+package jobs
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/livetape/livetape/storage"
+)
+
+// TaskUpload uploads a closed recording fragment from the spool to storage, writes its
+// catalog manifest beside it, deletes the spool copy and sends the "recording ready"
+// callback.
+const TaskUpload = "recording:upload"
+
+// uploadMaxRetry keeps an upload retrying for days (backoff is capped at 10 minutes):
+// the spool keeps the file meanwhile, and nothing is lost while storage is down.
+const uploadMaxRetry = 1000
+
+// Recording is the catalog entry of a stored recording: the JSON manifest kept beside
+// the media in storage ({key stem}.json), the only record of it livetape needs.
+type Recording struct {
+	FileID      string    `json:"file_id"`
+	App         string    `json:"app"`
+	StreamID    string    `json:"stream_id"`
+	PushID      string    `json:"push_id"`
+	Seq         int       `json:"seq"`
+	Format      string    `json:"format"`            // mp4, flv or hls
+	Key         string    `json:"key"`               // the object to play (HLS: its playlist)
+	Objects     []string  `json:"objects,omitempty"` // every object of the recording (HLS: playlist and segments)
+	StartTime   time.Time `json:"start_time"`
+	EndTime     time.Time `json:"end_time"`
+	Duration    float64   `json:"duration"` // seconds
+	Size        int64     `json:"size"`     // bytes, all objects
+	StreamParam string    `json:"stream_param"`
+	AudioOnly   bool      `json:"audio_only,omitempty"`
+	Recovered   bool      `json:"recovered,omitempty"`
+	VideoURL    string    `json:"video_url"`
+	StoredAt    time.Time `json:"stored_at"`
+}
+
+// ManifestKey is where the catalog entry of a recording stored under key lives.
+func ManifestKey(r *Recording) string { return r.keyStem() + ".json" }
+
+// keyStem is {app}/{stream_id}/{start}_{file_id}: the recording's objects share it.
+func (r *Recording) keyStem() string {
+	return path.Join(r.App, r.StreamID, r.StartTime.UTC().Format("20060102T150405Z")+"_"+r.FileID)
+}
+
+// UploadPayload is the task of one fragment.
+type UploadPayload struct {
+	Recording Recording `json:"recording"`
+	// LocalPath is the spooled file, or for HLS the folder holding index.m3u8 and the
+	// segments.
+	LocalPath string `json:"local_path"`
+	// SpoolManifest is the recorder's manifest, removed with the spooled file.
+	SpoolManifest string `json:"spool_manifest"`
+}
+
+// EnqueueUpload queues the upload of a closed fragment; the task id is derived from
+// the file id, so enqueueing it again (after a restart) is harmless.
+func (q *Queue) EnqueueUpload(ctx context.Context, p UploadPayload) error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("jobs: upload payload: %w", err)
+	}
+	return q.Enqueue(ctx, asynq.NewTask(TaskUpload, b),
+		asynq.TaskID("upload:"+p.Recording.FileID), asynq.MaxRetry(uploadMaxRetry), asynq.Timeout(time.Hour))
+}
+
+// Uploader handles TaskUpload.
+type Uploader struct {
+	Store storage.Store
+	Queue *Queue
+	// PublicURL is the base of replay URLs (video_url = PublicURL + "/vod/" + key).
+	PublicURL string
+	Log       *slog.Logger
+}
+
+// ProcessTask implements asynq.Handler.
+func (u *Uploader) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	var p UploadPayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil {
+		return fmt.Errorf("jobs: upload: bad payload: %v: %w", err, asynq.SkipRetry)
+	}
+	rec := p.Recording
+	log := u.Log.With("file_id", rec.FileID)
+	if _, err := os.Stat(p.LocalPath); errors.Is(err, os.ErrNotExist) {
+		// A run that stored it and deleted the spool copy, then died before or while
+		// notifying: the catalog entry in storage says so.
+		stored, err := u.loadStored(ctx, &rec)
+		if err != nil {
+			return fmt.Errorf("jobs: upload %s: spool copy gone and not in storage (%v): %w", rec.FileID, err, asynq.SkipRetry)
+		}
+		return u.notify(ctx, stored)
+	}
+	start := time.Now()
+	if err := u.store(ctx, &rec, p.LocalPath); err != nil {
+		return fmt.Errorf("jobs: upload %s: %w", rec.FileID, err)
+	}
+	// Storage confirmed every object: the spool copy can go.
+	if err := os.RemoveAll(p.LocalPath); err != nil {
+		log.Warn("upload: spool copy not removed", "err", err)
+	}
+	if p.SpoolManifest != "" {
+		os.Remove(p.SpoolManifest)
+	}
+	log.Info("recording stored", "key", rec.Key, "size", rec.Size, "took", time.Since(start).Round(time.Millisecond))
+	return u.notify(ctx, &rec)
+}
+
+// store uploads the file (HLS: segments, then the playlist) and the catalog entry.
+func (u *Uploader) store(ctx context.Context, rec *Recording, local string) error {
+	stem := rec.keyStem()
+	type upload struct{ key, file string }
+	var ups []upload
+	if rec.Format == "hls" {
+		entries, err := os.ReadDir(local)
+		if err != nil {
+			return err
+		}
+		var playlist upload
+		for _, e := range entries {
+			up := upload{stem + "/" + e.Name(), filepath.Join(local, e.Name())}
+			if strings.HasSuffix(e.Name(), ".m3u8") {
+				playlist = up
+				continue
+			}
+			ups = append(ups, up)
+		}
+		if playlist.key == "" {
+			return fmt.Errorf("no playlist in %s: %w", local, asynq.SkipRetry)
+		}
+		// The playlist last: once it is there, everything it names is.
+		ups = append(ups, playlist)
+		rec.Key = playlist.key
+	} else {
+		ups = []upload{{stem + path.Ext(local), local}}
+		rec.Key = ups[0].key
+	}
+	rec.Objects, rec.Size = nil, 0
+	for _, up := range ups {
+		obj, err := storage.PutFile(ctx, u.Store, up.key, up.file, "")
+		if err != nil {
+			return err
+		}
+		rec.Objects = append(rec.Objects, up.key)
+		rec.Size += obj.Size
+	}
+	rec.VideoURL = strings.TrimSuffix(u.PublicURL, "/") + "/vod/" + rec.Key
+	rec.StoredAt = time.Now().UTC()
+	b, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = u.Store.Put(ctx, ManifestKey(rec), bytes.NewReader(b), int64(len(b)), "application/json")
+	return err
+}
+
+func (u *Uploader) loadStored(ctx context.Context, rec *Recording) (*Recording, error) {
+	return LoadRecording(ctx, u.Store, ManifestKey(rec))
+}
+
+// LoadRecording reads a catalog entry from storage.
+func LoadRecording(ctx context.Context, st storage.Store, key string) (*Recording, error) {
+	rc, _, err := st.Open(ctx, key, 0, -1)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	var r Recording
+	if err := json.NewDecoder(rc).Decode(&r); err != nil {
+		return nil, fmt.Errorf("jobs: catalog entry %s: %w", key, err)
+	}
+	return &r, nil
+}
+
+// notify sends the "recording ready" event (100); its id is derived from the file id,
+// so a second run does not send a second event.
+func (u *Uploader) notify(ctx context.Context, rec *Recording) error {
+	ev := Event{
+		ChannelID:   rec.StreamID,
+		StreamID:    rec.StreamID,
+		App:         rec.App,
+		EventType:   EventRecordingReady,
+		EventID:     EventID(EventRecordingReady, rec.FileID),
+		FileID:      rec.FileID,
+		FileFormat:  rec.Format,
+		FileSize:    rec.Size,
+		StartTime:   rec.StartTime.Unix(),
+		EndTime:     rec.EndTime.Unix(),
+		Duration:    rec.Duration,
+		VideoID:     rec.FileID,
+		VideoURL:    rec.VideoURL,
+		StreamParam: rec.StreamParam,
+	}
+	return u.Queue.Notify(ctx, ev)
+}
