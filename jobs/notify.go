@@ -47,8 +47,10 @@ func notifyTaskID(id string, index, round int) string {
 // event (so that it survives a restart of the queue), then enqueues one
 // delivery task per URL, each retried with exponential backoff for
 // CallbackRetryFor. ev.EventID must be set, derived from what the event is
-// about (see [EventID]): notifying the same id again delivers nothing new
-// while the first is pending or done. t and sign are set at each send.
+// about (see [EventID]): notifying the same id again only queues the URLs
+// still pending (a no-op while their tasks are queued), never a delivered or
+// given-up one; [Queue.Redeliver] sends it again. t and sign are set at each
+// send.
 //
 // With no callback URLs configured Notify does nothing. When the event is
 // stored but enqueueing fails (Redis down), Notify returns the error and the
