@@ -252,4 +252,3 @@ func httpBody(t *testing.T, url, rng string) []byte {
 	}
 	return b
 }
-
