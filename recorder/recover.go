@@ -19,26 +19,12 @@ import (
 // "closed" but not handed on are handed on again. It returns how many were handed on.
 // Call it before the live server accepts pushes.
 func (r *Recorder) Recover() (int, error) {
-	var manifests []string
-	err := filepath.WalkDir(r.spool, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() && isManifest(d.Name()) {
-			manifests = append(manifests, path)
-		}
-		return nil
-	})
+	manifests, err := r.spooled()
 	if err != nil {
-		return 0, fmt.Errorf("recorder: scan spool: %w", err)
+		return 0, err
 	}
 	n := 0
-	for _, path := range manifests {
-		m, err := LoadManifest(path)
-		if err != nil {
-			r.log.Error("spool: unreadable manifest left alone", "path", path, "err", err)
-			continue
-		}
+	for _, m := range manifests {
 		log := r.log.With("file_id", m.FileID)
 		switch m.State {
 		case StateRecording:
@@ -59,6 +45,54 @@ func (r *Recorder) Recover() (int, error) {
 		n++
 	}
 	return n, nil
+}
+
+// Resubmit hands on again every closed fragment still in the spool. The sink's job
+// queue may have lost them (a Redis restarted without persistence); the spool has not,
+// and handing on twice is harmless (uploads are idempotent). Fragments being recorded
+// are left alone. It returns how many were handed on.
+func (r *Recorder) Resubmit() (int, error) {
+	manifests, err := r.spooled()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, m := range manifests {
+		if m.State == StateClosed {
+			r.handOn(m)
+			n++
+		}
+	}
+	return n, nil
+}
+
+// spooled reads every manifest in the spool; unreadable ones are logged and skipped.
+func (r *Recorder) spooled() ([]*Manifest, error) {
+	var out []*Manifest
+	err := filepath.WalkDir(r.spool, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // removed by an upload meanwhile
+			}
+			return err
+		}
+		if d.IsDir() || !isManifest(d.Name()) {
+			return nil
+		}
+		m, err := LoadManifest(path)
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				r.log.Error("spool: unreadable manifest left alone", "path", path, "err", err)
+			}
+			return nil
+		}
+		out = append(out, m)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("recorder: scan spool: %w", err)
+	}
+	return out, nil
 }
 
 // recoverFragment finalizes the files of a fragment cut short by a crash.

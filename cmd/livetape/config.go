@@ -45,6 +45,10 @@ type Config struct {
 	APIKey string `yaml:"api_key"`
 	// VOD configures replay.
 	VOD VODConfig `yaml:"vod"`
+	// ReconcileInterval is how often unfinished work on disk (closed fragments in the
+	// spool, undelivered callbacks) is queued again, in case the queue lost it (a Redis
+	// restarted without persistence). Default 30s.
+	ReconcileInterval time.Duration `yaml:"reconcile_interval"`
 }
 
 // StorageConfig picks the storage backend: S3 when a bucket is set, else a folder
@@ -83,14 +87,15 @@ type LogConfig struct {
 // defaultConfig returns the embedded defaults: RTMP :1935, HTTP :8080, data in ./data.
 func defaultConfig() Config {
 	return Config{
-		DataDir:   "./data",
-		HTTPAddr:  ":8080",
-		Log:       LogConfig{Level: "info", Format: "text"},
-		Live:      live.DefaultConfig(),
-		Record:    recorder.DefaultConfig(),
-		Jobs:      jobs.DefaultConfig(),
-		Storage:   StorageConfig{S3: S3Config{Region: "us-east-1", PathStyle: true}},
-		PublicURL: "http://localhost:8080",
+		DataDir:           "./data",
+		HTTPAddr:          ":8080",
+		Log:               LogConfig{Level: "info", Format: "text"},
+		Live:              live.DefaultConfig(),
+		Record:            recorder.DefaultConfig(),
+		Jobs:              jobs.DefaultConfig(),
+		Storage:           StorageConfig{S3: S3Config{Region: "us-east-1", PathStyle: true}},
+		PublicURL:         "http://localhost:8080",
+		ReconcileInterval: 30 * time.Second,
 	}
 }
 
@@ -122,6 +127,9 @@ func (c Config) Validate() error {
 	}
 	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("public_url %q: must be an http(s) URL", c.PublicURL))
+	}
+	if c.ReconcileInterval < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("reconcile_interval %v: must be at least 100ms", c.ReconcileInterval))
 	}
 	switch c.VOD.Redirect {
 	case "":
@@ -260,6 +268,8 @@ var settings = []setting{
 		field: stringField(func(c *Config) *string { return &c.APIKey })},
 	{YAML: "vod.redirect", Help: "empty: livetape streams replays; presigned: 302 to a presigned S3 URL",
 		field: stringField(func(c *Config) *string { return &c.VOD.Redirect })},
+	{YAML: "reconcile_interval", Help: "how often closed fragments left in the spool and undelivered callbacks are queued again",
+		field: durationField(func(c *Config) *time.Duration { return &c.ReconcileInterval })},
 	{YAML: "record.queue", Help: "packets buffered between a live stream and its recorder (at least 256)",
 		field: intField(func(c *Config) *int { return &c.Record.Queue })},
 }

@@ -101,3 +101,24 @@ func (e pushEvents) send(ev jobs.Event) {
 		e.log.Error("callback not queued", "event_id", ev.EventID, "err", fmt.Sprint(err))
 	}
 }
+
+// reconcile queues again, every interval, what the disk says is unfinished: the queue
+// may have lost it (Redis restarted without persistence), the spool and the event
+// store have not. Both are idempotent, so work already queued is not duplicated.
+func reconcile(ctx context.Context, every time.Duration, rec *recorder.Recorder, q *jobs.Queue, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := rec.Resubmit(); err != nil {
+			log.Warn("reconcile: spool", "err", err)
+		}
+		if err := q.ResumePending(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("reconcile: callbacks", "err", err)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -251,4 +252,54 @@ func httpBody(t *testing.T, url, rng string) []byte {
 		t.Fatalf("GET %s: %s %s", url, resp.Status, b)
 	}
 	return b
+}
+
+// S3 down during a recording and Redis restarted in the middle of it: the spool keeps
+// the fragments, uploads retry, and everything arrives once S3 is back.
+func TestPipelineSurvivesOutages(t *testing.T) {
+	mediatest.NeedFFmpeg(t)
+	redis := redistest.Start(t)
+	s3 := s3test.Start(t)
+	rc := &receiver{t: t, hits: map[string]int{}}
+	cfg := pipelineConfig(t, rc)
+	cfg.Jobs.RedisAddr = redis.Addr()
+	cfg.Storage.S3 = S3Config{Endpoint: s3.Endpoint, Region: s3.Region, Bucket: s3.Bucket,
+		AccessKey: s3.AccessKey, SecretKey: s3.SecretKey, PathStyle: true}
+	cfg.ReconcileInterval = 500 * time.Millisecond
+	r := startServe(t, cfg)
+
+	s3.Stop()
+	p := mediatest.Push(t, "rtmp://"+r.rtmpAddr+"/live/out?record=mp4|flv&record_interval=3", 8)
+	spooled := func() int {
+		ms, _ := filepath.Glob(filepath.Join(cfg.DataDir, "spool", "live", "out", "*", "*.json"))
+		n := 0
+		for _, m := range ms {
+			if b, _ := os.ReadFile(m); strings.Contains(string(b), `"state": "closed"`) {
+				n++
+			}
+		}
+		return n
+	}
+	mediatest.WaitFor(t, "a closed fragment in the spool", 20*time.Second, func() bool { return spooled() > 0 })
+	redis.Stop()
+	redis.Restart()
+	if err := p.Wait(t, 40*time.Second); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, p.Stderr)
+	}
+	mediatest.WaitFor(t, "every fragment closed", 20*time.Second, func() bool { return spooled() == 6 })
+	if n := rc.count(jobs.EventRecordingReady); n != 0 {
+		t.Fatalf("%d recordings announced while S3 was down", n)
+	}
+	s3.Restart()
+	mediatest.WaitFor(t, "6 recording callbacks after S3 came back", 90*time.Second, func() bool {
+		return rc.count(jobs.EventRecordingReady) == 6
+	})
+	for _, ev := range rc.snapshot() {
+		if ev.EventType == jobs.EventRecordingReady {
+			if pr := mediatest.ProbeFrames(t, ev.VideoURL); pr.Duration() < 1.5 {
+				t.Errorf("%s: %.2f s", ev.VideoURL, pr.Duration())
+			}
+		}
+	}
+	mediatest.WaitFor(t, "the spool to empty", 10*time.Second, func() bool { return spooled() == 0 })
 }

@@ -68,6 +68,7 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 		log.Error("callbacks not re-queued", "err", err)
 	}
 	liveSrv := live.NewServer(cfg.Live, log, rec, pushEvents{queue, log})
+	go reconcile(ctx, cfg.ReconcileInterval, rec, queue, log)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
