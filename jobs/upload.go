@@ -200,7 +200,7 @@ func (u *Uploader) notify(ctx context.Context, rec *Recording) error {
 		StartTime:   rec.StartTime.Unix(),
 		EndTime:     rec.EndTime.Unix(),
 		Duration:    rec.Duration,
-		VideoID:     rec.FileID,
+		VideoID:     rec.Key,
 		VideoURL:    rec.VideoURL,
 		StreamParam: rec.StreamParam,
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/livetape/livetape/internal/mediatest"
+	"github.com/livetape/livetape/internal/s3test"
+	"github.com/livetape/livetape/jobs"
 )
 
 // buildLivetape compiles the binary once per test run.
@@ -36,12 +39,13 @@ func freePort(t *testing.T) string {
 }
 
 // startLivetape runs `livetape serve` on dataDir with fresh ports.
-func startLivetape(t *testing.T, bin, dataDir string, logs *mediatest.SyncBuffer) (*exec.Cmd, string) {
+func startLivetape(t *testing.T, bin, dataDir string, logs *mediatest.SyncBuffer, env ...string) (*exec.Cmd, string) {
 	t.Helper()
-	rtmpAddr := freePort(t)
+	rtmpAddr, httpAddr := freePort(t), freePort(t)
 	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(os.Environ(), "LIVETAPE_RTMP_ADDR="+rtmpAddr, "LIVETAPE_HTTP_ADDR="+freePort(t),
+	cmd.Env = append(os.Environ(), "LIVETAPE_RTMP_ADDR="+rtmpAddr, "LIVETAPE_HTTP_ADDR="+httpAddr, "LIVETAPE_PUBLIC_URL=http://"+httpAddr,
 		"LIVETAPE_DATA_DIR="+dataDir, "LIVETAPE_PUSH_KEY=", "LIVETAPE_LOG_LEVEL=info")
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -122,6 +126,60 @@ func TestRecordingSurvivesKill(t *testing.T) {
 		}
 		if vc, _, _, n := pr.Stream("video"); vc != "h264" || n < 25 {
 			t.Errorf("%s: video %s, %d frames", filepath.Base(f), vc, n)
+		}
+	}
+}
+
+// livetape serve killed with uploads and callbacks pending, on the embedded queue:
+// after the restart they complete (the spool and the event files are the truth).
+func TestEmbeddedQueueSurvivesKill(t *testing.T) {
+	mediatest.NeedFFmpeg(t)
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	s3 := s3test.Start(t)
+	rc := &receiver{t: t, hits: map[string]int{}, fail: 1 << 30} // down until told otherwise
+	hook := httptest.NewServer(rc)
+	defer hook.Close()
+	env := []string{"LIVETAPE_S3_ENDPOINT=" + s3.Endpoint, "LIVETAPE_S3_BUCKET=" + s3.Bucket,
+		"LIVETAPE_S3_ACCESS_KEY=" + s3.AccessKey, "LIVETAPE_S3_SECRET_KEY=" + s3.SecretKey,
+		"LIVETAPE_S3_REGION=" + s3.Region, "LIVETAPE_CALLBACK_URL=" + hook.URL, "LIVETAPE_CALLBACK_KEY=" + callbackKey}
+	bin := buildLivetape(t)
+	data := t.TempDir()
+	s3.Stop()
+	cmd, rtmpAddr := startLivetape(t, bin, data, &mediatest.SyncBuffer{}, env...)
+	p := mediatest.Push(t, "rtmp://"+rtmpAddr+"/live/emb?record=flv", 3)
+	if err := p.Wait(t, 30*time.Second); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, p.Stderr)
+	}
+	mediatest.WaitFor(t, "the fragment closed in the spool and a failed callback", 20*time.Second, func() bool {
+		ms, _ := filepath.Glob(filepath.Join(data, "spool", "live", "emb", "*", "*.json"))
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		return len(ms) == 1 && len(rc.hits) > 0
+	})
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+
+	s3.Restart()
+	rc.mu.Lock()
+	rc.fail = 0
+	rc.mu.Unlock()
+	logs := &mediatest.SyncBuffer{}
+	startLivetape(t, bin, data, logs, env...)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log after the restart:\n%s", logs)
+		}
+	})
+	mediatest.WaitFor(t, "push start, push end and recording callbacks after the restart", 60*time.Second, func() bool {
+		return rc.count(jobs.EventPushStarted) == 1 && rc.count(jobs.EventPushEnded) == 1 && rc.count(jobs.EventRecordingReady) == 1
+	})
+	for _, ev := range rc.snapshot() {
+		if ev.EventType == jobs.EventRecordingReady {
+			if d := mediatest.ProbeFrames(t, ev.VideoURL).Duration(); d < 2 {
+				t.Errorf("%s: %.2f s", ev.VideoURL, d)
+			}
 		}
 	}
 }
