@@ -106,13 +106,13 @@ func (w *flvWriter) abort() {
 	os.Remove(w.path)
 }
 
-// finishFLV finalizes path+".part" into path (also the crash-recovery path).
+// finishFLV finalizes path+".part" into path. The part stays until the manifest says
+// closed (see fragment.close): a crash in between finalizes it again.
 func finishFLV(path string, meta *flv.Metadata) (string, int64, error) {
 	st, err := flv.Finalize(path+partSuffix, path, meta)
 	if err != nil {
 		return "", 0, err
 	}
-	os.Remove(path + partSuffix)
 	return filepath.Base(path), st.Size, nil
 }
 

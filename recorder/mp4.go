@@ -80,13 +80,13 @@ func (w *mp4Writer) abort() {
 	os.Remove(w.path)
 }
 
-// finishMP4 finalizes path+".part" into the fast-start path.
+// finishMP4 finalizes path+".part" into the fast-start path. The part stays until the
+// manifest says closed (see fragment.close).
 func finishMP4(path string) (string, int64, float64, error) {
 	st, err := fmp4.FinalizeFile(path+partSuffix, path)
 	if err != nil {
 		return "", 0, 0, fmt.Errorf("recorder: mp4: %w", err)
 	}
-	os.Remove(path + partSuffix)
 	return filepath.Base(path), st.Bytes, st.Duration.Seconds(), nil
 }
 

@@ -375,6 +375,9 @@ func (f *fragment) close(why string) {
 			log.Error("fragment manifest", "err", err)
 			continue
 		}
+		// Only now that the manifest says closed may the part go: until then a crash
+		// finalizes the part again.
+		os.Remove(o.m.File() + partSuffix)
 		log.Info("fragment closed", "format", o.m.Format, "file", o.m.File(), "duration", d, "size", size, "why", why)
 		f.s.r.handOn(o.m)
 	}

@@ -36,6 +36,8 @@ func (r *Recorder) Recover() (int, error) {
 			}
 			log.Info("spool: fragment recovered after a crash", "duration", m.Duration, "size", m.Size)
 		case StateClosed:
+			// A crash right after the manifest said closed can leave the part.
+			os.Remove(m.File() + partSuffix)
 			log.Info("spool: handing on a fragment closed before the restart")
 		default:
 			m.remove()
@@ -109,7 +111,6 @@ func recoverFragment(m *Manifest) error {
 		if err != nil {
 			return err
 		}
-		os.Remove(base + ".flv" + partSuffix)
 		name, size, dur = filepath.Base(base+".flv"), st.Size, st.Duration
 	case "mp4":
 		var err error
@@ -135,7 +136,11 @@ func recoverFragment(m *Manifest) error {
 	m.Path, m.Size, m.Duration = name, size, dur
 	m.EndTime = info.ModTime().UTC()
 	m.State, m.Recovered = StateClosed, true
-	return m.save()
+	if err := m.save(); err != nil {
+		return err
+	}
+	os.Remove(m.File() + partSuffix)
+	return nil
 }
 
 // recoverHLS keeps the segments the playlist lists (each was complete when listed), drops

@@ -154,9 +154,13 @@ func TestEmbeddedQueueSurvivesKill(t *testing.T) {
 	}
 	mediatest.WaitFor(t, "the fragment closed in the spool and a failed callback", 20*time.Second, func() bool {
 		ms, _ := filepath.Glob(filepath.Join(data, "spool", "live", "emb", "*", "*.json"))
+		if len(ms) != 1 {
+			return false
+		}
+		b, _ := os.ReadFile(ms[0])
 		rc.mu.Lock()
 		defer rc.mu.Unlock()
-		return len(ms) == 1 && len(rc.hits) > 0
+		return strings.Contains(string(b), `"state": "closed"`) && len(rc.hits) > 0
 	})
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
