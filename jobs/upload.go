@@ -47,14 +47,42 @@ type Recording struct {
 	Recovered   bool      `json:"recovered,omitempty"`
 	VideoURL    string    `json:"video_url"`
 	StoredAt    time.Time `json:"stored_at"`
+	// CatalogKey is the key of this entry itself.
+	CatalogKey string `json:"catalog_key"`
 }
 
-// ManifestKey is where the catalog entry of a recording stored under key lives.
-func ManifestKey(r *Recording) string { return r.keyStem() + ".json" }
+// DefaultKeyTemplate names a recording's objects in storage; {ext} is mp4 or flv, and an
+// HLS recording is a folder of that name (without the extension) holding index.m3u8
+// and its segments.
+const DefaultKeyTemplate = "{app}/{stream_id}/{start}_{file_id}.{ext}"
 
-// keyStem is {app}/{stream_id}/{start}_{file_id}: the recording's objects share it.
-func (r *Recording) keyStem() string {
-	return path.Join(r.App, r.StreamID, r.StartTime.UTC().Format("20060102T150405Z")+"_"+r.FileID)
+// ValidateKeyTemplate checks that a template names each recording apart.
+func ValidateKeyTemplate(t string) error {
+	if !strings.Contains(t, "{file_id}") || !strings.HasSuffix(t, ".{ext}") {
+		return fmt.Errorf("key template %q: must contain {file_id} and end with .{ext}", t)
+	}
+	return nil
+}
+
+// ManifestKey is where the catalog entry of a recording lives: beside its media, with
+// the extension .json.
+func ManifestKey(r *Recording) string {
+	if r.CatalogKey != "" {
+		return r.CatalogKey
+	}
+	return r.keyStem(DefaultKeyTemplate) + ".json"
+}
+
+// keyStem expands the template without its ".{ext}": the recording's objects share it.
+func (r *Recording) keyStem(template string) string {
+	return strings.NewReplacer(
+		"{app}", r.App,
+		"{stream_id}", r.StreamID,
+		"{start}", r.StartTime.UTC().Format("20060102T150405Z"),
+		"{file_id}", r.FileID,
+		"{format}", r.Format,
+		"{date}", r.StartTime.UTC().Format("2006/01/02"),
+	).Replace(strings.TrimSuffix(template, ".{ext}"))
 }
 
 // UploadPayload is the task of one fragment.
@@ -84,7 +112,10 @@ type Uploader struct {
 	Queue *Queue
 	// PublicURL is the base of replay URLs (video_url = PublicURL + "/vod/" + key).
 	PublicURL string
-	Log       *slog.Logger
+	// KeyTemplate names the objects (DefaultKeyTemplate when empty); placeholders
+	// {app} {stream_id} {start} {file_id} {format} {date} {ext}.
+	KeyTemplate string
+	Log         *slog.Logger
 }
 
 // ProcessTask implements asynq.Handler.
@@ -121,7 +152,12 @@ func (u *Uploader) ProcessTask(ctx context.Context, t *asynq.Task) error {
 
 // store uploads the file (HLS: segments, then the playlist) and the catalog entry.
 func (u *Uploader) store(ctx context.Context, rec *Recording, local string) error {
-	stem := rec.keyStem()
+	tmpl := u.KeyTemplate
+	if tmpl == "" {
+		tmpl = DefaultKeyTemplate
+	}
+	stem := rec.keyStem(tmpl)
+	rec.CatalogKey = stem + ".json"
 	type upload struct{ key, file string }
 	var ups []upload
 	if rec.Format == "hls" {
@@ -168,7 +204,11 @@ func (u *Uploader) store(ctx context.Context, rec *Recording, local string) erro
 }
 
 func (u *Uploader) loadStored(ctx context.Context, rec *Recording) (*Recording, error) {
-	return LoadRecording(ctx, u.Store, ManifestKey(rec))
+	tmpl := u.KeyTemplate
+	if tmpl == "" {
+		tmpl = DefaultKeyTemplate
+	}
+	return LoadRecording(ctx, u.Store, rec.keyStem(tmpl)+".json")
 }
 
 // LoadRecording reads a catalog entry from storage.

@@ -55,6 +55,8 @@ type Config struct {
 // under the data dir.
 type StorageConfig struct {
 	S3 S3Config `yaml:"s3"`
+	// KeyTemplate names stored recordings (default "{app}/{stream_id}/{start}_{file_id}.{ext}").
+	KeyTemplate string `yaml:"key_template"`
 }
 
 // S3Config is an S3-compatible bucket.
@@ -93,7 +95,7 @@ func defaultConfig() Config {
 		Live:              live.DefaultConfig(),
 		Record:            recorder.DefaultConfig(),
 		Jobs:              jobs.DefaultConfig(),
-		Storage:           StorageConfig{S3: S3Config{Region: "us-east-1", PathStyle: true}},
+		Storage:           StorageConfig{S3: S3Config{Region: "us-east-1", PathStyle: true}, KeyTemplate: jobs.DefaultKeyTemplate},
 		PublicURL:         "http://localhost:8080",
 		ReconcileInterval: 30 * time.Second,
 	}
@@ -127,6 +129,9 @@ func (c Config) Validate() error {
 	}
 	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("public_url %q: must be an http(s) URL", c.PublicURL))
+	}
+	if err := jobs.ValidateKeyTemplate(c.Storage.KeyTemplate); err != nil {
+		errs = append(errs, fmt.Errorf("storage.key_template: %w", err))
 	}
 	if c.ReconcileInterval < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("reconcile_interval %v: must be at least 100ms", c.ReconcileInterval))
@@ -260,6 +265,8 @@ var settings = []setting{
 		field: stringField(func(c *Config) *string { return &c.Storage.S3.AccessKey })},
 	{YAML: "storage.s3.secret_key", Env: "LIVETAPE_S3_SECRET_KEY", Help: "S3 secret key",
 		field: stringField(func(c *Config) *string { return &c.Storage.S3.SecretKey })},
+	{YAML: "storage.key_template", Help: "object names: {app} {stream_id} {start} {file_id} {format} {date}, ending in .{ext}",
+		field: stringField(func(c *Config) *string { return &c.Storage.KeyTemplate })},
 	{YAML: "storage.s3.path_style", Help: "path-style bucket addressing (MinIO, versitygw)",
 		field: boolField(func(c *Config) *bool { return &c.Storage.S3.PathStyle })},
 	{YAML: "public_url", Env: "LIVETAPE_PUBLIC_URL", Help: "base URL of livetape for players: callbacks' video_url is PUBLIC_URL/vod/KEY",

@@ -49,7 +49,8 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return fail(err)
 	}
 	defer queue.Close()
-	queue.Register(jobs.TaskUpload, &jobs.Uploader{Store: store, Queue: queue, PublicURL: cfg.PublicURL, Log: log})
+	queue.Register(jobs.TaskUpload, &jobs.Uploader{Store: store, Queue: queue, PublicURL: cfg.PublicURL,
+		KeyTemplate: cfg.Storage.KeyTemplate, Log: log})
 	if err := queue.Start(); err != nil {
 		return fail(err)
 	}
