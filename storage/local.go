@@ -37,8 +37,7 @@ type Local struct {
 }
 
 var (
-	_ Store      = Local{}
-	_ FilePutter = Local{}
+	_ Store = Local{}
 )
 
 const (
@@ -127,20 +126,6 @@ func (l Local) Put(ctx context.Context, key string, r io.Reader, size int64, con
 		return Object{}, &IntegrityError{Key: key, Field: "size", Want: fmt.Sprint(size), Got: fmt.Sprint(got.Size())}
 	}
 	return meta.object(key), nil
-}
-
-// PutFile implements FilePutter.
-func (l Local) PutFile(ctx context.Context, key, path, contentType string) (Object, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return Object{}, fmt.Errorf("storage: put %q from file: %w", key, err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return Object{}, fmt.Errorf("storage: put %q from file: %w", key, err)
-	}
-	return l.Put(ctx, key, f, fi.Size(), contentType)
 }
 
 // Open implements Store.

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -54,9 +53,8 @@ type S3 struct {
 }
 
 var (
-	_ Store      = (*S3)(nil)
-	_ Presigner  = (*S3)(nil)
-	_ FilePutter = (*S3)(nil)
+	_ Store     = (*S3)(nil)
+	_ Presigner = (*S3)(nil)
 )
 
 // S3Config is what NewS3 needs; it maps the LIVETAPE_S3_* settings.
@@ -177,20 +175,6 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader, size int64, conte
 		return s.putSingle(ctx, key, r, size, contentType)
 	}
 	return s.putMultipart(ctx, key, r, size, contentType)
-}
-
-// PutFile implements FilePutter.
-func (s *S3) PutFile(ctx context.Context, key, path, contentType string) (Object, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return Object{}, fmt.Errorf("storage: put %q from file: %w", key, err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return Object{}, fmt.Errorf("storage: put %q from file: %w", key, err)
-	}
-	return s.Put(ctx, key, f, fi.Size(), contentType)
 }
 
 // putSingle sends a small object in one PutObject from memory: a seekable body the SDK

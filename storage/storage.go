@@ -76,13 +76,6 @@ type Presigner interface {
 	PresignGet(ctx context.Context, key string, ttl time.Duration) (string, error)
 }
 
-// FilePutter is implemented by the backends that can upload a file better than a
-// stream: the S3 backend reads parts of the file in parallel and never buffers it.
-// Use the PutFile function rather than asserting it.
-type FilePutter interface {
-	PutFile(ctx context.Context, key, path, contentType string) (Object, error)
-}
-
 var (
 	// ErrNotFound is wrapped by the errors of Stat and Open (and List never returns
 	// it: an empty listing is not an error) when the key holds no object.
@@ -200,14 +193,10 @@ func clampRange(key string, offset, length, size int64) (int64, error) {
 	return n, nil
 }
 
-// PutFile stores the file at path under key with the file's size, through the backend's
-// own PutFile when it has one (S3: parallel parts read from the file, nothing buffered).
-// This is how recordings are uploaded: the size is known and the body seekable, so a
+// PutFile stores the file at path under key with the file's size; the S3 backend reads
+// an *os.File's parts in parallel, buffering nothing. This is how recordings are uploaded: the size is known and the body seekable, so a
 // retried request can rewind.
 func PutFile(ctx context.Context, s Store, key, path, contentType string) (Object, error) {
-	if fp, ok := s.(FilePutter); ok {
-		return fp.PutFile(ctx, key, path, contentType)
-	}
 	f, err := os.Open(path)
 	if err != nil {
 		return Object{}, fmt.Errorf("storage: put %q from file: %w", key, err)
