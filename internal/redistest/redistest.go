@@ -10,8 +10,8 @@ package redistest
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
+	"github.com/livetape/livetape/internal/mediatest"
 	"net"
 	"os"
 	"os/exec"
@@ -140,7 +140,6 @@ func (s *Server) Restart() {
 // start runs redis-server on s.addr and waits until it answers PING.
 func (s *Server) start(bin string) error {
 	_, port, _ := net.SplitHostPort(s.addr)
-	out := new(bytes.Buffer)
 	cmd := exec.Command(bin,
 		"--port", port,
 		"--bind", "127.0.0.1",
@@ -150,8 +149,9 @@ func (s *Server) start(bin string) error {
 		"--daemonize", "no",
 		"--loglevel", "warning",
 	)
-	cmd.Stdout = &lockedWriter{w: out}
-	cmd.Stderr = cmd.Stdout
+	out := &mediatest.SyncBuffer{} // the exec copier and this goroutine share it
+	cmd.Stdout = out
+	cmd.Stderr = out
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start redis-server: %w", err)
 	}
@@ -166,7 +166,7 @@ func (s *Server) start(bin string) error {
 		}
 		select {
 		case <-done:
-			return fmt.Errorf("redis-server on %s exited: %s", s.addr, cmd.Stdout.(*lockedWriter).String())
+			return fmt.Errorf("redis-server on %s exited: %s", s.addr, out.String())
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -214,23 +214,4 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// lockedWriter collects redis-server's output; the exec copier and the
-// test goroutine share it.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-func (l *lockedWriter) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.String()
 }
