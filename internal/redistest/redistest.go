@@ -11,7 +11,6 @@ package redistest
 import (
 	"bufio"
 	"fmt"
-	"github.com/livetape/livetape/internal/mediatest"
 	"net"
 	"os"
 	"os/exec"
@@ -21,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/livetape/livetape/internal/mediatest"
 )
 
 // EnvAddr names the environment variable pointing the tests at an existing
