@@ -6,8 +6,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
+	"github.com/livetape/livetape/internal/s3test"
 	"github.com/livetape/livetape/storage"
 )
 
@@ -73,5 +75,42 @@ func TestVOD(t *testing.T) {
 	}
 	if resp, _ := get("GET", "live/../etc/passwd", ""); resp.StatusCode != 400 && resp.StatusCode != 404 {
 		t.Errorf("traversal: %d", resp.StatusCode)
+	}
+}
+
+// With vod.redirect presigned, players are sent to the bucket.
+func TestVODPresignedRedirect(t *testing.T) {
+	s3 := s3test.Start(t)
+	store, err := storage.NewS3(context.Background(), storage.S3Config{Endpoint: s3.Endpoint, Region: s3.Region,
+		Bucket: s3.Bucket, AccessKey: s3.AccessKey, SecretKey: s3.SecretKey, PathStyle: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("x"), 5000)
+	if _, err := store.Put(context.Background(), "live/s/a.flv", bytes.NewReader(data), int64(len(data)), ""); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(&VOD{Store: store, Presigned: true})
+	defer srv.Close()
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(srv.URL + "/vod/live/s/a.flv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, s3.Endpoint) {
+		t.Fatalf("%d to %q, want 302 to the bucket", resp.StatusCode, loc)
+	}
+	req, _ := http.NewRequest(http.MethodGet, loc, nil)
+	req.Header.Set("Range", "bytes=10-19")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusPartialContent || len(got) != 10 {
+		t.Errorf("presigned GET with Range: %d, %d bytes", resp.StatusCode, len(got))
 	}
 }
