@@ -96,6 +96,10 @@ func TestREADMEConfigReference(t *testing.T) {
 		}
 	}
 	for _, m := range regexp.MustCompile(`LIVETAPE_[A-Z0-9_]*[A-Z0-9]`).FindAllString(readme, -1) {
+		// Variables of the test and benchmark harness are not livetape's configuration.
+		if strings.HasPrefix(m, "LIVETAPE_TEST_") || strings.HasPrefix(m, "LIVETAPE_BENCH_") {
+			continue
+		}
 		if !slices.Contains(names, m) {
 			t.Errorf("README.md mentions %s, which is not in settings", m)
 		}
