@@ -1,7 +1,7 @@
 package live
 
 import (
-	"bufio"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -48,7 +48,9 @@ func (s *Server) serveFLV(w http.ResponseWriter, r *http.Request, app, id string
 		return
 	}
 	defer sub.Close()
-	conn, rw, err := hj.Hijack()
+	// The server's buffered reader and writer are not kept: a viewer costs its queue
+	// and one goroutine. A viewer that goes away is noticed by the next write.
+	conn, _, err := hj.Hijack()
 	if err != nil {
 		return
 	}
@@ -62,15 +64,9 @@ func (s *Server) serveFLV(w http.ResponseWriter, r *http.Request, app, id string
 	log := s.log.With("stream", stream.Params.Key(), "viewer", conn.RemoteAddr().String(), "player", "http-flv")
 	fw := &flvConn{conn: conn}
 	hdr := flv.Header(info.HasAudio || !info.HasVideo, info.HasVideo || !info.HasAudio)
-	if err := fw.writeHead(rw, hdr); err != nil {
+	if err := fw.writeHead(hdr); err != nil {
 		return
 	}
-	// A closed connection is noticed by the reader below even while the stream is idle.
-	go func() {
-		var b [1]byte
-		rw.Read(b[:])
-		conn.SetWriteDeadline(time.Now())
-	}()
 	for p := range sub.C() {
 		batch := append(fw.pkts[:0], p)
 	drain:
@@ -107,13 +103,11 @@ type flvConn struct {
 	chunk [20]byte
 }
 
-func (f *flvConn) writeHead(rw *bufio.ReadWriter, flvHeader []byte) error {
+func (f *flvConn) writeHead(flvHeader []byte) error {
+	head := flvResponseHeader + strconv.FormatInt(int64(len(flvHeader)), 16) + "\r\n" + string(flvHeader) + "\r\n"
 	f.conn.SetWriteDeadline(time.Now().Add(flvWriteTimeout))
-	rw.WriteString(flvResponseHeader)
-	rw.WriteString(strconv.FormatInt(int64(len(flvHeader)), 16) + "\r\n")
-	rw.Write(flvHeader)
-	rw.WriteString("\r\n")
-	return rw.Flush()
+	_, err := io.WriteString(f.conn, head)
+	return err
 }
 
 var crlf = []byte("\r\n")
