@@ -200,7 +200,6 @@ func (c *rtmpConn) OnPublish(ctx *rtmp.StreamContext, _ uint32, cmd *message.Net
 // fails the command, which closes the connection.
 func (c *rtmpConn) reject(ctx *rtmp.StreamContext, code string, reason error) error {
 	c.log.Warn("refused", "code", code, "reason", reason.Error())
-	c.srv.metrics.refused.Add(1)
 	c.writeStatus(ctx.StreamID, message.NetStreamOnStatusLevelError, code, reason.Error())
 	return reason
 }

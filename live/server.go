@@ -29,10 +29,6 @@ type Server struct {
 	stopping atomic.Bool
 	connMu   sync.Mutex
 	conns    map[net.Conn]struct{}
-
-	metrics struct {
-		refused atomic.Int64
-	}
 }
 
 // NewServer returns a server for cfg; observers are told about every push.
