@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -100,7 +99,7 @@ func (hs *hlsStream) add(id string, seg *hls.Segment) {
 	hs.segments[seg.Seq] = seg.Data
 	hs.mu.Unlock()
 	// URIs are relative to /{app}/{id}.m3u8.
-	if old, ok := hs.playlist.Add(seg.Entry(id + "/" + segmentName(seg.Seq))); ok {
+	if old, ok := hs.playlist.Add(seg.Entry(id + "/" + hls.SegmentName(seg.Seq))); ok {
 		hs.mu.Lock()
 		delete(hs.segments, old.Seq-hlsKeepEvicted)
 		hs.mu.Unlock()
@@ -111,8 +110,6 @@ func (hs *hlsStream) add(id string, seg *hls.Segment) {
 		close(hs.ready)
 	}
 }
-
-func segmentName(seq int) string { return "seg-" + strconv.Itoa(seq) + ".ts" }
 
 func (h *hlsOutput) lookup(key string) *hlsStream {
 	h.mu.Lock()
@@ -162,8 +159,8 @@ func (s *Server) handleSegment(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	var seq int
-	if _, err := fmt.Sscanf(name, "seg-%d.ts", &seq); err != nil || !strings.HasSuffix(name, ".ts") {
+	seq, ok := hls.ParseSegmentName(name)
+	if !ok {
 		http.Error(w, "not found: HLS segments are named seg-N.ts", http.StatusNotFound)
 		return
 	}

@@ -135,7 +135,7 @@ func newHLSWriter(dir string, h headers) (*hlsWriter, error) {
 	}
 	w := &hlsWriter{dir: dir}
 	w.seg = hls.NewSegmenter(hls.SegmenterConfig{Target: hlsTarget, Create: func(seq int) (io.WriteCloser, error) {
-		f, err := os.Create(filepath.Join(dir, segName(seq)))
+		f, err := os.Create(filepath.Join(dir, hls.SegmentName(seq)))
 		w.cur = f
 		return f, err
 	}})
@@ -149,8 +149,6 @@ func newHLSWriter(dir string, h headers) (*hlsWriter, error) {
 	return w, nil
 }
 
-func segName(seq int) string { return fmt.Sprintf("seg-%d.ts", seq) }
-
 func (w *hlsWriter) writePacket(p *media.Packet) error {
 	s, err := w.seg.WritePacket(p)
 	if err != nil {
@@ -161,7 +159,7 @@ func (w *hlsWriter) writePacket(p *media.Packet) error {
 
 func (w *hlsWriter) add(s *hls.Segment, ended bool) error {
 	if s != nil {
-		w.entries = append(w.entries, s.Entry(segName(s.Seq)))
+		w.entries = append(w.entries, s.Entry(hls.SegmentName(s.Seq)))
 		w.size += s.Size
 	}
 	if s == nil && !ended {

@@ -1,14 +1,11 @@
 package recorder
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 
 	"github.com/livetape/livetape/packager/flv"
 	"github.com/livetape/livetape/packager/hls"
@@ -151,24 +148,15 @@ func recoverHLS(dir string) (int64, float64, error) {
 		return 0, 0, err
 	}
 	defer f.Close()
-	var entries []hls.PlaylistEntry
+	entries, err := hls.ParsePlaylist(f)
+	if err != nil {
+		return 0, 0, err
+	}
 	var dur float64
 	listed := map[string]bool{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		if v, ok := strings.CutPrefix(line, "#EXTINF:"); ok {
-			d, err := strconv.ParseFloat(strings.TrimSuffix(v, ","), 64)
-			if err != nil || !sc.Scan() {
-				break
-			}
-			uri := sc.Text()
-			var seq int
-			fmt.Sscanf(uri, "seg-%d.ts", &seq)
-			entries = append(entries, hls.PlaylistEntry{Seq: seq, URI: uri, Duration: d})
-			listed[uri] = true
-			dur += d
-		}
+	for _, e := range entries {
+		listed[e.URI] = true
+		dur += e.Duration
 	}
 	if len(entries) == 0 {
 		return 0, 0, errors.New("no complete HLS segment")
