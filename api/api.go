@@ -192,28 +192,30 @@ func (a *apiHandler) deleteRecording(w http.ResponseWriter, r *http.Request) {
 
 func (a *apiHandler) getEvent(w http.ResponseWriter, r *http.Request) {
 	rec, err := a.cfg.Queue.Event(r.PathValue("event_id"))
-	if errors.Is(err, jobs.ErrEventNotFound) {
-		writeError(w, http.StatusNotFound, "no such event")
-		return
-	}
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+	if eventError(w, err) {
 		return
 	}
 	writeJSON(w, http.StatusOK, rec)
 }
 
 func (a *apiHandler) redeliver(w http.ResponseWriter, r *http.Request) {
-	err := a.cfg.Queue.Redeliver(r.Context(), r.PathValue("event_id"))
-	if errors.Is(err, jobs.ErrEventNotFound) {
-		writeError(w, http.StatusNotFound, "no such event")
-		return
-	}
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+	if eventError(w, a.cfg.Queue.Redeliver(r.Context(), r.PathValue("event_id"))) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{"event_id": r.PathValue("event_id"), "state": "queued"})
+}
+
+// eventError answers a failed event lookup; it reports whether there was one.
+func eventError(w http.ResponseWriter, err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, jobs.ErrEventNotFound):
+		writeError(w, http.StatusNotFound, "no such event")
+	default:
+		writeError(w, http.StatusInternalServerError, err.Error())
+	}
+	return true
 }
 
 func (a *apiHandler) storageError(w http.ResponseWriter, err error) {

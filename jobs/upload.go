@@ -152,11 +152,7 @@ func (u *Uploader) ProcessTask(ctx context.Context, t *asynq.Task) error {
 
 // store uploads the file (HLS: segments, then the playlist) and the catalog entry.
 func (u *Uploader) store(ctx context.Context, rec *Recording, local string) error {
-	tmpl := u.KeyTemplate
-	if tmpl == "" {
-		tmpl = DefaultKeyTemplate
-	}
-	stem := rec.keyStem(tmpl)
+	stem := rec.keyStem(u.template())
 	rec.CatalogKey = stem + ".json"
 	type upload struct{ key, file string }
 	var ups []upload
@@ -204,11 +200,14 @@ func (u *Uploader) store(ctx context.Context, rec *Recording, local string) erro
 }
 
 func (u *Uploader) loadStored(ctx context.Context, rec *Recording) (*Recording, error) {
-	tmpl := u.KeyTemplate
-	if tmpl == "" {
-		tmpl = DefaultKeyTemplate
+	return LoadRecording(ctx, u.Store, rec.keyStem(u.template())+".json")
+}
+
+func (u *Uploader) template() string {
+	if u.KeyTemplate == "" {
+		return DefaultKeyTemplate
 	}
-	return LoadRecording(ctx, u.Store, rec.keyStem(tmpl)+".json")
+	return u.KeyTemplate
 }
 
 // LoadRecording reads a catalog entry from storage.

@@ -96,25 +96,7 @@ func readPackets(t testing.TB, path string) []*media.Packet {
 // the last one (from Close) included.
 func segmentAll(t testing.TB, pkts []*media.Packet, cfg SegmenterConfig) []*Segment {
 	t.Helper()
-	s := NewSegmenter(cfg)
-	var segs []*Segment
-	for _, p := range pkts {
-		seg, err := s.WritePacket(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if seg != nil {
-			segs = append(segs, seg)
-		}
-	}
-	seg, err := s.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if seg != nil {
-		segs = append(segs, seg)
-	}
-	return segs
+	return feed(t, NewSegmenter(cfg), pkts...)
 }
 
 func segmentFiles(t testing.TB, pkts []*media.Packet, cfg SegmenterConfig, dir string) []*Segment {

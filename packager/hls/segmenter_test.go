@@ -151,7 +151,7 @@ func TestSegmentInMemoryMatchesFiles(t *testing.T) {
 }
 
 // feed writes pkts and collects the segments, Close included.
-func feed(t *testing.T, s *Segmenter, pkts ...*media.Packet) []*Segment {
+func feed(t testing.TB, s *Segmenter, pkts ...*media.Packet) []*Segment {
 	t.Helper()
 	var segs []*Segment
 	for _, p := range pkts {
