@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -71,17 +70,16 @@ func (s *Server) serveRTMP(ctx context.Context, ln net.Listener) error {
 // dropped after the idle timeout. Players send almost nothing; their deadline is lifted.
 type idleConn struct {
 	net.Conn
-	timeout  time.Duration // atomic updates are not needed: set before play/publish
-	noLimit  atomic.Bool
-	timedOut atomic.Bool
-	mu       sync.Mutex
+	// timeout is the read deadline; 0 lifts it. Read and setTimeout both run on the
+	// connection's reader goroutine (go-rtmp calls the handlers from its read loop),
+	// so it needs no lock.
+	timeout  time.Duration
+	timedOut atomic.Bool // read by endPublish, which may run on another goroutine
 }
 
 func (c *idleConn) Read(b []byte) (int, error) {
-	if !c.noLimit.Load() {
-		c.mu.Lock()
+	if c.timeout > 0 {
 		c.Conn.SetReadDeadline(time.Now().Add(c.timeout))
-		c.mu.Unlock()
 	}
 	n, err := c.Conn.Read(b)
 	var ne net.Error
@@ -92,14 +90,10 @@ func (c *idleConn) Read(b []byte) (int, error) {
 }
 
 func (c *idleConn) setTimeout(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if d <= 0 {
-		c.noLimit.Store(true)
-		c.Conn.SetReadDeadline(time.Time{})
-		return
-	}
 	c.timeout = d
+	if d <= 0 {
+		c.Conn.SetReadDeadline(time.Time{})
+	}
 }
 
 // rtmpConn handles one RTMP connection: a publisher or a player.
