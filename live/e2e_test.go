@@ -107,7 +107,6 @@ func httpGetBytes(t testing.TB, url string) (int, []byte) {
 var (
 	needFFmpeg = mediatest.NeedFFmpeg
 	push       = mediatest.Push
-	pushArgs   = mediatest.Push
 	waitFor    = mediatest.WaitFor
 	probe      = mediatest.ProbeLive
 )

@@ -68,7 +68,7 @@ func TestStalledViewer(t *testing.T) {
 	needFFmpeg(t)
 	s := startServer(t, func(c *Config) { c.ViewerQueue = 64 })
 	// About 2 Mbit/s, so the stalled viewer's buffers fill within seconds.
-	p := pushArgs(t, "rtmp://"+s.rtmpAddr+"/live/slow", 40, "-b:v", "2M", "-minrate", "2M", "-maxrate", "2M", "-bufsize", "500k")
+	p := push(t, "rtmp://"+s.rtmpAddr+"/live/slow", 40, "-b:v", "2M", "-minrate", "2M", "-maxrate", "2M", "-bufsize", "500k")
 	st := s.waitLive(t, "live", "slow")
 
 	stalled := dialStalled(t, strings.TrimPrefix(s.httpURL, "http://"), "/live/slow.flv")
