@@ -53,13 +53,6 @@ func startServer(t testing.TB, mutate func(*Config), observers ...Observer) *tes
 	return &testServer{Server: srv, rtmpAddr: ln.Addr().String(), httpURL: hs.URL, logs: logs}
 }
 
-// push starts ffmpeg publishing a generated 320x240 25 fps H.264 + AAC stream (GOP 1 s)
-// in real time for secs seconds.
-
-// pushArgs is push with extra ffmpeg output options (bitrate…).
-
-// wait returns ffmpeg's exit error, failing the test if it has not exited by the deadline.
-
 // waitLive waits until app/id is live and has a keyframe cached.
 func (s *testServer) waitLive(t testing.TB, app, id string) *Stream {
 	t.Helper()
