@@ -69,8 +69,6 @@ func (s *testServer) waitLive(t testing.TB, app, id string) *Stream {
 	return st
 }
 
-// probe runs ffprobe -of json on url, reading secs seconds of it and counting packets.
-
 func httpGet(t testing.TB, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)
