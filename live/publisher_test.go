@@ -1,0 +1,51 @@
+package live
+
+import (
+	"testing"
+	"time"
+
+	"github.com/livetape/livetape/internal/mediatest"
+)
+
+// TestGoPublisher pushes the av fixture with the Go publisher: the timestamps it sends
+// are the ones viewers get.
+func TestGoPublisher(t *testing.T) {
+	obs := newRecordingObserver()
+	s := startServer(t, nil, obs)
+	pkts := mediatest.ReadFLV(t, "../testdata/av.flv")
+	pub := mediatest.PublishRTMP(t, "rtmp://"+s.rtmpAddr+"/live/gopub?record=flv")
+	if ev := obs.next(t); ev.kind != "start" || ev.pub.Params.StreamID != "gopub" {
+		t.Fatalf("first event %+v", ev)
+	}
+	st := s.hub.Lookup("live", "gopub")
+	if st == nil {
+		t.Fatal("not live")
+	}
+	sub, _, err := st.Subscribe(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	for _, p := range pkts {
+		if err := pub.WritePacket(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var last uint32
+	waitFor(t, "the last packet", 10*time.Second, func() bool {
+		for {
+			select {
+			case p := <-sub.C():
+				last = p.Timestamp
+			default:
+				return last == pkts[len(pkts)-1].Timestamp
+			}
+		}
+	})
+	if err := pub.Unpublish(); err != nil {
+		t.Fatal(err)
+	}
+	if ev := obs.next(t); ev.kind != "end" || ev.reason != EndNormal {
+		t.Fatalf("second event %s %s, want end normal", ev.kind, ev.reason)
+	}
+}
