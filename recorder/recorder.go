@@ -46,6 +46,9 @@ type Recorder struct {
 
 	wg      sync.WaitGroup // sessions
 	closing sync.WaitGroup // fragments being finalized
+
+	mu     sync.Mutex
+	active map[string]bool // manifest files of the fragments being written or finalized
 }
 
 var _ live.Observer = (*Recorder)(nil)
@@ -324,9 +327,11 @@ func (s *session) open(first *media.Packet) error {
 			f.abort()
 			return err
 		}
+		s.r.setActive(m, true)
 		w, err := newFormatWriter(format, s.dir, s.seq, h)
 		if err != nil {
 			m.remove()
+			s.r.setActive(m, false)
 			f.abort()
 			return err
 		}
@@ -432,6 +437,11 @@ func (f *fragment) duration() time.Duration {
 // close finalizes every format and hands the fragments on; a fragment shorter than
 // minFragment is discarded.
 func (f *fragment) close(why string) {
+	defer func() {
+		for _, o := range f.outs {
+			f.s.r.setActive(o.m, false)
+		}
+	}()
 	log := f.s.log.With("seq", f.seq)
 	d := f.duration()
 	if d < minFragment {
@@ -447,7 +457,9 @@ func (f *fragment) close(why string) {
 		}
 		name, size, err := o.w.finish()
 		if err != nil {
-			log.Error("fragment lost: finalizing failed", "format", o.m.Format, "err", err)
+			// The part and its manifest ("recording") stay: reconcile finalizes them
+			// again once the cause (a full disk) is gone.
+			log.Error("fragment not finalized: kept in the spool, retried on reconcile", "format", o.m.Format, "err", err)
 			continue
 		}
 		o.m.Path, o.m.Size, o.m.Duration = name, size, d.Seconds()
@@ -469,7 +481,29 @@ func (f *fragment) abort() {
 	for _, o := range f.outs {
 		o.w.abort()
 		o.m.remove()
+		f.s.r.setActive(o.m, false)
 	}
+}
+
+// setActive marks m's fragment as being written or finalized by a session, which
+// Resubmit leaves alone, or no longer.
+func (r *Recorder) setActive(m *Manifest, active bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.active == nil {
+		r.active = map[string]bool{}
+	}
+	if active {
+		r.active[m.ManifestFile()] = true
+	} else {
+		delete(r.active, m.ManifestFile())
+	}
+}
+
+func (r *Recorder) isActive(m *Manifest) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.active[m.ManifestFile()]
 }
 
 // handOn gives a closed fragment to the sink; on failure it stays in the spool, closed,
