@@ -57,10 +57,13 @@ const (
 	PushEndIdle PushEndReason = 2
 	// PushEndKicked: livetape ended the push (API call, shutdown).
 	PushEndKicked PushEndReason = 3
+	// PushEndServerCrashed: livetape stopped without ending the push (a crash,
+	// kill -9, power loss); the event is sent when it starts again.
+	PushEndServerCrashed PushEndReason = 4
 )
 
 // String returns the errmsg of the reason: "normal", "interrupted", "idle",
-// "kicked".
+// "kicked", "server crashed".
 func (r PushEndReason) String() string {
 	switch r {
 	case PushEndNormal:
@@ -71,6 +74,8 @@ func (r PushEndReason) String() string {
 		return "idle"
 	case PushEndKicked:
 		return "kicked"
+	case PushEndServerCrashed:
+		return "server crashed"
 	}
 	return "reason " + strconv.Itoa(int(r))
 }

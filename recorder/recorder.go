@@ -46,6 +46,9 @@ type Recorder struct {
 
 	wg      sync.WaitGroup // sessions
 	closing sync.WaitGroup // fragments being finalized
+
+	mu     sync.Mutex
+	active map[string]bool // manifest files of the fragments being written or finalized
 }
 
 var _ live.Observer = (*Recorder)(nil)
@@ -116,6 +119,14 @@ type session struct {
 	metaNoVideo    bool // the publisher's metadata announces no video
 	skipped        int64
 	audioSinceVHdr int // audio frames seen while no video header: a long run means audio-only
+
+	// What the push sent that cannot be recorded; each reason is logged once, never
+	// per packet.
+	videoHdrInvalid bool // the last video sequence header did not parse
+	audioHdrInvalid bool // the last audio sequence header did not parse
+	videoFrames     int  // video frames received (not sequence headers)
+	audioFrames     int  // audio frames received
+	logged          map[string]bool
 }
 
 func (s *session) run(sub *live.Subscriber) {
@@ -132,6 +143,49 @@ func (s *session) run(sub *live.Subscriber) {
 		}
 	}
 	s.closeFragment("push ended")
+	if s.seq == 0 {
+		s.log.Warn("push ended with nothing recorded", "why", s.nothingRecordedWhy(),
+			"video_frames", s.videoFrames, "audio_frames", s.audioFrames,
+			"video_header", headerState(s.videoHdr != nil, s.videoHdrInvalid),
+			"audio_header", headerState(s.audioHdr != nil, s.audioHdrInvalid))
+	}
+}
+
+// nothingRecordedWhy explains a push that left no fragment.
+func (s *session) nothingRecordedWhy() string {
+	switch {
+	case s.videoFrames+s.audioFrames == 0:
+		return "no audio or video frames were received"
+	case s.videoHdr == nil && s.audioHdr == nil:
+		return "no valid sequence header (AVC or AAC decoder configuration) came with the frames, and frames cannot be recorded without one"
+	case s.videoHdr != nil && s.audioOnly:
+		return "record_type=audio, and no audio with a valid AAC sequence header came"
+	case s.videoHdr != nil:
+		return "no video keyframe came after the video sequence header"
+	}
+	return "the audio alone never ran long enough to be recorded as an audio-only stream"
+}
+
+func headerState(valid, invalid bool) string {
+	switch {
+	case valid:
+		return "valid"
+	case invalid:
+		return "invalid"
+	}
+	return "none"
+}
+
+// logOnce logs a warning the first time key comes up in this push.
+func (s *session) logOnce(key, msg string, args ...any) {
+	if s.logged[key] {
+		return
+	}
+	if s.logged == nil {
+		s.logged = map[string]bool{}
+	}
+	s.logged[key] = true
+	s.log.Warn(msg, args...)
 }
 
 func (s *session) handle(p *media.Packet) error {
@@ -149,10 +203,22 @@ func (s *session) handle(p *media.Packet) error {
 		}
 		cfg, err := media.ParseAVCConfig(p.Payload())
 		if err != nil {
-			return fmt.Errorf("video sequence header: %w", err)
+			// Frames that follow a header we cannot read cannot be decoded either:
+			// record the audio alone until a valid header arrives.
+			s.videoHdrInvalid = true
+			s.logOnce("video header", "video sequence header invalid: video is not recorded until a valid one arrives, audio goes on",
+				"err", err, "size", len(p.Payload()))
+			if s.videoHdr != nil {
+				s.videoHdr, s.videoCfg = nil, nil
+				if s.frag != nil && !s.frag.audioOnly {
+					s.closeFragment("video sequence header invalid")
+				}
+			}
+			return nil
 		}
+		s.videoHdrInvalid = false
 		if s.videoHdr == nil || !cfg.Equal(s.videoCfg) {
-			if s.frag != nil {
+			if s.frag != nil && !s.frag.audioOnly {
 				s.closeFragment("video codec change")
 			}
 			s.videoHdr, s.videoCfg = p, cfg
@@ -161,8 +227,16 @@ func (s *session) handle(p *media.Packet) error {
 	case p.SequenceHeader:
 		cfg, err := media.ParseAACConfig(p.Payload())
 		if err != nil {
-			return fmt.Errorf("audio sequence header: %w", err)
+			s.audioHdrInvalid = true
+			s.logOnce("audio header", "audio sequence header invalid: audio is not recorded until a valid one arrives, video goes on",
+				"err", err, "size", len(p.Payload()))
+			if s.audioHdr != nil {
+				s.audioHdr, s.audioCfg = nil, nil
+				s.closeFragment("audio sequence header invalid")
+			}
+			return nil
 		}
+		s.audioHdrInvalid = false
 		if s.audioHdr == nil || !cfg.Equal(s.audioCfg) {
 			if s.frag != nil {
 				s.closeFragment("audio codec change")
@@ -171,7 +245,14 @@ func (s *session) handle(p *media.Packet) error {
 		}
 		return nil
 	case p.Kind == media.KindVideo:
-		if s.audioOnly || s.videoHdr == nil {
+		s.videoFrames++
+		if s.audioOnly {
+			return nil
+		}
+		if s.videoHdr == nil {
+			if !s.videoHdrInvalid {
+				s.logOnce("video header", "video frames without a video sequence header: video is not recorded until one arrives")
+			}
 			return nil
 		}
 		if s.frag == nil || s.frag.audioOnly {
@@ -189,7 +270,11 @@ func (s *session) handle(p *media.Packet) error {
 		}
 		return s.frag.write(p)
 	default: // audio frame
+		s.audioFrames++
 		if s.audioHdr == nil {
+			if !s.audioHdrInvalid {
+				s.logOnce("audio header", "audio frames without an audio sequence header: audio is not recorded until one arrives")
+			}
 			return nil
 		}
 		if s.frag == nil {
@@ -208,10 +293,10 @@ func (s *session) handle(p *media.Packet) error {
 }
 
 // audioOnlyStream tells whether fragments may start on audio: record_type=audio, or a
-// stream that has shown no video (its metadata says so, or 2 s of audio came without a
-// video header).
+// stream that has shown no recordable video (its metadata says so, its video sequence
+// header is invalid, or 2 s of audio came without a video header).
 func (s *session) audioOnlyStream() bool {
-	return s.audioOnly || (s.videoHdr == nil && (s.metaNoVideo || s.audioSinceVHdr > 90))
+	return s.audioOnly || (s.videoHdr == nil && (s.metaNoVideo || s.videoHdrInvalid || s.audioSinceVHdr > 90))
 }
 
 func (s *session) open(first *media.Packet) error {
@@ -242,9 +327,11 @@ func (s *session) open(first *media.Packet) error {
 			f.abort()
 			return err
 		}
+		s.r.setActive(m, true)
 		w, err := newFormatWriter(format, s.dir, s.seq, h)
 		if err != nil {
 			m.remove()
+			s.r.setActive(m, false)
 			f.abort()
 			return err
 		}
@@ -350,6 +437,11 @@ func (f *fragment) duration() time.Duration {
 // close finalizes every format and hands the fragments on; a fragment shorter than
 // minFragment is discarded.
 func (f *fragment) close(why string) {
+	defer func() {
+		for _, o := range f.outs {
+			f.s.r.setActive(o.m, false)
+		}
+	}()
 	log := f.s.log.With("seq", f.seq)
 	d := f.duration()
 	if d < minFragment {
@@ -365,7 +457,9 @@ func (f *fragment) close(why string) {
 		}
 		name, size, err := o.w.finish()
 		if err != nil {
-			log.Error("fragment lost: finalizing failed", "format", o.m.Format, "err", err)
+			// The part and its manifest ("recording") stay: reconcile finalizes them
+			// again once the cause (a full disk) is gone.
+			log.Error("fragment not finalized: kept in the spool, retried on reconcile", "format", o.m.Format, "err", err)
 			continue
 		}
 		o.m.Path, o.m.Size, o.m.Duration = name, size, d.Seconds()
@@ -387,7 +481,29 @@ func (f *fragment) abort() {
 	for _, o := range f.outs {
 		o.w.abort()
 		o.m.remove()
+		f.s.r.setActive(o.m, false)
 	}
+}
+
+// setActive marks m's fragment as being written or finalized by a session, which
+// Resubmit leaves alone, or no longer.
+func (r *Recorder) setActive(m *Manifest, active bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.active == nil {
+		r.active = map[string]bool{}
+	}
+	if active {
+		r.active[m.ManifestFile()] = true
+	} else {
+		delete(r.active, m.ManifestFile())
+	}
+}
+
+func (r *Recorder) isActive(m *Manifest) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.active[m.ManifestFile()]
 }
 
 // handOn gives a closed fragment to the sink; on failure it stays in the spool, closed,

@@ -23,6 +23,7 @@ import (
 
 type rig struct {
 	rec      *Recorder
+	srv      *live.Server
 	rtmpAddr string
 	out      string // recordings folder
 	logs     *mediatest.SyncBuffer
@@ -49,7 +50,7 @@ func newRig(t *testing.T, cfg Config) *rig {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { srv.ServeRTMP(ctx, ln); close(done) }()
-	r := &rig{rec: rec, rtmpAddr: ln.Addr().String(), out: out, logs: logs}
+	r := &rig{rec: rec, srv: srv, rtmpAddr: ln.Addr().String(), out: out, logs: logs}
 	r.stop = func() { cancel(); <-done; rec.Wait() }
 	t.Cleanup(func() {
 		r.stop()

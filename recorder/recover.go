@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/livetape/livetape/packager/flv"
 	"github.com/livetape/livetape/packager/hls"
@@ -25,10 +26,7 @@ func (r *Recorder) Recover() (int, error) {
 		log := r.log.With("file_id", m.FileID)
 		switch m.State {
 		case StateRecording:
-			if err := recoverFragment(m); err != nil {
-				log.Warn("spool: nothing to recover, fragment removed", "reason", err)
-				discard(m)
-				removeEmptyDirs(m.dir, 3)
+			if !r.finalizeLeft(m) {
 				continue
 			}
 			log.Info("spool: fragment recovered after a crash", "duration", m.Duration, "size", m.Size)
@@ -48,7 +46,8 @@ func (r *Recorder) Recover() (int, error) {
 
 // Resubmit hands on again every closed fragment still in the spool. The sink's job
 // queue may have lost them (a Redis restarted without persistence); the spool has not,
-// and handing on twice is harmless (uploads are idempotent). Fragments being recorded
+// and handing on twice is harmless (uploads are idempotent). Fragments whose
+// finalizing failed (a full disk) are finalized again first. Fragments being recorded
 // are left alone. It returns how many were handed on.
 func (r *Recorder) Resubmit() (int, error) {
 	manifests, err := r.spooled()
@@ -57,12 +56,49 @@ func (r *Recorder) Resubmit() (int, error) {
 	}
 	n := 0
 	for _, m := range manifests {
-		if m.State == StateClosed {
-			r.handOn(m)
-			n++
+		switch {
+		case m.State == StateRecording && !r.isActive(m):
+			if !r.finalizeLeft(m) {
+				continue
+			}
+			r.log.Info("spool: fragment finalized on retry", "file_id", m.FileID, "duration", m.Duration, "size", m.Size)
+		case m.State != StateClosed:
+			continue
 		}
+		r.handOn(m)
+		n++
 	}
 	return n, nil
+}
+
+// finalizeLeft finalizes a fragment that no session is writing: cut short by a crash,
+// or whose finalizing failed. A storage failure (a full disk) keeps it as it is, to be
+// retried; only a fragment that holds nothing playable is removed. It tells whether
+// the fragment is now closed.
+func (r *Recorder) finalizeLeft(m *Manifest) bool {
+	log := r.log.With("file_id", m.FileID)
+	err := recoverFragment(m)
+	switch {
+	case err == nil:
+		return true
+	case isStorageError(err):
+		log.Error("spool: fragment not finalized, kept for the next retry", "err", err)
+	default:
+		log.Warn("spool: nothing to recover, fragment removed", "reason", err)
+		discard(m)
+		removeEmptyDirs(m.dir, 3)
+	}
+	return false
+}
+
+// isStorageError tells a failure of the disk (full, read-only, I/O error) from a
+// fragment with nothing playable in it.
+func isStorageError(err error) bool {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return false
+	}
+	return errno != syscall.ENOENT
 }
 
 // spooled reads every manifest in the spool; unreadable ones are logged and skipped.
@@ -97,6 +133,15 @@ func (r *Recorder) spooled() ([]*Manifest, error) {
 // recoverFragment finalizes the files of a fragment cut short by a crash.
 func recoverFragment(m *Manifest) error {
 	base := filepath.Join(m.dir, fmt.Sprintf("%04d", m.Seq))
+	// The fragment ended when it was last written to, not when it is finalized.
+	last := base + "." + m.Format + partSuffix
+	if m.Format == "hls" {
+		last = filepath.Join(base+".hls", hlsPlaylist)
+	}
+	info, err := os.Stat(last)
+	if err != nil {
+		return err
+	}
 	var (
 		name string
 		size int64
@@ -125,10 +170,6 @@ func recoverFragment(m *Manifest) error {
 	}
 	if dur < minFragment.Seconds() {
 		return fmt.Errorf("only %.3f s of media", dur)
-	}
-	info, err := os.Stat(filepath.Join(m.dir, name))
-	if err != nil {
-		return err
 	}
 	m.Path, m.Size, m.Duration = name, size, dur
 	m.EndTime = info.ModTime().UTC()

@@ -60,10 +60,12 @@ func (s uploadSink) FragmentClosed(m *recorder.Manifest) error {
 	})
 }
 
-// pushEvents sends the push started (1) and push ended (0) callbacks.
+// pushEvents sends the push started (1) and push ended (0) callbacks, and keeps the
+// pushes live on this node so that a crash does not lose their push-end event.
 type pushEvents struct {
-	q   *jobs.Queue
-	log *slog.Logger
+	q    *jobs.Queue
+	live livePushes
+	log  *slog.Logger
 }
 
 var endReasons = map[live.EndReason]jobs.PushEndReason{
@@ -83,6 +85,9 @@ func (e pushEvents) event(p *live.Publication, t jobs.EventType) jobs.Event {
 }
 
 func (e pushEvents) PublishStarted(p *live.Publication) {
+	if err := e.live.add(e.event(p, jobs.EventPushEnded)); err != nil {
+		e.log.Error("push not remembered: a crash would lose its push-end event", "stream", p.Params.Key(), "err", err)
+	}
 	e.send(e.event(p, jobs.EventPushStarted))
 }
 
@@ -91,6 +96,9 @@ func (e pushEvents) PublishEnded(p *live.Publication, reason live.EndReason, _ t
 	r := endReasons[reason]
 	ev.ErrCode, ev.ErrMsg = int(r), r.String()
 	e.send(ev)
+	if err := e.live.remove(ev); err != nil {
+		e.log.Warn("ended push not forgotten: the next start sends its push end again (same event id, dropped as a duplicate)", "event_id", ev.EventID, "err", err)
+	}
 }
 
 func (e pushEvents) send(ev jobs.Event) {

@@ -68,7 +68,14 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := queue.ResumePending(ctx); err != nil {
 		log.Error("callbacks not re-queued", "err", err)
 	}
-	liveSrv := live.NewServer(cfg.Live, log, rec, pushEvents{queue, log})
+	// Pushes live at a crash never sent their push-end event: send it now.
+	pushes := livePushes{dir: filepath.Join(cfg.DataDir, "live-pushes")}
+	if n, err := pushes.sendCrashed(ctx, queue, log); err != nil {
+		log.Error("push-end events of pushes live at the crash not queued; retried at the next start", "err", err)
+	} else if n > 0 {
+		log.Info("push-end events queued for pushes live at the crash", "count", n)
+	}
+	liveSrv := live.NewServer(cfg.Live, log, rec, pushEvents{q: queue, live: pushes, log: log})
 	go reconcile(ctx, cfg.ReconcileInterval, rec, queue, log)
 
 	mux := http.NewServeMux()

@@ -27,8 +27,17 @@ type Stats struct {
 // cut short by a crash) into a seekable file: it drops an incomplete last tag and any
 // script tags, then writes the header, an onMetaData with duration, filesize and a
 // keyframes index (times, filepositions), and the tags. base supplies the descriptive
-// fields (size, codecs, rates); it may be nil. The source is read twice and never held
-// in memory; dst is written to a temporary file, synced and renamed.
+// fields (size, codecs, rates); it may be nil (a recording recovered after a crash).
+// Width and height missing from base are taken from the AVC sequence header, and with
+// no base at all stereo is taken from the audio tags, so that players that size their
+// view from onMetaData get it right. The source is read twice and never held in memory;
+// dst is written to a temporary file, synced and renamed.
+//
+// The keyframes index has one entry per timestamp that has a video tag of frame type
+// keyframe (FLV spec E.4.3.1: pictures, and also sequence headers and end-of-sequence
+// tags), pointing at the first such tag: the first picture's entry points at the
+// sequence header before it, so a player seeking there reads the decoder
+// configuration first. This is the index flvmeta computes and checks files against.
 func Finalize(srcPath, dstPath string, base *Metadata) (Stats, error) {
 	src, err := os.Open(srcPath)
 	if err != nil {
@@ -46,15 +55,18 @@ func Finalize(srcPath, dstPath string, base *Metadata) (Stats, error) {
 		return Stats{}, fmt.Errorf("flv: finalize %s: %w", srcPath, err)
 	}
 	var (
-		st        Stats
-		kf        Keyframes
-		mediaLen  int64 // bytes of audio/video tags that will be copied
-		lastVideo uint32
-		lastAudio uint32
-		videoDur  uint32 = 40 // until two frames tell
-		audioDur  uint32 = 23 // an AAC frame at 44.1 kHz, until two frames tell
-		hasA      bool
-		hasV      bool
+		st           Stats
+		kf           Keyframes
+		mediaLen     int64 // bytes of audio/video tags that will be copied
+		lastVideo    uint32
+		lastAudio    uint32
+		videoDur     uint32 = 40 // until two frames tell
+		lastKeyframe uint32
+		audioDur     uint32 = 23 // an AAC frame at 44.1 kHz, until two frames tell
+		hasA         bool
+		hasV         bool
+		avcConfig    *media.AVCConfig // the first valid AVC sequence header
+		stereo       bool             // the first audio tag's sound type
 	)
 	for {
 		off := r.Offset
@@ -70,9 +82,13 @@ func Finalize(srcPath, dstPath string, base *Metadata) (Stats, error) {
 		}
 		if p.Kind == media.KindVideo {
 			hasV = true
-			if p.Keyframe && !p.SequenceHeader && isPicture(p) {
+			if p.Keyframe && (len(kf.Times) == 0 || lastKeyframe != p.Timestamp) {
+				lastKeyframe = p.Timestamp
 				kf.Times = append(kf.Times, float64(p.Timestamp)/1000)
 				kf.FilePositions = append(kf.FilePositions, float64(mediaLen)) // shifted below
+			}
+			if p.SequenceHeader && avcConfig == nil && p.VideoCodec() == media.VideoCodecAVC {
+				avcConfig, _ = media.ParseAVCConfig(p.Payload()) // an invalid one tells nothing
 			}
 			if !p.SequenceHeader && isPicture(p) {
 				st.VideoFrames++
@@ -82,6 +98,9 @@ func Finalize(srcPath, dstPath string, base *Metadata) (Stats, error) {
 				lastVideo = p.Timestamp
 			}
 		} else {
+			if !hasA {
+				stereo = len(p.Body()) > 0 && p.Body()[0]&1 == 1
+			}
 			hasA = true
 			if !p.SequenceHeader {
 				st.AudioFrames++
@@ -119,6 +138,12 @@ func Finalize(srcPath, dstPath string, base *Metadata) (Stats, error) {
 	}
 	if hasA && meta.AudioCodecID == 0 {
 		meta.AudioCodecID = media.AudioFormatAAC
+	}
+	if avcConfig != nil && (meta.Width == 0 || meta.Height == 0) {
+		meta.Width, meta.Height = float64(avcConfig.Width), float64(avcConfig.Height)
+	}
+	if base == nil && hasA {
+		meta.Stereo = stereo
 	}
 	header := Header(hasA, hasV)
 	metaTagLen := int64(len(meta.Encode()) + media.TagHeaderSize + media.PrevSizeLen)

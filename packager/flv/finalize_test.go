@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/livetape/livetape/media"
@@ -72,20 +74,91 @@ func TestFinalize(t *testing.T) {
 	if meta.FileSize != float64(len(data)) || meta.Duration != st.Duration || meta.Width != 320 {
 		t.Errorf("metadata filesize %v duration %v width %v", meta.FileSize, meta.Duration, meta.Width)
 	}
-	if meta.Keyframes == nil || len(meta.Keyframes.Times) != 4 {
-		t.Fatalf("keyframes %+v, want 4", meta.Keyframes)
-	}
-	// Every indexed position is a video keyframe tag at the indexed time.
-	for i, pos := range meta.Keyframes.FilePositions {
-		r, err := NewReader(bytes.NewReader(append(Header(true, true), data[int(pos):]...)))
+	checkKeyframeIndex(t, data, meta.Keyframes)
+}
+
+// checkKeyframeIndex checks the index against the file's tags: one entry for each
+// timestamp that has a video tag of frame type keyframe (sequence header, picture,
+// end of sequence), pointing at the first such tag, as flvmeta expects.
+func checkKeyframeIndex(t *testing.T, data []byte, kf *Keyframes) {
+	t.Helper()
+	var wantTimes, wantPos []float64
+	r, _ := NewReader(bytes.NewReader(data))
+	for {
+		off := r.Offset
+		p, err := r.ReadPacket()
 		if err != nil {
+			break
+		}
+		if p.Kind != media.KindVideo || !p.Keyframe {
+			continue
+		}
+		if ts := float64(p.Timestamp) / 1000; len(wantTimes) == 0 || wantTimes[len(wantTimes)-1] != ts {
+			wantTimes, wantPos = append(wantTimes, ts), append(wantPos, float64(off))
+		}
+	}
+	if kf == nil || !slices.Equal(kf.Times, wantTimes) || !slices.Equal(kf.FilePositions, wantPos) {
+		t.Fatalf("keyframes %+v, want times %v at %v", kf, wantTimes, wantPos)
+	}
+	// The first entry is the sequence header, right before the first picture.
+	r, _ = NewReader(bytes.NewReader(append(Header(true, true), data[int(wantPos[0]):]...)))
+	if p, err := r.ReadPacket(); err != nil || !p.SequenceHeader || p.Kind != media.KindVideo {
+		t.Errorf("first keyframe entry points at %+v, %v: want the AVC sequence header", p, err)
+	}
+}
+
+// A recording recovered after a crash has no metadata from the publisher: width and
+// height come from the SPS, stereo from the audio tags, and flvmeta finds nothing wrong.
+func TestFinalizeRecovered(t *testing.T) {
+	dir := t.TempDir()
+	part, _ := writeRecording(t, dir)
+	dst := filepath.Join(dir, "rec.flv")
+	if _, err := Finalize(part, dst, nil); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := NewReader(bytes.NewReader(data))
+	first, err := r.ReadPacket()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, meta, err := ParseScriptData(first.Body())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if meta.Width != 320 || meta.Height != 240 || !meta.Stereo {
+		t.Errorf("width %v height %v stereo %v, want 320x240 stereo", meta.Width, meta.Height, meta.Stereo)
+	}
+	checkKeyframeIndex(t, data, meta.Keyframes)
+
+	// Incomplete metadata (a publisher that sent no height) is completed the same way.
+	if _, err := Finalize(part, dst, &Metadata{Width: 320, FrameRate: 25}); err != nil {
+		t.Fatal(err)
+	}
+	data, _ = os.ReadFile(dst)
+	r, _ = NewReader(bytes.NewReader(data))
+	first, _ = r.ReadPacket()
+	if _, meta, _ = ParseScriptData(first.Body()); meta.Width != 320 || meta.Height != 240 || meta.FrameRate != 25 {
+		t.Errorf("completed metadata %+v", meta)
+	}
+
+	t.Run("flvmeta", func(t *testing.T) {
+		if _, err := exec.LookPath("flvmeta"); err != nil {
+			t.Skip("flvmeta not installed (apt-get install flvmeta)")
+		}
+		if _, err := Finalize(part, dst, nil); err != nil {
 			t.Fatal(err)
 		}
-		p, err := r.ReadPacket()
-		if err != nil || p.Kind != media.KindVideo || !p.Keyframe || float64(p.Timestamp)/1000 != meta.Keyframes.Times[i] {
-			t.Errorf("keyframe %d at %v: %+v %v", i, pos, p, err)
+		out, _ := exec.Command("flvmeta", "--check", dst).CombinedOutput()
+		for _, code := range []string{"E60077", "E60078", "W81071", "W81075", "W80062"} {
+			if bytes.Contains(out, []byte(code)) {
+				t.Errorf("flvmeta --check reports %s:\n%s", code, out)
+			}
 		}
-	}
+	})
 }
 
 func TestFinalizeTruncated(t *testing.T) {

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/livetape/livetape/internal/mediatest"
+	"github.com/livetape/livetape/jobs"
+)
+
+// A push live when livetape is killed gets its push-end event (0) after the restart,
+// with errcode 4 "server crashed", exactly once: a second restart does not send it again.
+func TestPushEndAfterKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	rc := &receiver{t: t, hits: map[string]int{}}
+	hook := httptest.NewServer(rc)
+	defer hook.Close()
+	httpAddr := freePort(t)
+	env := []string{"LIVETAPE_CALLBACK_URL=" + hook.URL, "LIVETAPE_CALLBACK_KEY=" + callbackKey, "LIVETAPE_HTTP_ADDR=" + httpAddr}
+	bin := buildLivetape(t)
+	data := t.TempDir()
+	cmd, rtmpAddr := startLivetape(t, bin, data, &mediatest.SyncBuffer{}, env...)
+
+	pub := mediatest.PublishRTMP(t, "rtmp://"+rtmpAddr+"/live/killed?record=flv&custom=1")
+	for _, p := range mediatest.ReadFLV(t, "../../testdata/av.flv")[:20] {
+		if err := pub.WritePacket(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mediatest.WaitFor(t, "the push-start event", 20*time.Second, func() bool { return rc.count(jobs.EventPushStarted) == 1 })
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	if n := rc.count(jobs.EventPushEnded); n != 0 {
+		t.Fatalf("%d push-end events before the restart", n)
+	}
+
+	restart := func() (*mediatest.SyncBuffer, func()) {
+		logs := &mediatest.SyncBuffer{}
+		cmd, _ := startLivetape(t, bin, data, logs, env...)
+		// /healthz answers once the start-up (and what it queues) is done.
+		mediatest.WaitFor(t, "livetape to serve HTTP", 20*time.Second, func() bool {
+			resp, err := http.Get("http://" + httpAddr + "/healthz")
+			if err == nil {
+				resp.Body.Close()
+			}
+			return err == nil && resp.StatusCode == http.StatusOK
+		})
+		return logs, func() { cmd.Process.Signal(syscall.SIGKILL); cmd.Wait() }
+	}
+	logs, kill := restart()
+	mediatest.WaitFor(t, "the push-end event after the restart", 30*time.Second, func() bool { return rc.count(jobs.EventPushEnded) == 1 })
+	var start, end jobs.Event
+	for _, ev := range rc.snapshot() {
+		switch ev.EventType {
+		case jobs.EventPushStarted:
+			start = ev
+		case jobs.EventPushEnded:
+			end = ev
+		}
+	}
+	if end.ErrCode != int(jobs.PushEndServerCrashed) || end.ErrMsg != "server crashed" || end.StreamID != "killed" ||
+		end.EventID != jobs.EventID(jobs.EventPushEnded, strings.TrimPrefix(start.EventID, "1-")) ||
+		!strings.Contains(end.StreamParam, "custom=1") {
+		t.Errorf("push end %+v after push start %+v", end, start)
+	}
+	mediatest.WaitFor(t, "the push end logged", 10*time.Second, func() bool { return strings.Contains(logs.String(), "push ended by a crash") })
+	// Queued, the push is forgotten: the next start has nothing to send.
+	if left, _ := os.ReadDir(filepath.Join(data, "live-pushes")); len(left) != 0 {
+		t.Errorf("pushes still remembered after their end was queued: %v", left)
+	}
+
+	// Another kill and restart: nothing is left to report.
+	kill()
+	logs, _ = restart()
+	if strings.Contains(logs.String(), "push ended by a crash") {
+		t.Errorf("the push end is sent again after a second restart:\n%s", logs)
+	}
+	if n := rc.count(jobs.EventPushEnded); n != 1 {
+		t.Errorf("%d push-end events, want 1", n)
+	}
+}
