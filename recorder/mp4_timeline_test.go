@@ -1,0 +1,239 @@
+package recorder
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/livetape/livetape/internal/mediatest"
+	"github.com/livetape/livetape/media"
+)
+
+// frameMS is the video frame duration of the crafted pushes (25 fps): the tolerance
+// between the timelines of the three formats.
+const frameMS = 40
+
+// timelineShape restamps one packet of a 10 s push: nominal is the timestamp a perfect
+// publisher would send, i its index among the packets of its kind.
+type timelineShape func(kind media.Kind, i int, nominal uint32) uint32
+
+// timelineShapes are the publisher timestamp habits a recording must survive. Each
+// keeps the two tracks in step, so audio and video must end together in every file.
+var timelineShapes = map[string]timelineShape{
+	// A video frame 100 ms late followed by one with the same timestamp (what
+	// gstreamer's flvmux sends): 4100, 4100, then 4080 — backwards — and on.
+	"late": func(kind media.Kind, i int, nominal uint32) uint32 {
+		if kind == media.KindVideo && (i == 100 || i == 101) {
+			return 4100
+		}
+		return nominal
+	},
+	// Five video frames and five audio frames stamped alike.
+	"repeated": func(kind media.Kind, i int, nominal uint32) uint32 {
+		switch {
+		case kind == media.KindVideo && i >= 100 && i < 105:
+			return 4000
+		case kind == media.KindAudio && i >= 260 && i < 265:
+			return uint32(aacTimestamp(260))
+		}
+		return nominal
+	},
+	// The publisher's clock steps back 500 ms in the middle of a GOP, on both tracks.
+	"backwards": func(_ media.Kind, _ int, nominal uint32) uint32 {
+		if nominal >= 4400 {
+			return nominal - 500
+		}
+		return nominal
+	},
+	// The publisher's clock jumps 5 s forward (a stalled encoder), on both tracks.
+	"jump": func(_ media.Kind, _ int, nominal uint32) uint32 {
+		if nominal >= 4000 {
+			return nominal + 5000
+		}
+		return nominal
+	},
+}
+
+// aacTimestamp is the millisecond timestamp of AAC frame j at 44.1 kHz.
+func aacTimestamp(j int) int64 { return int64(math.Round(float64(j) * 1024 * 1000 / 44100)) }
+
+// craftedPush is 10 s of the av fixture at 25 fps with AAC at 44.1 kHz, its frames
+// restamped by shape, in the order a publisher sends them (by nominal time).
+func craftedPush(t *testing.T, shape timelineShape) []*media.Packet {
+	t.Helper()
+	var hdrs, video, audio []*media.Packet
+	for _, p := range mediatest.ReadFLV(t, "../testdata/av.flv") {
+		switch {
+		case p.Kind == media.KindData:
+		case p.SequenceHeader:
+			hdrs = append(hdrs, p.WithTimestamp(0))
+		case p.Kind == media.KindVideo:
+			if b := p.Body(); len(b) > 1 && b[1] == 1 { // NAL units, not the end of sequence
+				video = append(video, p)
+			}
+		default:
+			audio = append(audio, p)
+		}
+	}
+	out := hdrs
+	var vi, ai int
+	for {
+		vNominal, aNominal := int64(vi*frameMS), aacTimestamp(ai)
+		if vNominal >= 10000 && aNominal >= 10000 {
+			return out
+		}
+		// Video first at equal times: the push starts on the keyframe.
+		if vNominal <= aNominal {
+			// Looping over the fixture's 100 frames restarts on its first keyframe.
+			out = append(out, video[vi%len(video)].WithTimestamp(shape(media.KindVideo, vi, uint32(vNominal))))
+			vi++
+		} else {
+			out = append(out, audio[ai%len(audio)].WithTimestamp(shape(media.KindAudio, ai, uint32(aNominal))))
+			ai++
+		}
+	}
+}
+
+// TestMP4TimelineMatchesFLVAndHLS pushes each timestamp shape with record=mp4|flv|hls
+// and checks that the three recordings tell the same timeline: the same duration, the
+// same keyframe times, audio and video ending together, and the manifest saying so.
+func TestMP4TimelineMatchesFLVAndHLS(t *testing.T) {
+	mediatest.NeedFFmpeg(t)
+	r := newRig(t, DefaultConfig())
+	names := slices.Sorted(func(yield func(string) bool) {
+		for name := range timelineShapes {
+			if !yield(name) {
+				return
+			}
+		}
+	})
+	for _, name := range names {
+		pub := mediatest.PublishRTMP(t, "rtmp://"+r.rtmpAddr+"/live/"+name+"?record=mp4|flv|hls")
+		for _, p := range craftedPush(t, timelineShapes[name]) {
+			if err := pub.WritePacket(p); err != nil {
+				t.Fatalf("%s: push: %v", name, err)
+			}
+		}
+		if err := pub.Unpublish(); err != nil {
+			t.Fatalf("%s: unpublish: %v", name, err)
+		}
+		// The server may still be reading the push: wait for its three recordings.
+		mediatest.WaitFor(t, name+" recorded in 3 formats", time.Minute, func() bool {
+			return len(r.recordings(t, name, "*.json")) == 3
+		})
+	}
+	r.stop()
+
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			files := map[string]string{}
+			for format, pattern := range map[string]string{"mp4": "*.mp4", "flv": "*.flv", "hls": "*/index.m3u8"} {
+				found := r.recordings(t, name, pattern)
+				if len(found) != 1 {
+					t.Fatalf("%s recordings %v, want one", format, found)
+				}
+				files[format] = found[0]
+			}
+			durations := map[string]float64{}
+			keyframes := map[string][]float64{}
+			for format, f := range files {
+				pr := mediatest.Probe(t, f)
+				durations[format] = pr.Duration()
+				keyframes[format] = keyframeTimes(t, f)
+				m, err := LoadManifest(manifestPath(f))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if math.Abs(m.Duration-pr.Duration()) > frameMS/1000.0 {
+					t.Errorf("%s: manifest says %.3f s, the file %.3f s", format, m.Duration, pr.Duration())
+				}
+			}
+			t.Logf("durations: mp4 %.3f s, flv %.3f s, hls %.3f s", durations["mp4"], durations["flv"], durations["hls"])
+			for _, format := range []string{"flv", "hls"} {
+				if math.Abs(durations["mp4"]-durations[format]) > frameMS/1000.0 {
+					t.Errorf("mp4 lasts %.3f s, %s %.3f s", durations["mp4"], format, durations[format])
+				}
+				// Keyframes are where the publisher stamped them, in every format: the
+				// same millisecond.
+				if !sameTimes(keyframes["mp4"], keyframes[format], 0.0015) {
+					t.Errorf("keyframes at\nmp4 %v\n%s %v", keyframes["mp4"], format, keyframes[format])
+				}
+			}
+			// The MP4's tracks end together, as the push's do.
+			pr := mediatest.Probe(t, files["mp4"])
+			trackEnd := map[string]float64{}
+			for _, s := range pr.Streams {
+				trackEnd[s.CodecType], _ = strconv.ParseFloat(s.Duration, 64)
+			}
+			if math.Abs(trackEnd["video"]-trackEnd["audio"]) > frameMS/1000.0 {
+				t.Errorf("mp4 video lasts %.3f s, audio %.3f s", trackEnd["video"], trackEnd["audio"])
+			}
+		})
+	}
+}
+
+// manifestPath is the manifest beside a recording in the LocalSink folder.
+func manifestPath(file string) string {
+	if filepath.Base(file) == hlsPlaylist {
+		return filepath.Dir(file) + ".json"
+	}
+	return file[:len(file)-len(filepath.Ext(file))] + ".json"
+}
+
+// keyframeTimes lists the presentation times of the video keyframes of a recording,
+// relative to the first (MPEG-TS starts at an arbitrary clock).
+func keyframeTimes(t *testing.T, path string) []float64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-of", "json", "-select_streams", "v:0",
+		"-show_entries", "packet=pts_time,flags", "-show_packets", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", path, err)
+	}
+	var res struct {
+		Packets []struct {
+			PTS   string `json:"pts_time"`
+			Flags string `json:"flags"`
+		} `json:"packets"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatal(err)
+	}
+	var times []float64
+	for _, p := range res.Packets {
+		if len(p.Flags) > 0 && p.Flags[0] == 'K' {
+			v, err := strconv.ParseFloat(p.PTS, 64)
+			if err != nil {
+				t.Fatalf("%s: keyframe pts %q", path, p.PTS)
+			}
+			times = append(times, v)
+		}
+	}
+	if len(times) == 0 {
+		t.Fatalf("%s: no keyframe", path)
+	}
+	for i := len(times) - 1; i >= 0; i-- {
+		times[i] -= times[0]
+	}
+	return times
+}
+
+// sameTimes tells whether a and b have as many times, each within tol of the other's.
+func sameTimes(a, b []float64, tol float64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if math.Abs(a[i]-b[i]) > tol {
+			return false
+		}
+	}
+	return true
+}
