@@ -8,10 +8,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/livetape/livetape/internal/mediatest"
+	"github.com/livetape/livetape/live"
 	"github.com/livetape/livetape/media"
 )
 
@@ -105,7 +108,8 @@ func craftedPush(t *testing.T, shape timelineShape) []*media.Packet {
 // same keyframe times, audio and video ending together, and the manifest saying so.
 func TestMP4TimelineMatchesFLVAndHLS(t *testing.T) {
 	mediatest.NeedFFmpeg(t)
-	r := newRig(t, DefaultConfig())
+	received := &packetCounter{n: map[string]*atomic.Int64{}}
+	r := newRig(t, DefaultConfig(), received)
 	names := slices.Sorted(func(yield func(string) bool) {
 		for name := range timelineShapes {
 			if !yield(name) {
@@ -115,11 +119,17 @@ func TestMP4TimelineMatchesFLVAndHLS(t *testing.T) {
 	})
 	for _, name := range names {
 		pub := mediatest.PublishRTMP(t, "rtmp://"+r.rtmpAddr+"/live/"+name+"?record=mp4|flv|hls")
-		for _, p := range craftedPush(t, timelineShapes[name]) {
+		pkts := craftedPush(t, timelineShapes[name])
+		for _, p := range pkts {
 			if err := pub.WritePacket(p); err != nil {
 				t.Fatalf("%s: push: %v", name, err)
 			}
 		}
+		// go-rtmp sends messages of different chunk streams interleaved, from a
+		// goroutine: unpublishing now could overtake the last frames.
+		mediatest.WaitFor(t, name+": every packet received", time.Minute, func() bool {
+			return received.count(name) == int64(len(pkts))
+		})
 		if err := pub.Unpublish(); err != nil {
 			t.Fatalf("%s: unpublish: %v", name, err)
 		}
@@ -176,6 +186,41 @@ func TestMP4TimelineMatchesFLVAndHLS(t *testing.T) {
 			}
 		})
 	}
+}
+
+// packetCounter is a live.Observer counting the packets each push delivers.
+type packetCounter struct {
+	mu sync.Mutex
+	n  map[string]*atomic.Int64 // by stream id
+}
+
+func (c *packetCounter) PublishStarted(p *live.Publication) {
+	sub, _, err := p.Stream.SubscribeNoDrop(1 << 14)
+	if err != nil {
+		return
+	}
+	n := &atomic.Int64{}
+	c.mu.Lock()
+	c.n[p.Params.StreamID] = n
+	c.mu.Unlock()
+	go func() {
+		for p := range sub.C() {
+			if p.Kind != media.KindData {
+				n.Add(1)
+			}
+		}
+	}()
+}
+
+func (c *packetCounter) PublishEnded(*live.Publication, live.EndReason, time.Time) {}
+
+func (c *packetCounter) count(streamID string) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n := c.n[streamID]; n != nil {
+		return n.Load()
+	}
+	return 0
 }
 
 // manifestPath is the manifest beside a recording in the LocalSink folder.
