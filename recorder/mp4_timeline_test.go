@@ -3,7 +3,9 @@ package recorder
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"math"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -109,7 +111,7 @@ func craftedPush(t *testing.T, shape timelineShape) []*media.Packet {
 func TestMP4TimelineMatchesFLVAndHLS(t *testing.T) {
 	mediatest.NeedFFmpeg(t)
 	received := &packetCounter{n: map[string]*atomic.Int64{}}
-	r := newRig(t, DefaultConfig(), received)
+	r := newObservedRig(t, DefaultConfig(), received)
 	names := slices.Sorted(func(yield func(string) bool) {
 		for name := range timelineShapes {
 			if !yield(name) {
@@ -186,6 +188,37 @@ func TestMP4TimelineMatchesFLVAndHLS(t *testing.T) {
 			}
 		})
 	}
+}
+
+// newObservedRig is newRig with one more observer of the live server, told about
+// pushes after the recorder.
+func newObservedRig(t *testing.T, cfg Config, obs live.Observer) *rig {
+	t.Helper()
+	dir := t.TempDir()
+	logs := &mediatest.SyncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	out := filepath.Join(dir, "recordings")
+	rec, err := New(cfg, filepath.Join(dir, "spool"), &LocalSink{Dir: out, Log: log}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := live.NewServer(live.DefaultConfig(), log, rec, obs)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.ServeRTMP(ctx, ln); close(done) }()
+	r := &rig{rec: rec, rtmpAddr: ln.Addr().String(), out: out, logs: logs}
+	r.stop = func() { cancel(); <-done; rec.Wait() }
+	t.Cleanup(func() {
+		r.stop()
+		if t.Failed() {
+			t.Logf("log:\n%s", logs)
+		}
+	})
+	return r
 }
 
 // packetCounter is a live.Observer counting the packets each push delivers.

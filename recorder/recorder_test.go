@@ -29,9 +29,8 @@ type rig struct {
 	stop     func()
 }
 
-// newRig runs a live server with a recorder, recording into a LocalSink, and observers
-// told about pushes after the recorder.
-func newRig(t *testing.T, cfg Config, observers ...live.Observer) *rig {
+// newRig runs a live server with a recorder, recording into a LocalSink.
+func newRig(t *testing.T, cfg Config) *rig {
 	t.Helper()
 	dir := t.TempDir()
 	logs := &mediatest.SyncBuffer{}
@@ -42,7 +41,7 @@ func newRig(t *testing.T, cfg Config, observers ...live.Observer) *rig {
 		t.Fatal(err)
 	}
 	lc := live.DefaultConfig()
-	srv := live.NewServer(lc, log, append([]live.Observer{rec}, observers...)...)
+	srv := live.NewServer(lc, log, rec)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
