@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"os/exec"
@@ -28,19 +29,23 @@ const frameMS = 40
 // publisher would send, i its index among the packets of its kind.
 type timelineShape func(kind media.Kind, i int, nominal uint32) uint32
 
-// timelineShapes are the publisher timestamp habits a recording must survive. Each
-// keeps the two tracks in step, so audio and video must end together in every file.
-var timelineShapes = map[string]timelineShape{
+// timelineShapes are the publisher timestamp habits a recording must survive, with the
+// number of fragments each push records. Each keeps the two tracks in step, so audio
+// and video must end together in every file.
+var timelineShapes = map[string]struct {
+	restamp   timelineShape
+	fragments int
+}{
 	// A video frame 100 ms late followed by one with the same timestamp (what
 	// gstreamer's flvmux sends): 4100, 4100, then 4080 — backwards — and on.
-	"late": func(kind media.Kind, i int, nominal uint32) uint32 {
+	"late": {func(kind media.Kind, i int, nominal uint32) uint32 {
 		if kind == media.KindVideo && (i == 100 || i == 101) {
 			return 4100
 		}
 		return nominal
-	},
+	}, 1},
 	// Five video frames and five audio frames stamped alike.
-	"repeated": func(kind media.Kind, i int, nominal uint32) uint32 {
+	"repeated": {func(kind media.Kind, i int, nominal uint32) uint32 {
 		switch {
 		case kind == media.KindVideo && i >= 100 && i < 105:
 			return 4000
@@ -48,21 +53,36 @@ var timelineShapes = map[string]timelineShape{
 			return uint32(aacTimestamp(260))
 		}
 		return nominal
-	},
+	}, 1},
 	// The publisher's clock steps back 500 ms in the middle of a GOP, on both tracks.
-	"backwards": func(_ media.Kind, _ int, nominal uint32) uint32 {
+	"backwards": {func(_ media.Kind, _ int, nominal uint32) uint32 {
 		if nominal >= 4400 {
 			return nominal - 500
 		}
 		return nominal
-	},
+	}, 1},
 	// The publisher's clock jumps 5 s forward (a stalled encoder), on both tracks.
-	"jump": func(_ media.Kind, _ int, nominal uint32) uint32 {
+	"jump": {func(_ media.Kind, _ int, nominal uint32) uint32 {
 		if nominal >= 4000 {
 			return nominal + 5000
 		}
 		return nominal
-	},
+	}, 1},
+	// A step back of 3 s (an encoder restarting its clock) in the middle of a GOP is a
+	// new timeline: a new fragment starts at the next keyframe.
+	"restart": {func(_ media.Kind, _ int, nominal uint32) uint32 {
+		if nominal >= 4400 {
+			return nominal - 3000
+		}
+		return nominal
+	}, 2},
+	// So is a jump of more than 10 s, here on a keyframe.
+	"long-jump": {func(_ media.Kind, _ int, nominal uint32) uint32 {
+		if nominal >= 4000 {
+			return nominal + 15000
+		}
+		return nominal
+	}, 2},
 }
 
 // aacTimestamp is the millisecond timestamp of AAC frame j at 44.1 kHz.
@@ -112,16 +132,10 @@ func TestMP4TimelineMatchesFLVAndHLS(t *testing.T) {
 	mediatest.NeedFFmpeg(t)
 	received := &packetCounter{n: map[string]*atomic.Int64{}}
 	r := newObservedRig(t, DefaultConfig(), received)
-	names := slices.Sorted(func(yield func(string) bool) {
-		for name := range timelineShapes {
-			if !yield(name) {
-				return
-			}
-		}
-	})
+	names := slices.Sorted(maps.Keys(timelineShapes))
 	for _, name := range names {
 		pub := mediatest.PublishRTMP(t, "rtmp://"+r.rtmpAddr+"/live/"+name+"?record=mp4|flv|hls")
-		pkts := craftedPush(t, timelineShapes[name])
+		pkts := craftedPush(t, timelineShapes[name].restamp)
 		for _, p := range pkts {
 			if err := pub.WritePacket(p); err != nil {
 				t.Fatalf("%s: push: %v", name, err)
@@ -135,58 +149,67 @@ func TestMP4TimelineMatchesFLVAndHLS(t *testing.T) {
 		if err := pub.Unpublish(); err != nil {
 			t.Fatalf("%s: unpublish: %v", name, err)
 		}
-		// The server may still be reading the push: wait for its three recordings.
+		// The server may still be reading the push: wait for its recordings.
 		mediatest.WaitFor(t, name+" recorded in 3 formats", time.Minute, func() bool {
-			return len(r.recordings(t, name, "*.json")) == 3
+			return len(r.recordings(t, name, "*.json")) == 3*timelineShapes[name].fragments
 		})
 	}
 	r.stop()
 
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
-			files := map[string]string{}
+			files := map[string][]string{}
 			for format, pattern := range map[string]string{"mp4": "*.mp4", "flv": "*.flv", "hls": "*/index.m3u8"} {
-				found := r.recordings(t, name, pattern)
-				if len(found) != 1 {
-					t.Fatalf("%s recordings %v, want one", format, found)
-				}
-				files[format] = found[0]
-			}
-			durations := map[string]float64{}
-			keyframes := map[string][]float64{}
-			for format, f := range files {
-				pr := mediatest.Probe(t, f)
-				durations[format] = pr.Duration()
-				keyframes[format] = keyframeTimes(t, f)
-				m, err := LoadManifest(manifestPath(f))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if math.Abs(m.Duration-pr.Duration()) > frameMS/1000.0 {
-					t.Errorf("%s: manifest says %.3f s, the file %.3f s", format, m.Duration, pr.Duration())
+				files[format] = r.recordings(t, name, pattern)
+				if n := timelineShapes[name].fragments; len(files[format]) != n {
+					t.Fatalf("%s recordings %v, want %d", format, files[format], n)
 				}
 			}
-			t.Logf("durations: mp4 %.3f s, flv %.3f s, hls %.3f s", durations["mp4"], durations["flv"], durations["hls"])
-			for _, format := range []string{"flv", "hls"} {
-				if math.Abs(durations["mp4"]-durations[format]) > frameMS/1000.0 {
-					t.Errorf("mp4 lasts %.3f s, %s %.3f s", durations["mp4"], format, durations[format])
-				}
-				// Keyframes are where the publisher stamped them, in every format: the
-				// same millisecond.
-				if !sameTimes(keyframes["mp4"], keyframes[format], 0.0015) {
-					t.Errorf("keyframes at\nmp4 %v\n%s %v", keyframes["mp4"], format, keyframes[format])
-				}
-			}
-			// The MP4's tracks end together, as the push's do.
-			pr := mediatest.Probe(t, files["mp4"])
-			trackEnd := map[string]float64{}
-			for _, s := range pr.Streams {
-				trackEnd[s.CodecType], _ = strconv.ParseFloat(s.Duration, 64)
-			}
-			if math.Abs(trackEnd["video"]-trackEnd["audio"]) > frameMS/1000.0 {
-				t.Errorf("mp4 video lasts %.3f s, audio %.3f s", trackEnd["video"], trackEnd["audio"])
+			for i := range files["mp4"] {
+				checkSameTimeline(t, files["mp4"][i], files["flv"][i], files["hls"][i])
 			}
 		})
+	}
+}
+
+// checkSameTimeline checks that three recordings of one fragment tell the same
+// timeline: the same duration, the same keyframe times, audio and video ending
+// together, and their manifests saying so.
+func checkSameTimeline(t *testing.T, mp4, flv, hls string) {
+	t.Helper()
+	files := map[string]string{"mp4": mp4, "flv": flv, "hls": hls}
+	durations := map[string]float64{}
+	keyframes := map[string][]float64{}
+	for format, f := range files {
+		pr := mediatest.Probe(t, f)
+		durations[format] = pr.Duration()
+		keyframes[format] = keyframeTimes(t, f)
+		m, err := LoadManifest(manifestPath(f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if math.Abs(m.Duration-pr.Duration()) > frameMS/1000.0 {
+			t.Errorf("%s: manifest says %.3f s, the file %.3f s", filepath.Base(f), m.Duration, pr.Duration())
+		}
+	}
+	t.Logf("%s: mp4 %.3f s, flv %.3f s, hls %.3f s", filepath.Base(mp4), durations["mp4"], durations["flv"], durations["hls"])
+	for _, format := range []string{"flv", "hls"} {
+		if math.Abs(durations["mp4"]-durations[format]) > frameMS/1000.0 {
+			t.Errorf("%s: mp4 lasts %.3f s, %s %.3f s", filepath.Base(mp4), durations["mp4"], format, durations[format])
+		}
+		// Keyframes are where the publisher stamped them, in every format: the same
+		// millisecond.
+		if !sameTimes(keyframes["mp4"], keyframes[format], 0.0015) {
+			t.Errorf("%s: keyframes at\nmp4 %v\n%s %v", filepath.Base(mp4), keyframes["mp4"], format, keyframes[format])
+		}
+	}
+	// The MP4's tracks end together, as the push's do.
+	trackEnd := map[string]float64{}
+	for _, s := range mediatest.Probe(t, mp4).Streams {
+		trackEnd[s.CodecType], _ = strconv.ParseFloat(s.Duration, 64)
+	}
+	if math.Abs(trackEnd["video"]-trackEnd["audio"]) > frameMS/1000.0 {
+		t.Errorf("%s: video lasts %.3f s, audio %.3f s", filepath.Base(mp4), trackEnd["video"], trackEnd["audio"])
 	}
 }
 
