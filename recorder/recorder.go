@@ -21,6 +21,7 @@ import (
 	"github.com/livetape/livetape/live"
 	"github.com/livetape/livetape/media"
 	"github.com/livetape/livetape/packager/flv"
+	"github.com/livetape/livetape/packager/hls"
 )
 
 // minFragment is the shortest fragment kept: shorter ones are discarded.
@@ -136,6 +137,13 @@ func (s *session) run(sub *live.Subscriber) {
 			s.log.Error("recording gap: the recorder fell behind and skipped packets; fragment cut", "skipped", n-s.skipped)
 			s.skipped = n
 			s.closeFragment("gap")
+		}
+		if s.frag != nil && s.frag.breaksTimeline(p) {
+			// Where HLS marks a discontinuity every format starts a new fragment, so
+			// each keeps one timeline; the next keyframe opens it.
+			s.log.Warn("timeline break: the publisher's timestamps jumped; fragment cut", "kind", p.Kind,
+				"timestamp", p.Timestamp, "previous", s.frag.lastTS[trackIndex(p.Kind)])
+			s.closeFragment("timeline break")
 		}
 		if err := s.handle(p); err != nil {
 			s.log.Error("recording error; fragment cut", "err", err)
@@ -307,7 +315,7 @@ func (s *session) open(first *media.Packet) error {
 	}
 	f := &fragment{
 		s: s, seq: s.seq, base: first.Timestamp, started: time.Now(),
-		audioOnly: h.video == nil,
+		audioOnly: h.video == nil, lastTS: [2]int64{-1, -1},
 	}
 	for _, format := range s.formats {
 		m := &Manifest{
@@ -381,6 +389,8 @@ type fragment struct {
 	last      uint32 // last rebased timestamp
 	lastDur   uint32 // last frame-to-frame step, to end the last frame
 	synced    uint32 // rebased time of the last fsync
+
+	lastTS [2]int64 // timestamp of the last video, audio frame written; -1 for none
 }
 
 type output struct {
@@ -399,6 +409,9 @@ func (f *fragment) write(p *media.Packet) error {
 	}
 	if f.audioOnly && p.Kind == media.KindVideo {
 		return nil
+	}
+	if !p.SequenceHeader {
+		f.lastTS[trackIndex(p.Kind)] = int64(p.Timestamp)
 	}
 	rel := p.Timestamp - f.base
 	if rel > f.last {
@@ -428,6 +441,24 @@ func (f *fragment) write(p *media.Packet) error {
 		}
 	}
 	return nil
+}
+
+// breaksTimeline tells whether frame p, next on its track, starts a new timeline (see
+// hls.IsTimelineBreak).
+func (f *fragment) breaksTimeline(p *media.Packet) bool {
+	if p.SequenceHeader || (p.Kind != media.KindVideo && p.Kind != media.KindAudio) {
+		return false
+	}
+	last := f.lastTS[trackIndex(p.Kind)]
+	return last >= 0 && hls.IsTimelineBreak(last, int64(p.Timestamp))
+}
+
+// trackIndex is 0 for video, 1 for audio.
+func trackIndex(k media.Kind) int {
+	if k == media.KindAudio {
+		return 1
+	}
+	return 0
 }
 
 func (f *fragment) duration() time.Duration {

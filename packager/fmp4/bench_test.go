@@ -1,12 +1,15 @@
 package fmp4
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/livetape/livetape/media"
 )
 
 // benchFrameBytes pads the fixture's video to 12.5 kB a frame: 2.5 Mbit/s at 25 fps,
@@ -109,4 +112,33 @@ func watchHeap() func() uint64 {
 		close(done)
 		return <-result
 	}
+}
+
+// BenchmarkWriter writes the av fixture through a Writer to io.Discard as the recorder
+// does (a flush per keyframe and per second): the per-sample cost of placing, queuing
+// and encoding samples. samples/s counts audio and video samples.
+func BenchmarkWriter(b *testing.B) {
+	fx := loadFixture(b, "av.flv")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		w, err := NewWriter(io.Discard, fx.tracks)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, p := range fx.pkts {
+			if err := w.WritePacket(p); err != nil {
+				b.Fatal(err)
+			}
+			if p.Kind == media.KindVideo && p.Keyframe || w.Pending() >= time.Second {
+				if err := w.Flush(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		if err := w.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*(fx.videoFrames+fx.audioFrames))/b.Elapsed().Seconds(), "samples/s")
 }

@@ -48,10 +48,28 @@ type Tracks struct {
 // WritePacket of the keyframe, not before: the keyframe is then the sample held back,
 // and it opens the next fragment, so every fragment starts with a keyframe.
 //
-// A sample's duration is the distance to the next sample's timestamp, so the newest
-// sample of each track is held back until the next one arrives (or Close). Timestamps
-// are shifted so that the earliest sample of the recording is at 0; the same shift
-// applies to both tracks, which keeps them in sync.
+// Timestamps are shifted so that the earliest sample of the recording is at 0; the same
+// shift applies to both tracks, which keeps them in sync. Each sample's decode time
+// comes from its own timestamp (anchored), never from a sum of durations, so the MP4
+// keeps the timeline of the push, and of its FLV and HLS recordings, whatever the
+// publisher's timestamps do:
+//
+//   - A sample's duration is the distance to the next sample's decode time, so the
+//     newest sample of each track is held back until the next one arrives (or Close).
+//   - A timestamp repeated or going backwards cannot be a decode time (they must
+//     increase): the sample is placed one tick after the previous one, and the next
+//     forward timestamp anchors the track again, so the ticks lent are taken back.
+//   - A forward jump is a gap: the sample before it lasts until the jump's end, as
+//     the frame before it does in FLV and HLS.
+//   - An AAC frame's timestamp, rounded to the millisecond, cannot say where the frame
+//     starts (1024/44100 s is 23.22 ms): a frame within a millisecond of where the
+//     previous one ends is placed there, so clean audio gets exact 1024-sample
+//     durations and the track still never strays more than a millisecond from the
+//     pushed timestamps, however long the recording.
+//   - The last sample lasts as long as the last forward step between two timestamps of
+//     its track (as FLV finalizing and the HLS segmenter count it), one AAC frame for
+//     audio, 1/25 s for a lone video frame.
+//   - Composition time offsets are the packets' own, converted exactly.
 //
 // Writer is not safe for concurrent use.
 type Writer struct {
@@ -82,7 +100,9 @@ type track struct {
 	queue     []sample // unflushed samples, oldest first; the last one is held back
 	started   bool     // a sample has been written (next is valid)
 	next      uint64   // decode time of queue[0], in timescale units
-	lastDur   uint32   // duration of the last sample written
+	queued    bool     // a sample has been queued (lastMS is valid)
+	lastMS    int64    // timestamp of the newest sample queued
+	stepMS    int64    // the last forward step between two timestamps: the last sample's duration
 	keySeen   bool     // video: a keyframe has arrived (earlier frames cannot be decoded)
 }
 
@@ -192,7 +212,7 @@ func (w *Writer) WritePacket(p *media.Packet) error {
 			return nil
 		}
 		t.keySeen = true
-		t.queue = append(t.queue, sample{data: p.Payload(), dts: int64(p.Timestamp), ct: p.CompositionTime, key: p.Keyframe})
+		t.enqueue(sample{data: p.Payload(), dts: int64(p.Timestamp), ct: p.CompositionTime, key: p.Keyframe})
 	case media.KindAudio:
 		t := w.audio
 		if t == nil {
@@ -210,9 +230,18 @@ func (w *Writer) WritePacket(p *media.Packet) error {
 		if len(p.Payload()) == 0 {
 			return nil
 		}
-		t.queue = append(t.queue, sample{data: p.Payload(), dts: int64(p.Timestamp), key: true})
+		t.enqueue(sample{data: p.Payload(), dts: int64(p.Timestamp), key: true})
 	}
 	return nil
+}
+
+// enqueue queues s and keeps the last forward step of the track's timestamps.
+func (t *track) enqueue(s sample) {
+	if t.queued && s.dts > t.lastMS {
+		t.stepMS = s.dts - t.lastMS
+	}
+	t.queued, t.lastMS = true, s.dts
+	t.queue = append(t.queue, s)
 }
 
 // Pending is the media time queued since the last flush: for the track with most, the
@@ -240,9 +269,9 @@ func (w *Writer) Flush() error {
 	return w.flush(false)
 }
 
-// Close writes every queued sample, the newest of each track with the duration of the
-// one before it (or one AAC frame, or 1/25 s for a lone video frame). It does not
-// close the underlying writer.
+// Close writes every queued sample, the newest of each track lasting one AAC frame, or
+// for video the last step between two timestamps (1/25 s for a lone frame). It does
+// not close the underlying writer.
 func (w *Writer) Close() error {
 	if w.closed {
 		return ErrClosed
@@ -319,7 +348,7 @@ func (w *Writer) addSamples(frag *mp4.Fragment, t *track, n int) error {
 		s := t.queue[i]
 		var dur uint32
 		if i+1 < len(t.queue) {
-			dur = t.duration(t.toTimescale(t.queue[i+1].dts - w.base))
+			dur = t.durationUntil(t.toTimescale(t.queue[i+1].dts - w.base))
 		} else {
 			dur = t.lastDuration()
 		}
@@ -338,7 +367,6 @@ func (w *Writer) addSamples(frag *mp4.Fragment, t *track, n int) error {
 		// A data part, not AddFullSample's copy: the packet's bytes go straight out.
 		frag.Mdat.AddSampleDataPart(s.data)
 		t.next += uint64(dur)
-		t.lastDur = dur
 	}
 	rest := copy(t.queue, t.queue[n:])
 	clear(t.queue[rest:]) // drop references to written packets
@@ -355,30 +383,37 @@ func (t *track) toTimescale(ms int64) uint64 {
 	return uint64((ms*int64(t.timescale) + 500) / 1000)
 }
 
-// duration is the duration of the sample at t.next given the next sample's nominal
-// decode time. Millisecond timestamps cannot express an AAC frame (1024/44100 s is
-// 23.22 ms), so audio frames whose spacing is within a quarter frame of the nominal
-// frame length get exactly one frame: the track then stays within a millisecond of the
-// timestamps without jitter, and real gaps still show. A timestamp that goes backwards
-// repeats the previous duration rather than producing a zero-length sample.
-func (t *track) duration(nextTime uint64) uint32 {
-	d := int64(nextTime) - int64(t.next)
-	if t.audio && (d <= 0 || abs(d-t.frameLen) <= t.frameLen/4) {
-		return uint32(t.frameLen)
+// durationUntil is the duration of the sample at t.next given the next sample's
+// nominal decode time (its timestamp in the track's timescale): the distance to where
+// the next sample is placed, which is its nominal time except that
+//   - an AAC frame within a millisecond of the end of the previous one is placed at
+//     that end (exact frame durations; the track stays within 1 ms of the timestamps);
+//   - a sample whose time is not after t.next (a repeated or backwards timestamp) is
+//     placed one tick after it, and the next forward timestamp takes the tick back.
+//
+// The placement is never derived from a sum of durations, so an irregular timestamp
+// costs at most the ticks lent until the next regular one, never a lasting shift.
+func (t *track) durationUntil(nominal uint64) uint32 {
+	d := int64(nominal) - int64(t.next)
+	if t.audio && abs(d-t.frameLen) <= t.msTicks() {
+		d = t.frameLen
 	}
-	if d <= 0 {
-		return t.lastDuration()
-	}
-	return uint32(min(d, math.MaxUint32))
+	return uint32(min(max(d, 1), math.MaxUint32))
 }
 
-// lastDuration is the duration of a sample with no successor.
+// msTicks is a millisecond in the track's timescale, rounded up: the rounding error
+// of millisecond timestamps, half a millisecond on each side.
+func (t *track) msTicks() int64 { return (int64(t.timescale) + 999) / 1000 }
+
+// lastDuration is the duration of a sample with no successor: one frame for AAC, the
+// last forward step of the timestamps for video (FLV finalizing and the HLS segmenter
+// end the last frame the same way), 1/25 s when no step is known.
 func (t *track) lastDuration() uint32 {
 	switch {
-	case t.lastDur > 0:
-		return t.lastDur
 	case t.audio:
 		return uint32(t.frameLen)
+	case t.stepMS > 0:
+		return uint32(min(t.toTimescale(t.stepMS), math.MaxUint32))
 	}
 	return defaultFrameDuration
 }

@@ -22,6 +22,14 @@ const (
 	maxGap      = 10000 // ms
 )
 
+// IsTimelineBreak tells whether a track's timestamp ts (ms), following last on the
+// same track, starts a new timeline: the Segmenter marks a discontinuity there, and
+// recording cuts its fragments there so that every format keeps one timeline. Smaller
+// steps back are jitter and smaller jumps forward are gaps, kept as they are.
+func IsTimelineBreak(last, ts int64) bool {
+	return ts < last-maxBackstep || ts > last+maxGap
+}
+
 // maxSegmentFactor bounds a segment to this many targets even when no keyframe comes
 // (a stalled video track next to live audio, an intra-refresh encoder without IDRs):
 // a segment is held in memory or open on disk until it ends, so it must end.
@@ -142,7 +150,7 @@ func (s *Segmenter) WritePacket(p *media.Packet) (*Segment, error) {
 	ts := int64(p.Timestamp)
 	var done *Segment
 	var err error
-	if s.open && s.last[k] >= 0 && (ts < s.last[k]-maxBackstep || ts > s.last[k]+maxGap) {
+	if s.open && s.last[k] >= 0 && IsTimelineBreak(s.last[k], ts) {
 		done, err = s.finish(s.end)
 		s.disc, s.last = true, [2]int64{-1, -1}
 		s.needKey = s.mux.tracks.Video != nil
