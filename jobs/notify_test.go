@@ -136,13 +136,28 @@ func TestNotifyRetriesUntilDelivered(t *testing.T) {
 // the event is marked failed with the last error; other URLs are not held up.
 func TestNotifyGivesUp(t *testing.T) {
 	addr, _ := backends[0].start(t)
-	bad := newReceiver(t, func(string, int) int { return http.StatusServiceUnavailable })
+	bad := newReceiver(t, nil)
 	good := newReceiver(t, nil)
 	cfg := testConfig(addr, bad.srv.URL, good.srv.URL)
-	// 20+40+80 ms: at most 3 retries, fewer when the window of 100 ms is
-	// over first (the forwarder's polling adds to every delay).
-	cfg.CallbackRetryFor = 100 * time.Millisecond
+	// A window no test run reaches: the test ends it itself, so the number of
+	// attempts depends on a condition, not on how fast a busy machine retries.
+	cfg.CallbackRetryFor = time.Hour
 	q := openQueue(t, cfg, t.TempDir())
+	const endWindowAt = 1 // 0-based request after which the window is over
+	bad.setStatus(func(id string, n int) int {
+		if n == endWindowAt {
+			// Move the delivery's window start back past CallbackRetryFor, as if
+			// it had been retried for an hour: the next attempt reads it.
+			_, err := q.events.update(id, func(r *EventRecord) error {
+				r.Deliveries[0].RetryingSince = r.Deliveries[0].RetryingSince.Add(-2 * cfg.CallbackRetryFor)
+				return nil
+			})
+			if err != nil {
+				t.Errorf("end the retry window: %v", err)
+			}
+		}
+		return http.StatusServiceUnavailable
+	})
 
 	ev := recordingEvent("hopeless")
 	if err := q.Notify(context.Background(), ev); err != nil {
@@ -150,9 +165,12 @@ func TestNotifyGivesUp(t *testing.T) {
 	}
 	good.await(t, ev.EventID, 10*time.Second)
 	rec := waitState(t, q, ev.EventID, StateFailed)
+	// Request endWindowAt was handled with the record read before the window
+	// ended; the one after it reads the ended window and gives up.
+	const wantAttempts = endWindowAt + 2
 	d := rec.Deliveries[0]
-	if d.State != StateFailed || d.Attempts < 2 || d.Attempts > 4 || !strings.Contains(d.LastError, "503") {
-		t.Errorf("bad receiver: %+v", d)
+	if d.State != StateFailed || d.Attempts != wantAttempts || !strings.Contains(d.LastError, "503") {
+		t.Errorf("bad receiver: %+v, want failed after %d attempts with the 503", d, wantAttempts)
 	}
 	if n := bad.count(ev.EventID); n != d.Attempts {
 		t.Errorf("bad receiver got %d requests, the record says %d attempts", n, d.Attempts)

@@ -33,4 +33,7 @@ log "go vet"
 go vet ./...
 
 log "go test"
+# The tools were installed above: a test that cannot find one must fail, not skip
+# (a broken install would otherwise pass as a green run).
+export LIVETAPE_TEST_REQUIRE_TOOLS=1
 go test -race -count=1 -timeout 20m ./... "$@"

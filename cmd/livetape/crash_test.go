@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -15,6 +16,8 @@ import (
 	"github.com/livetape/livetape/internal/mediatest"
 	"github.com/livetape/livetape/internal/s3test"
 	"github.com/livetape/livetape/jobs"
+	"github.com/livetape/livetape/media"
+	"github.com/livetape/livetape/packager/fmp4"
 )
 
 // buildLivetape compiles the binary once per test run.
@@ -62,7 +65,10 @@ func startLivetape(t *testing.T, bin, dataDir string, logs *mediatest.SyncBuffer
 }
 
 // Kill -9 a real livetape in the middle of a recording, start it again: the recovered
-// files play and miss at most about a second before the kill.
+// files play and miss at most what the README promises of what the publisher SENT — the
+// media after the last sync (1 s) for MP4 and FLV, the segment being written (4 s) for
+// HLS. The Go publisher sends known timestamps, and the kill waits until the server has
+// recorded the last one, so neither connect time nor a busy machine moves the figures.
 func TestRecordingSurvivesKill(t *testing.T) {
 	mediatest.NeedFFmpeg(t)
 	if testing.Short() {
@@ -73,32 +79,31 @@ func TestRecordingSurvivesKill(t *testing.T) {
 	logs := &mediatest.SyncBuffer{}
 	cmd, rtmpAddr := startLivetape(t, bin, data, logs)
 
+	// 9 s of the av fixture (4 s, a keyframe every second) looped, then the keyframe at
+	// 9 s: the MP4 writer closes its fragment [8 s, 9 s) when that keyframe arrives, which
+	// is how the test sees that the server has recorded everything sent.
+	const lastKeyframe = 9000 // ms, the last packet sent
+	pkts := loopFixture(t, filepath.Join("..", "..", "testdata", "av.flv"), lastKeyframe)
 	formats := []string{"mp4", "flv", "hls"}
-	p := mediatest.Push(t, "rtmp://"+rtmpAddr+"/live/crash?record="+strings.Join(formats, "|"), 30)
-	start := time.Now()
-	// Kill once the HLS recording has finished its first 4 s segment (and more is
-	// buffered in the other formats).
-	mediatest.WaitFor(t, "a recorded HLS segment", 20*time.Second, func() bool {
-		pl, _ := filepath.Glob(filepath.Join(data, "spool", "live", "crash", "*", "0001.hls", "index.m3u8"))
-		if len(pl) == 0 {
-			return false
+	pub := mediatest.PublishRTMP(t, "rtmp://"+rtmpAddr+"/live/crash?record="+strings.Join(formats, "|"))
+	for _, p := range pkts {
+		if err := pub.WritePacket(p); err != nil {
+			t.Fatalf("push: %v", err)
 		}
-		b, _ := os.ReadFile(pl[0])
-		return strings.Contains(string(b), "seg-1.ts")
+	}
+	sent := time.Duration(pkts[len(pkts)-1].Timestamp) * time.Millisecond
+	mediatest.WaitFor(t, "the MP4 in the spool to hold the fragment closed by the last keyframe", 30*time.Second, func() bool {
+		parts, _ := filepath.Glob(filepath.Join(data, "spool", "live", "crash", "*", "0001.mp4.part"))
+		return len(parts) == 1 && spoolMP4Duration(t, parts[0]) > sent-time.Second
 	})
+	// The push is still live: the connection stays open until the test ends.
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
-	killedAt := time.Since(start).Seconds()
-	p.Wait(t, 10*time.Second)
 
-	parts, _ := filepath.Glob(filepath.Join(data, "spool", "live", "crash", "*", "0001.*"))
-	if len(parts) == 0 {
-		t.Fatalf("nothing in the spool after the kill")
-	}
 	logs2 := &mediatest.SyncBuffer{}
 	startLivetape(t, bin, data, logs2)
 	out := filepath.Join(data, "store", "live", "crash")
-	mediatest.WaitFor(t, "the recovered recordings", 20*time.Second, func() bool {
+	mediatest.WaitFor(t, "the recovered recordings", 30*time.Second, func() bool {
 		ms, _ := filepath.Glob(filepath.Join(out, "*.json"))
 		return len(ms) == len(formats)
 	})
@@ -112,22 +117,79 @@ func TestRecordingSurvivesKill(t *testing.T) {
 	if len(files) != len(formats) {
 		t.Fatalf("recovered %v", files)
 	}
+	const frame = 40 * time.Millisecond // one video frame: the last packet's own duration
 	for _, f := range files {
 		pr := mediatest.ProbeFrames(t, f)
-		d := pr.Duration()
-		// ffmpeg needs ~0.3 s to connect; HLS loses the segment being written (≤ 4 s).
-		lost := 1.5
+		got := time.Duration(pr.Duration() * float64(time.Second))
+		lossBound := time.Second // README: synced every second of media
 		if strings.HasSuffix(f, ".m3u8") {
-			lost = 4.5
+			lossBound = 4 * time.Second // the HLS segment being written is dropped
 		}
-		t.Logf("%s: %.2f s recovered of a push killed after %.2f s", filepath.Base(f), d, killedAt)
-		if d > killedAt || d < killedAt-lost {
-			t.Errorf("%s: %.2f s recovered, killed after %.2f s of push", filepath.Base(f), d, killedAt)
+		t.Logf("%s: %v recovered of %v sent", filepath.Base(f), got, sent)
+		if got < sent-lossBound || got > sent+frame {
+			t.Errorf("%s: %v recovered of %v sent: want between %v and %v", filepath.Base(f), got, sent, sent-lossBound, sent+frame)
 		}
 		if vc, _, _, n := pr.Stream("video"); vc != "h264" || n < 25 {
 			t.Errorf("%s: video %s, %d frames", filepath.Base(f), vc, n)
 		}
 	}
+}
+
+// loopFixture returns the packets of an FLV fixture repeated, re-stamped one loop after
+// the other, up to and including the video keyframe at lastKeyframe ms. The metadata and
+// sequence headers are sent once; each loop keeps the media before the next loop starts
+// (the fixture's last audio frames run past its last video frame).
+func loopFixture(t *testing.T, path string, lastKeyframe uint32) []*media.Packet {
+	t.Helper()
+	fixture := mediatest.ReadFLV(t, path)
+	var loopLen uint32 // from the first video frame to the one after the last
+	for _, p := range fixture {
+		if p.Kind == media.KindVideo && !p.SequenceHeader {
+			loopLen = p.Timestamp + 40
+		}
+	}
+	var out []*media.Packet
+	for offset := uint32(0); ; offset += loopLen {
+		for _, p := range fixture {
+			if offset > 0 && (p.SequenceHeader || p.Kind == media.KindData) || p.Timestamp >= loopLen {
+				continue
+			}
+			q := p.WithTimestamp(p.Timestamp + offset)
+			out = append(out, q)
+			if q.Kind == media.KindVideo && q.Keyframe && q.Timestamp == lastKeyframe {
+				return out
+			}
+			if q.Timestamp > lastKeyframe+loopLen {
+				t.Fatalf("%s: no keyframe at %d ms once looped", path, lastKeyframe)
+			}
+		}
+	}
+}
+
+// spoolMP4Duration is how much media the fragmented MP4 being recorded at path holds in
+// complete fragments: what a recovery of it now would keep. It works on a copy, since
+// the server is still writing.
+func spoolMP4Duration(t *testing.T, path string) time.Duration {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	cp, err := os.CreateTemp(t.TempDir(), "spool-*.mp4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cp.Close()
+	if _, err := cp.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fmp4.Recover(cp); err != nil {
+		return 0
+	}
+	st, err := fmp4.Finalize(cp, io.Discard)
+	if err != nil {
+		return 0
+	}
+	return st.Duration
 }
 
 // livetape serve killed with uploads and callbacks pending, on the embedded queue:

@@ -146,8 +146,8 @@ func TestPipelineRecordUploadNotify(t *testing.T) {
 		return rc.count(jobs.EventRecordingReady) == 9 && rc.count(jobs.EventPushEnded) == 1
 	})
 	events := rc.snapshot()
-	if events[0].EventType != jobs.EventPushStarted && rc.count(jobs.EventPushStarted) != 1 {
-		t.Errorf("no push started event")
+	if events[0].EventType != jobs.EventPushStarted || rc.count(jobs.EventPushStarted) != 1 {
+		t.Errorf("first event %d, %d push started events: want one push started, first", events[0].EventType, rc.count(jobs.EventPushStarted))
 	}
 	// The receiver failed the first two requests: the event was sent exactly once more
 	// after each failure, then marked delivered; every event arrived once.

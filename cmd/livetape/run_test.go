@@ -3,10 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/livetape/livetape/internal/mediatest"
 )
 
 func TestRunCommandLine(t *testing.T) {
@@ -66,26 +73,88 @@ func TestRunCommandLine(t *testing.T) {
 	}
 }
 
-// TestServeStopsOnCancel runs serve on free ports and a temporary data directory and
-// expects it to return without error once its context ends.
+// TestServeStopsOnCancel runs serve on free ports with a push and an HTTP-FLV viewer,
+// cancels its context, and expects serve to return nil, the viewer's stream to end,
+// and both ports to be closed.
 func TestServeStopsOnCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	done := make(chan error, 1)
-	var stdout, stderr bytes.Buffer
+	var stdout bytes.Buffer
+	stderr := &mediatest.SyncBuffer{} // serve logs from many goroutines
 	go func() {
 		done <- runEnv(ctx, []string{"serve", "--rtmp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-			"--data-dir", t.TempDir(), "--log-format", "json"}, mapEnv(nil), &stdout, &stderr)
+			"--data-dir", t.TempDir(), "--log-format", "json"}, mapEnv(nil), &stdout, stderr)
 	}()
-	time.Sleep(100 * time.Millisecond)
+	var rtmpAddr, httpAddr string
+	mediatest.WaitFor(t, "serve to log its listening addresses", 10*time.Second, func() bool {
+		rtmpAddr, httpAddr = loggedAddr(stderr.String(), "rtmp listening"), loggedAddr(stderr.String(), "http listening")
+		return rtmpAddr != "" && httpAddr != ""
+	})
+
+	pub := mediatest.PublishRTMP(t, "rtmp://"+rtmpAddr+"/live/stop")
+	for _, p := range mediatest.ReadFLV(t, filepath.Join("..", "..", "testdata", "av.flv")) {
+		if err := pub.WritePacket(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var viewer *http.Response
+	mediatest.WaitFor(t, "the stream to play over HTTP-FLV", 10*time.Second, func() bool {
+		resp, err := http.Get("http://" + httpAddr + "/live/stop.flv")
+		if err != nil {
+			return false
+		}
+		if resp.StatusCode != http.StatusOK {
+			resp.Body.Close()
+			return false
+		}
+		viewer = resp
+		return true
+	})
+	defer viewer.Body.Close()
+	viewerEnded := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, viewer.Body)
+		viewerEnded <- err
+	}()
+
 	cancel()
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("serve returned %v after cancel, want nil", err)
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not return after cancel")
 	}
+	select {
+	case <-viewerEnded:
+	case <-time.After(10 * time.Second):
+		t.Error("the HTTP-FLV viewer still receives after serve returned")
+	}
+	for _, addr := range []string{rtmpAddr, httpAddr} {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			t.Errorf("%s still accepts connections after serve returned", addr)
+		}
+	}
+	if !strings.Contains(stderr.String(), "shutting down") {
+		t.Errorf("shutdown not logged:\n%s", stderr)
+	}
+}
+
+// loggedAddr returns the "addr" attribute of the first JSON log line with message msg.
+func loggedAddr(logs, msg string) string {
+	for line := range strings.Lines(logs) {
+		var rec struct {
+			Msg  string `json:"msg"`
+			Addr string `json:"addr"`
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == msg {
+			return rec.Addr
+		}
+	}
+	return ""
 }
 
 func TestNewLogger(t *testing.T) {

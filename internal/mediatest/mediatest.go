@@ -1,6 +1,6 @@
 // Package mediatest drives real media tools in tests: ffmpeg pushes a generated stream,
-// ffprobe reports what a file or URL holds. Tests skip when the tools are missing
-// (scripts/test.sh installs them).
+// ffprobe reports what a file or URL holds. Tests skip when the tools are missing, or
+// fail when LIVETAPE_TEST_REQUIRE_TOOLS=1 (scripts/test.sh installs them and sets it).
 package mediatest
 
 import (
@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"sync"
 	"testing"
@@ -32,12 +33,37 @@ func (s *SyncBuffer) String() string {
 	return s.b.String()
 }
 
-// NeedFFmpeg skips the test when ffmpeg or ffprobe is not installed.
+// EnvRequireTools names the switch that makes a missing test tool (ffmpeg, ffprobe,
+// redis-server, versitygw) fail the test instead of skipping it. scripts/test.sh installs
+// the tools and sets it, so that a run whose install failed cannot pass as green; a
+// developer's plain `go test` still skips.
+const EnvRequireTools = "LIVETAPE_TEST_REQUIRE_TOOLS"
+
+// ToolsRequired reports whether LIVETAPE_TEST_REQUIRE_TOOLS is on (set, and not "0").
+func ToolsRequired() bool {
+	v := os.Getenv(EnvRequireTools)
+	return v != "" && v != "0"
+}
+
+// MissingTool skips the test for a missing tool, saying why, or fails it when
+// LIVETAPE_TEST_REQUIRE_TOOLS is on. Every test helper that needs an external program
+// goes through it.
+func MissingTool(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if ToolsRequired() {
+		t.Fatalf("%s (%s=%s: a missing tool fails the test)", msg, EnvRequireTools, os.Getenv(EnvRequireTools))
+	}
+	t.Skip(msg)
+}
+
+// NeedFFmpeg skips the test when ffmpeg or ffprobe is not installed (fails it under
+// LIVETAPE_TEST_REQUIRE_TOOLS).
 func NeedFFmpeg(t testing.TB) {
 	t.Helper()
 	for _, tool := range []string{"ffmpeg", "ffprobe"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (scripts/test.sh installs it)", tool)
+			MissingTool(t, "%s not installed (scripts/test.sh installs it)", tool)
 		}
 	}
 }

@@ -48,7 +48,8 @@ type Server struct {
 
 // Start runs redis-server on a free port of 127.0.0.1 (or uses
 // LIVETAPE_TEST_REDIS_ADDR) and stops it when the test ends. It skips the
-// test when redis-server is not installed.
+// test when redis-server is not installed (fails it under
+// LIVETAPE_TEST_REQUIRE_TOOLS=1).
 func Start(tb testing.TB) *Server {
 	tb.Helper()
 	if addr := os.Getenv(EnvAddr); addr != "" {
@@ -60,7 +61,7 @@ func Start(tb testing.TB) *Server {
 	}
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		tb.Skip("redistest: redis-server not found on PATH: install it (apt-get install redis-server, or scripts/test.sh does) or set " + EnvAddr)
+		mediatest.MissingTool(tb, "redistest: redis-server not found on PATH: install it (apt-get install redis-server, or scripts/test.sh does) or set %s", EnvAddr)
 	}
 	s := &Server{tb: tb, dir: tb.TempDir()}
 	var lastErr error

@@ -3,6 +3,8 @@ package redistest
 import (
 	"net"
 	"testing"
+
+	"github.com/livetape/livetape/internal/mediatest"
 )
 
 func TestStartStopRestart(t *testing.T) {
@@ -27,4 +29,13 @@ func TestStartStopRestart(t *testing.T) {
 	if err := s.do([]string{"GET", "k"}); err == nil || err.Error() != "GET: $-1" {
 		t.Errorf("GET k after restart: %v, want the nil reply $-1", err)
 	}
+}
+
+// Without redis-server, Start skips a developer's test and fails scripts/test.sh's.
+func TestStartHonoursRequireTools(t *testing.T) {
+	if mediatest.IsToolsChild() {
+		Start(t)
+		return
+	}
+	mediatest.CheckRequireTools(t, "redis-server not found")
 }

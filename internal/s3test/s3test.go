@@ -4,7 +4,8 @@
 // rules and error codes are what break in production, and only a real server has them.
 //
 // scripts/test.sh installs versitygw into .cache/bin; without it the tests that need S3
-// are skipped, not failed, so that `go test ./...` works on a bare machine.
+// are skipped, so that `go test ./...` works on a bare machine, unless
+// LIVETAPE_TEST_REQUIRE_TOOLS=1 (scripts/test.sh sets it) makes them fail.
 package s3test
 
 import (
@@ -28,6 +29,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/livetape/livetape/internal/mediatest"
 )
 
 // Environment variables that point the tests at an existing server instead.
@@ -65,7 +68,8 @@ type Server struct {
 
 // Start returns a running server with a fresh bucket, stopped (or the bucket removed,
 // for an external server) when the test ends. It skips the test when no server can be
-// had: no LIVETAPE_TEST_S3_ENDPOINT and no versitygw binary.
+// had: no LIVETAPE_TEST_S3_ENDPOINT and no versitygw binary (fails it under
+// LIVETAPE_TEST_REQUIRE_TOOLS=1).
 func Start(t testing.TB) *Server {
 	t.Helper()
 	s := &Server{t: t, Region: Region, Bucket: bucketName(t)}
@@ -83,7 +87,7 @@ func Start(t testing.TB) *Server {
 
 	bin, err := findBinary()
 	if err != nil {
-		t.Skipf("s3test: %v; scripts/test.sh installs it (GOBIN=.cache/bin go install github.com/versity/versitygw/cmd/versitygw@v1.8.0), or set %s to use another S3 server", err, EnvEndpoint)
+		mediatest.MissingTool(t, "s3test: %v; scripts/test.sh installs it (GOBIN=.cache/bin go install github.com/versity/versitygw/cmd/versitygw@v1.8.0), or set %s to use another S3 server", err, EnvEndpoint)
 	}
 	s.bin = bin
 	s.AccessKey = "livetape-test"

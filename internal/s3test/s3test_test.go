@@ -9,6 +9,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/livetape/livetape/internal/mediatest"
 )
 
 // TestStopRestart checks the outage simulation the pipeline tests rely on: requests fail
@@ -56,4 +58,13 @@ func TestBucketName(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Without versitygw, Start skips a developer's test and fails scripts/test.sh's.
+func TestStartHonoursRequireTools(t *testing.T) {
+	if mediatest.IsToolsChild() {
+		Start(t)
+		return
+	}
+	mediatest.CheckRequireTools(t, "versitygw not found")
 }

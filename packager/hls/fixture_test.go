@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"github.com/livetape/livetape/internal/mediatest"
 	"io"
 	"os"
 	"os/exec"
@@ -12,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/livetape/livetape/internal/mediatest"
 	"github.com/livetape/livetape/media"
 )
 
@@ -54,19 +54,10 @@ var fixtureArgs = map[string][]string{
 	},
 }
 
-func needTools(t testing.TB) {
-	t.Helper()
-	for _, tool := range []string{"ffmpeg", "ffprobe"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
-		}
-	}
-}
-
 // fixture returns the path of a generated FLV file.
 func fixture(t testing.TB, name string) string {
 	t.Helper()
-	needTools(t)
+	mediatest.NeedFFmpeg(t)
 	path := filepath.Join(fixtureDir, name)
 	fixtureMu.Lock()
 	defer fixtureMu.Unlock()
