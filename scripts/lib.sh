@@ -15,6 +15,7 @@ declare -A test_packages=(
 	[ffprobe]=ffmpeg  # and check the output with ffprobe
 	[gcc]=gcc         # go test -race needs cgo
 	[redis-server]=redis-server # jobs tests run asynq against a real Redis
+	[flvmeta]=flvmeta # FLV recordings are checked with flvmeta --check
 )
 
 # Minimum Go version (major.minor), as in go.mod.
