@@ -137,13 +137,6 @@ func TestLateViewerSeesNoDataStream(t *testing.T) {
 		{"rtmp", "rtmp://" + s.rtmpAddr + "/live/meta"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.name == "rtmp" {
-				// rtmp.go (owned by the RTMP work of issue 7) sends onMetaData to RTMP
-				// players without its object: go-rtmp's NetStreamSetDataFrame.ToArgs drops
-				// Payload, and FFmpeg lists a 14-byte script tag as a subtitle stream at any
-				// timestamp. Remove this skip once play() sends p.Body() as the data body.
-				t.Skip("RTMP play sends an empty onMetaData (live/rtmp.go play)")
-			}
 			r := probe(t, tc.url, 1)
 			var types []string
 			for _, st := range r.Streams {
