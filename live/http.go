@@ -22,7 +22,7 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{app}/{file}", s.handleFile)
 	mux.HandleFunc("GET /{app}/{id}/{segment}", s.handleSegment)
-	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) { notFoundURL(w, r) })
+	mux.HandleFunc("GET /", notFoundURL)
 	return cors(mux)
 }
 
