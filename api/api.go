@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,7 +20,8 @@ import (
 type Config struct {
 	Store storage.Store
 	Queue *jobs.Queue
-	// Key, when set, must be sent as "Authorization: Bearer KEY".
+	// Key, when set, must be sent as "Authorization: Bearer KEY". Without a key the
+	// API answers only clients on the loopback interface.
 	Key string
 	Log *slog.Logger
 }
@@ -32,6 +34,9 @@ type Config struct {
 //	GET    /api/v1/events/{event_id}           delivery state of a callback
 //	POST   /api/v1/events/{event_id}/redeliver send a callback again
 func NewHandler(cfg Config) http.Handler {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
 	a := &apiHandler{cfg: cfg}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/recordings", a.listRecordings)
@@ -39,20 +44,49 @@ func NewHandler(cfg Config) http.Handler {
 	mux.HandleFunc("DELETE /api/v1/recordings/{file_id}", a.deleteRecording)
 	mux.HandleFunc("GET /api/v1/events/{event_id}", a.getEvent)
 	mux.HandleFunc("POST /api/v1/events/{event_id}/redeliver", a.redeliver)
-	return a.auth(mux)
+	if cfg.Key == "" {
+		cfg.Log.Warn("api: no API key set (LIVETAPE_API_KEY): /api/v1 answers loopback clients only")
+		return a.loopbackOnly(mux)
+	}
+	cfg.Log.Info("api: /api/v1 requires Authorization: Bearer KEY")
+	return a.bearer(mux)
 }
 
 type apiHandler struct{ cfg Config }
 
-func (a *apiHandler) auth(h http.Handler) http.Handler {
+// loopbackOnly guards the API when no key is set, as MediaMTX does: only a client on
+// this host may list or delete recordings. The TCP peer address decides, never a
+// header a client can write (X-Forwarded-For).
+func (a *apiHandler) loopbackOnly(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.cfg.Key != "" {
-			got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if subtle.ConstantTimeCompare([]byte(got), []byte(a.cfg.Key)) != 1 {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="livetape"`)
-				writeError(w, http.StatusUnauthorized, "missing or wrong API key (Authorization: Bearer KEY)")
-				return
-			}
+		if !isLoopback(r.RemoteAddr) {
+			a.cfg.Log.Warn("api: refused a non-loopback client: no API key is set", "client", r.RemoteAddr, "path", r.URL.Path)
+			writeError(w, http.StatusForbidden,
+				"the API answers only loopback clients while no API key is set: set LIVETAPE_API_KEY and send Authorization: Bearer KEY")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// isLoopback reports whether a "host:port" peer address is in 127.0.0.0/8 or ::1
+// (an IPv4-mapped IPv6 address counts as its IPv4 address).
+func isLoopback(remoteAddr string) bool {
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	return err == nil && ap.Addr().Unmap().IsLoopback()
+}
+
+// bearer requires "Authorization: Bearer KEY" (RFC 6750 2.1; the scheme name is
+// case-insensitive, RFC 9110 11.1). A bare key, another scheme or a wrong key is 401.
+func (a *apiHandler) bearer(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		ok = ok && strings.EqualFold(scheme, "Bearer")
+		if subtle.ConstantTimeCompare([]byte(token), []byte(a.cfg.Key)) != 1 || !ok {
+			a.cfg.Log.Warn("api: refused a request without the right API key", "client", r.RemoteAddr, "path", r.URL.Path)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="livetape"`)
+			writeError(w, http.StatusUnauthorized, "missing or wrong API key (Authorization: Bearer KEY)")
+			return
 		}
 		h.ServeHTTP(w, r)
 	})
@@ -223,8 +257,6 @@ func (a *apiHandler) storageError(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusNotFound, "no such recording")
 		return
 	}
-	if a.cfg.Log != nil {
-		a.cfg.Log.Error("api: storage", "err", err)
-	}
+	a.cfg.Log.Error("api: storage", "err", err)
 	writeError(w, http.StatusBadGateway, "storage unavailable")
 }

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,23 +47,15 @@ func TestRecordingsAPI(t *testing.T) {
 	srv := httptest.NewServer(NewHandler(Config{Store: store, Key: "api-key"}))
 	defer srv.Close()
 	call := func(method, path, key string) (int, []byte) {
-		req, _ := http.NewRequest(method, srv.URL+path, nil)
-		if key != "" {
-			req.Header.Set("Authorization", "Bearer "+key)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, b
+		return callAuth(t, method, srv.URL+path, "Bearer "+key)
 	}
-	if code, _ := call("GET", "/api/v1/recordings", ""); code != 401 {
-		t.Errorf("no key: %d", code)
+	for _, auth := range []string{"", "api-key", "Basic api-key", "Bearer", "Bearer ", "Bearer  api-key", "Bearerapi-key", "Bearer wrong"} {
+		if code, _ := callAuth(t, "GET", srv.URL+"/api/v1/recordings", auth); code != 401 {
+			t.Errorf("Authorization %q: %d, want 401", auth, code)
+		}
 	}
-	if code, _ := call("GET", "/api/v1/recordings", "wrong"); code != 401 {
-		t.Errorf("wrong key: %d", code)
+	if code, _ := callAuth(t, "GET", srv.URL+"/api/v1/recordings", "bearer api-key"); code != 200 {
+		t.Errorf("scheme in lower case (RFC 9110 11.1: case-insensitive): %d", code)
 	}
 	var page struct {
 		Total      int               `json:"total"`
@@ -106,5 +100,82 @@ func TestRecordingsAPI(t *testing.T) {
 	}
 	if code, _ := call("GET", "/api/v1/recordings/"+recs[2].FileID, "api-key"); code != 404 {
 		t.Errorf("get after delete: %d", code)
+	}
+}
+
+// callAuth makes a request with an Authorization header (none when auth is empty).
+func callAuth(t *testing.T, method, url, auth string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// Without a key the API answers loopback clients only, judged by the TCP peer address.
+func TestAPIWithoutKeyLoopbackOnly(t *testing.T) {
+	store := storage.Local{Dir: t.TempDir()}
+	catalog(t, store, 2)
+	var logs bytes.Buffer
+	h := NewHandler(Config{Store: store, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	if !strings.Contains(logs.String(), "loopback clients only") {
+		t.Errorf("startup log does not say the API is loopback-only:\n%s", logs.String())
+	}
+
+	// A real request over 127.0.0.1.
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	if code, b := callAuth(t, "GET", srv.URL+"/api/v1/recordings", ""); code != 200 || !bytes.Contains(b, []byte(`"total": 3`)) {
+		t.Errorf("loopback client: %d %s", code, b)
+	}
+
+	// Other peers: the handler sees the address the TCP connection came from.
+	for _, tc := range []struct {
+		remote, forwardedFor string
+		want                 int
+	}{
+		{"127.0.0.1:40000", "", 200},
+		{"127.3.4.5:40000", "", 200},
+		{"[::1]:40000", "", 200},
+		{"[::ffff:127.0.0.1]:40000", "", 200},
+		{"203.0.113.7:40000", "", 403},
+		{"203.0.113.7:40000", "127.0.0.1", 403}, // a header is no proof
+		{"10.0.0.2:40000", "", 403},
+		{"[2001:db8::1]:40000", "", 403},
+		{"[::ffff:203.0.113.7]:40000", "", 403},
+		{"garbage", "", 403},
+	} {
+		for _, method := range []string{"GET", "DELETE"} {
+			req := httptest.NewRequest(method, "/api/v1/recordings", nil)
+			if method == "DELETE" {
+				req = httptest.NewRequest(method, "/api/v1/recordings/s_p_0001_flv", nil)
+			}
+			req.RemoteAddr = tc.remote
+			if tc.forwardedFor != "" {
+				req.Header.Set("X-Forwarded-For", tc.forwardedFor)
+			}
+			w := httptest.NewRecorder()
+			logs.Reset()
+			h.ServeHTTP(w, req)
+			want := tc.want
+			if method == "DELETE" && want == 200 {
+				want = 204
+				catalog(t, store, 2) // put it back for the next peer
+			}
+			if w.Code != want {
+				t.Errorf("%s from %s (X-Forwarded-For %q): %d, want %d", method, tc.remote, tc.forwardedFor, w.Code, want)
+			}
+			if want == 403 && (!strings.Contains(w.Body.String(), "loopback") || !strings.Contains(w.Body.String(), "LIVETAPE_API_KEY") ||
+				!strings.Contains(logs.String(), tc.remote)) {
+				t.Errorf("refusal of %s: body %s, log %s", tc.remote, w.Body, logs.String())
+			}
+		}
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"mime"
+	"math"
 	"net/http"
 	"path"
 	"strconv"
@@ -29,29 +29,27 @@ type VOD struct {
 	Log        *slog.Logger
 }
 
-// contentTypes are the replay formats' MIME types.
-var contentTypes = map[string]string{
+// mediaTypes are the objects /vod/ serves, by extension, with their MIME types.
+// Anything else in the bucket (the catalog entries beside the recordings above all)
+// is not for players and answers 404 as if it did not exist.
+var mediaTypes = map[string]string{
 	".mp4":  "video/mp4",
+	".m4a":  "audio/mp4",
+	".m4s":  "video/iso.segment",
 	".flv":  "video/x-flv",
 	".m3u8": "application/vnd.apple.mpegurl",
 	".ts":   "video/mp2t",
-	".json": "application/json",
-}
-
-func contentType(key string) string {
-	if t, ok := contentTypes[path.Ext(key)]; ok {
-		return t
-	}
-	if t := mime.TypeByExtension(path.Ext(key)); t != "" {
-		return t
-	}
-	return "application/octet-stream"
 }
 
 func (v *VOD) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	key := strings.TrimPrefix(r.URL.Path, "/vod/")
 	if err := storage.ValidateKey(key); err != nil {
 		http.Error(w, "bad recording key", http.StatusBadRequest)
+		return
+	}
+	mediaType, ok := mediaTypes[path.Ext(key)]
+	if !ok {
+		http.Error(w, "no such recording: "+key+" (/vod/ serves media: .mp4 .m4a .m4s .flv .m3u8 .ts)", http.StatusNotFound)
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -80,7 +78,7 @@ func (v *VOD) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h := w.Header()
 	h.Set("Accept-Ranges", "bytes")
-	h.Set("Content-Type", contentType(key))
+	h.Set("Content-Type", mediaType)
 	if obj.ETag != "" {
 		h.Set("ETag", `"`+obj.ETag+`"`)
 	}
@@ -91,7 +89,12 @@ func (v *VOD) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	offset, length, partial, err := parseRange(r.Header.Get("Range"), obj.Size)
+	rangeHeader := r.Header.Get("Range")
+	if ir := r.Header.Get("If-Range"); ir != "" && !ifRangeMatches(ir, obj) {
+		// The client's partial copy is of another version: send the whole object.
+		rangeHeader = ""
+	}
+	offset, length, partial, err := parseRange(rangeHeader, obj.Size)
 	if err != nil {
 		h.Set("Content-Range", fmt.Sprintf("bytes */%d", obj.Size))
 		http.Error(w, err.Error(), http.StatusRequestedRangeNotSatisfiable)
@@ -135,9 +138,21 @@ func (v *VOD) fail(w http.ResponseWriter, key string, err error) {
 	}
 }
 
-// parseRange parses a single-range "bytes=" header (RFC 9110 14.2) against an object of
-// size bytes. No header means the whole object. Multiple ranges are served whole:
-// players ask for one.
+// ifRangeMatches evaluates an If-Range validator (RFC 9110 13.1.5): an entity tag
+// must match the object's ETag by strong comparison (a weak tag never matches), a date
+// must equal its Last-Modified exactly.
+func ifRangeMatches(validator string, obj storage.Object) bool {
+	if strings.HasPrefix(validator, `"`) || strings.HasPrefix(validator, "W/") {
+		return obj.ETag != "" && validator == `"`+obj.ETag+`"`
+	}
+	t, err := http.ParseTime(validator)
+	return err == nil && !obj.ModTime.IsZero() && t.Equal(obj.ModTime.UTC().Truncate(time.Second))
+}
+
+// parseRange parses a single-range "bytes=" header (RFC 9110 14.1.2) against an object
+// of size bytes. No header means the whole object; so do multiple ranges (players ask
+// for one) and other units. A last-byte-pos past the end is clamped to the end; only a
+// first-byte-pos at or past the end (or a suffix of an empty object) is unsatisfiable.
 func parseRange(h string, size int64) (offset, length int64, partial bool, err error) {
 	if h == "" {
 		return 0, size, false, nil
@@ -147,27 +162,41 @@ func parseRange(h string, size int64) (offset, length int64, partial bool, err e
 		return 0, size, false, nil
 	}
 	first, last, ok := strings.Cut(strings.TrimSpace(spec), "-")
-	if !ok {
+	if !ok || (first == "" && last == "") || !digits(first) || !digits(last) {
 		return 0, 0, false, errors.New("bad range")
 	}
 	if first == "" { // suffix: the last N bytes
-		n, err := strconv.ParseInt(last, 10, 64)
-		if err != nil || n <= 0 {
-			return 0, 0, false, errors.New("bad range")
+		n := parseClamped(last)
+		if n == 0 || size == 0 {
+			return 0, 0, false, errors.New("range not satisfiable")
 		}
 		n = min(n, size)
 		return size - n, n, true, nil
 	}
-	start, err := strconv.ParseInt(first, 10, 64)
-	if err != nil || start < 0 || start >= size {
+	start := parseClamped(first)
+	if start >= size {
 		return 0, 0, false, errors.New("range not satisfiable")
 	}
 	end := size - 1
 	if last != "" {
-		if end, err = strconv.ParseInt(last, 10, 64); err != nil || end < start {
-			return 0, 0, false, errors.New("bad range")
+		if end = min(parseClamped(last), size-1); end < start {
+			return 0, 0, false, errors.New("bad range: last byte before first")
 		}
-		end = min(end, size-1)
 	}
 	return start, end - start + 1, true, nil
+}
+
+// digits reports whether s holds only ASCII digits (the empty string does).
+func digits(s string) bool {
+	return strings.Trim(s, "0123456789") == ""
+}
+
+// parseClamped parses a string of digits; a number too big for int64 is past any
+// object, so it becomes MaxInt64 instead of an error.
+func parseClamped(s string) int64 {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return math.MaxInt64
+	}
+	return n
 }

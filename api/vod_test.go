@@ -20,6 +20,13 @@ func TestVOD(t *testing.T) {
 	if _, err := store.Put(ctx, "live/s/a.mp4", bytes.NewReader(data), int64(len(data)), "video/mp4"); err != nil {
 		t.Fatal(err)
 	}
+	// The catalog entry beside a recording holds its push parameters: not for players.
+	entry := []byte(`{"file_id":"a","stream_param":"record=mp4"}`)
+	for _, key := range []string{"live/s/a.json", "live/s/notes.txt"} {
+		if _, err := store.Put(ctx, key, bytes.NewReader(entry), int64(len(entry)), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
 	srv := httptest.NewServer(&VOD{Store: store})
 	defer srv.Close()
 
@@ -55,20 +62,55 @@ func TestVOD(t *testing.T) {
 		{"bytes=9990-", 9990, 10000, "bytes 9990-9999/10000"},
 		{"bytes=-5", 9995, 10000, "bytes 9995-9999/10000"},
 		{"bytes=9000-20000", 9000, 10000, "bytes 9000-9999/10000"},
+		// RFC 9110 14.1.2: a last-byte-pos past the end, however large, is clamped.
+		{"bytes=0-99999999999999999999", 0, 10000, "bytes 0-9999/10000"},
+		{"bytes=-99999999999999999999", 0, 10000, "bytes 0-9999/10000"},
 	} {
 		resp, body := get("GET", "live/s/a.mp4", tc.rng)
 		if resp.StatusCode != 206 || !bytes.Equal(body, data[tc.from:tc.to]) || resp.Header.Get("Content-Range") != tc.contentRange {
 			t.Errorf("%s: %d %q, %d bytes", tc.rng, resp.StatusCode, resp.Header.Get("Content-Range"), len(body))
 		}
 	}
-	if resp, _ := get("GET", "live/s/a.mp4", "bytes=20000-"); resp.StatusCode != 416 {
-		t.Errorf("unsatisfiable range: %d", resp.StatusCode)
+	for _, rng := range []string{"bytes=20000-", "bytes=10000-10005", "bytes=99999999999999999999-", "bytes=-0", "bytes=5-2", "bytes=+1-5"} {
+		if resp, _ := get("GET", "live/s/a.mp4", rng); resp.StatusCode != 416 || resp.Header.Get("Content-Range") != "bytes */10000" {
+			t.Errorf("%s: %d %q, want 416", rng, resp.StatusCode, resp.Header.Get("Content-Range"))
+		}
+	}
+	// If-Range: the range applies only to the version the client has; a
+	// validator of another version (or a weak one) gets the whole object.
+	lastModified := resp.Header.Get("Last-Modified")
+	for _, tc := range []struct {
+		validator string
+		want      int
+	}{
+		{etag, 206},
+		{lastModified, 206},
+		{`"0123abcd"`, 200},
+		{"W/" + etag, 200},
+		{"Mon, 02 Jan 2006 15:04:05 GMT", 200},
+		{"not a validator", 200},
+	} {
+		resp, body := get("GET", "live/s/a.mp4", "bytes=100-199", "If-Range", tc.validator)
+		wantBody := data
+		if tc.want == 206 {
+			wantBody = data[100:200]
+		}
+		if resp.StatusCode != tc.want || !bytes.Equal(body, wantBody) {
+			t.Errorf("If-Range %s: %d with %d bytes, want %d", tc.validator, resp.StatusCode, len(body), tc.want)
+		}
 	}
 	if resp, body := get("HEAD", "live/s/a.mp4", ""); resp.StatusCode != 200 || len(body) != 0 || resp.ContentLength != 10000 {
 		t.Errorf("HEAD: %d len %d", resp.StatusCode, resp.ContentLength)
 	}
 	if resp, _ := get("GET", "live/s/a.mp4", "", "If-None-Match", etag); resp.StatusCode != 304 {
 		t.Errorf("If-None-Match: %d", resp.StatusCode)
+	}
+	for _, key := range []string{"live/s/a.json", "live/s/notes.txt"} {
+		for _, method := range []string{"GET", "HEAD"} {
+			if resp, body := get(method, key, ""); resp.StatusCode != 404 || bytes.Contains(body, []byte("stream_param")) {
+				t.Errorf("%s %s: %d %q, want 404: /vod/ serves media only", method, key, resp.StatusCode, body)
+			}
+		}
 	}
 	if resp, _ := get("GET", "live/s/none.mp4", ""); resp.StatusCode != 404 {
 		t.Errorf("missing: %d", resp.StatusCode)
@@ -90,10 +132,23 @@ func TestVODPresignedRedirect(t *testing.T) {
 	if _, err := store.Put(context.Background(), "live/s/a.flv", bytes.NewReader(data), int64(len(data)), ""); err != nil {
 		t.Fatal(err)
 	}
+	entry := []byte(`{"stream_param":"record=mp4"}`)
+	if _, err := store.Put(context.Background(), "live/s/a.json", bytes.NewReader(entry), int64(len(entry)), ""); err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewServer(&VOD{Store: store, Presigned: true})
 	defer srv.Close()
 	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := noFollow.Get(srv.URL + "/vod/live/s/a.flv")
+	// No presigned URL for a catalog entry either.
+	resp, err := noFollow.Get(srv.URL + "/vod/live/s/a.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("catalog entry: %d to %q, want 404", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, err = noFollow.Get(srv.URL + "/vod/live/s/a.flv")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -144,7 +145,8 @@ type Event struct {
 	// /vod/ URL under its public base URL, or the bucket's.
 	VideoURL string `json:"video_url,omitempty"`
 	// StreamParam (stream_param) is the query string of the push URL
-	// (txSecret, txTime, record, …) as the publisher sent it.
+	// (record, record_interval and any custom parameter) without the push
+	// credentials txSecret and txTime, which are never sent.
 	StreamParam string `json:"stream_param,omitempty"`
 	// ErrCode (errcode) is why a push ended ([PushEndReason]) or, for job
 	// events, 0 on success and non-zero on failure.
@@ -212,11 +214,31 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	w.Duration = ptrIf(e.Duration, file)
 	w.VideoID = ptrIf(e.VideoID, file)
 	w.VideoURL = ptrIf(e.VideoURL, file)
-	w.StreamParam = ptrIf(e.StreamParam, file || push)
+	w.StreamParam = ptrIf(RedactStreamParam(e.StreamParam), file || push)
 	w.ErrCode = ptrIf(e.ErrCode, result)
 	w.ErrMsg = ptrIf(e.ErrMsg, result)
 	w.ClientIP = ptrIf(e.ClientIP, false)
 	return json.Marshal(w)
+}
+
+// pushSecretParams sign a push URL (live/sign): whoever holds them may push to the
+// stream until txTime, so no document livetape stores or sends carries them.
+var pushSecretParams = []string{"txSecret", "txTime"}
+
+// RedactStreamParam returns a push URL query without txSecret and txTime; other
+// parameters stay. New pushes are recorded without them already: this guards
+// what older versions stored (catalog entries, spool manifests, event records).
+func RedactStreamParam(param string) string {
+	if !strings.Contains(param, "txSecret") && !strings.Contains(param, "txTime") {
+		return param
+	}
+	// ParseQuery keeps the pairs it could parse when one is malformed; a
+	// malformed pair is dropped rather than passed on.
+	q, _ := url.ParseQuery(param)
+	for _, k := range pushSecretParams {
+		q.Del(k)
+	}
+	return q.Encode()
 }
 
 // ptrIf returns &v when the field must be sent (always, or because it is set).

@@ -234,3 +234,50 @@ func TestBackoff(t *testing.T) {
 		t.Errorf("%d retries span %v, want just past 24h", n, total)
 	}
 }
+
+func TestRedactStreamParam(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"", ""},
+		{"record=mp4&foo=bar", "record=mp4&foo=bar"}, // nothing to drop: kept as it is
+		{"foo=bar&record=mp4&txSecret=abc&txTime=5867D600", "foo=bar&record=mp4"},
+		{"txSecret=abc&txTime=5867D600", ""},
+		{"txTime=5867D600&txSecret=abc&txSecret=def&z=1", "z=1"},
+		{"record=mp4%7Cflv&txSecret=abc&note=a+b", "note=a+b&record=mp4%7Cflv"},
+		{"txSecret=abc&bad=%zz&foo=bar", "foo=bar"}, // a malformed pair is dropped, not passed on
+	} {
+		if got := RedactStreamParam(tc.in); got != tc.want {
+			t.Errorf("RedactStreamParam(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// An event stored by an older version with the push credentials in stream_param
+// (a delivery record, redelivered or shown by the API) goes out without them.
+func TestEventNeverCarriesPushCredentials(t *testing.T) {
+	for _, typ := range []EventType{EventPushStarted, EventPushEnded, EventRecordingReady} {
+		ev := recordingEvent("f1")
+		ev.EventType = typ
+		ev.StreamParam = "foo=bar&record=mp4&txSecret=0123456789abcdef&txTime=5867D600"
+		body, _ := signedRequest(t, "k", ev, time.Unix(1_700_000_000, 0))
+		stored, err := json.Marshal(EventRecord{Event: ev})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for what, b := range map[string][]byte{"callback body": body, "event record": stored} {
+			var got struct {
+				StreamParam string `json:"stream_param"`
+			}
+			if what == "event record" {
+				var rec struct{ Event json.RawMessage }
+				json.Unmarshal(b, &rec)
+				b = rec.Event
+			}
+			if err := json.Unmarshal(b, &got); err != nil {
+				t.Fatal(err)
+			}
+			if got.StreamParam != "foo=bar&record=mp4" || strings.Contains(string(b), "0123456789abcdef") || strings.Contains(string(b), "5867D600") {
+				t.Errorf("event %d %s: stream_param %q\n%s", typ, what, got.StreamParam, b)
+			}
+		}
+	}
+}

@@ -186,6 +186,6 @@ func recordingEvent(fileID string) Event {
 		Duration:    1800,
 		VideoID:     "live/demo/1473125627_" + fileID + ".mp4",
 		VideoURL:    "http://127.0.0.1:8080/vod/live/demo/1473125627_" + fileID + ".mp4",
-		StreamParam: "txSecret=abc&txTime=5867D600&record=mp4",
+		StreamParam: "foo=bar&record=mp4", // as stored: without txSecret/txTime
 	}
 }

@@ -40,9 +40,9 @@ type Recording struct {
 	Objects     []string  `json:"objects,omitempty"` // every object of the recording (HLS: playlist and segments)
 	StartTime   time.Time `json:"start_time"`
 	EndTime     time.Time `json:"end_time"`
-	Duration    float64   `json:"duration"` // seconds
-	Size        int64     `json:"size"`     // bytes, all objects
-	StreamParam string    `json:"stream_param"`
+	Duration    float64   `json:"duration"`     // seconds
+	Size        int64     `json:"size"`         // bytes, all objects
+	StreamParam string    `json:"stream_param"` // without txSecret/txTime
 	AudioOnly   bool      `json:"audio_only,omitempty"`
 	Recovered   bool      `json:"recovered,omitempty"`
 	VideoURL    string    `json:"video_url"`
@@ -125,6 +125,8 @@ func (u *Uploader) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("jobs: upload: bad payload: %v: %w", err, asynq.SkipRetry)
 	}
 	rec := p.Recording
+	// A fragment spooled by an older version may still carry the push credentials.
+	rec.StreamParam = RedactStreamParam(rec.StreamParam)
 	log := u.Log.With("file_id", rec.FileID)
 	if _, err := os.Stat(p.LocalPath); errors.Is(err, os.ErrNotExist) {
 		// A run that stored it and deleted the spool copy, then died before or while
@@ -221,6 +223,8 @@ func LoadRecording(ctx context.Context, st storage.Store, key string) (*Recordin
 	if err := json.NewDecoder(rc).Decode(&r); err != nil {
 		return nil, fmt.Errorf("jobs: catalog entry %s: %w", key, err)
 	}
+	// Entries stored by older versions may still carry the push credentials.
+	r.StreamParam = RedactStreamParam(r.StreamParam)
 	return &r, nil
 }
 

@@ -1,11 +1,14 @@
 package jobs
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,6 +87,48 @@ func TestUploadThenNotify(t *testing.T) {
 	rc.await(t, EventID(EventRecordingReady, p2.Recording.FileID), 20*time.Second)
 	if n := rc.count(EventID(EventRecordingReady, p.Recording.FileID)); n != 1 {
 		t.Errorf("event sent %d times", n)
+	}
+}
+
+// A fragment spooled by an older version still holds the push credentials in its
+// stream_param: neither the catalog entry nor the callback carries them, and an
+// entry stored with them is read without them.
+func TestUploadDropsPushCredentials(t *testing.T) {
+	const secret = "0123456789abcdef0123456789abcdef"
+	rc := newReceiver(t, nil)
+	q, store := uploadRig(t, rc, 20*time.Millisecond)
+	p := spoolFragment(t, t.TempDir(), 1, 1000)
+	p.Recording.StreamParam = "foo=bar&record=flv&txSecret=" + secret + "&txTime=5867D600"
+	if err := q.EnqueueUpload(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	got := rc.await(t, EventID(EventRecordingReady, p.Recording.FileID), 20*time.Second)
+	if got.ev.StreamParam != "foo=bar&record=flv" || strings.Contains(string(got.body), secret) {
+		t.Errorf("callback: stream_param %q\n%s", got.ev.StreamParam, got.body)
+	}
+	ctx := context.Background()
+	key := ManifestKey(&p.Recording)
+	rc2, _, err := store.Open(ctx, key, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, _ := io.ReadAll(rc2)
+	rc2.Close()
+	if !strings.Contains(string(stored), `"stream_param": "foo=bar\u0026record=flv"`) || strings.Contains(string(stored), secret) {
+		t.Errorf("catalog entry:\n%s", stored)
+	}
+
+	// An entry an older version stored with the credentials.
+	old := bytes.Replace(stored, []byte(`foo=bar\u0026record=flv`), []byte(`foo=bar\u0026record=flv\u0026txSecret=`+secret+`\u0026txTime=5867D600`), 1)
+	if !bytes.Contains(old, []byte(secret)) {
+		t.Fatalf("test setup: no credentials put back in\n%s", old)
+	}
+	if _, err := store.Put(ctx, key, bytes.NewReader(old), int64(len(old)), "application/json"); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := LoadRecording(ctx, store, key)
+	if err != nil || rec.StreamParam != "foo=bar&record=flv" {
+		t.Errorf("old entry read back: %q, %v", rec.StreamParam, err)
 	}
 }
 

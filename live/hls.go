@@ -118,19 +118,21 @@ func (h *hlsOutput) lookup(key string) *hlsStream {
 }
 
 // servePlaylist answers GET /{app}/{id}.m3u8. A stream published less than a segment
-// ago has no playlist yet: the request waits for the first segment.
+// ago has no playlist yet: the request waits for the first segment. An ended stream's
+// playlist (with #EXT-X-ENDLIST) is served for hlsKeepEnded after the end.
 func (s *Server) servePlaylist(w http.ResponseWriter, r *http.Request, app, id string) {
+	if err := s.checkPlay(id, r.URL.Query()); err != nil {
+		playError(w, err)
+		return
+	}
 	hs := s.hls.lookup(app + "/" + id)
-	if hs == nil || s.cfg.PlayKey != "" {
-		// Not live (and not recently ended), or the signature must be checked.
-		if _, err := s.lookupPlay(app, id, r.URL.Query()); err != nil {
-			playError(w, err)
+	if hs == nil {
+		if s.hub.Lookup(app, id) == nil {
+			playError(w, fmt.Errorf("%w: %s/%s is not live", ErrStreamNotFound, app, id))
 			return
 		}
-		if hs = s.hls.lookup(app + "/" + id); hs == nil {
-			http.Error(w, "stream is live but HLS is not ready", http.StatusServiceUnavailable)
-			return
-		}
+		http.Error(w, "stream is live but HLS is not ready", http.StatusServiceUnavailable)
+		return
 	}
 	select {
 	case <-hs.ready:
@@ -153,15 +155,13 @@ func (s *Server) servePlaylist(w http.ResponseWriter, r *http.Request, app, id s
 // handleSegment answers GET /{app}/{id}/seg-N.ts.
 func (s *Server) handleSegment(w http.ResponseWriter, r *http.Request) {
 	app, id, name := r.PathValue("app"), r.PathValue("id"), r.PathValue("segment")
-	if s.cfg.PlayKey != "" {
-		if _, err := s.lookupPlay(app, id, r.URL.Query()); err != nil {
-			playError(w, err)
-			return
-		}
-	}
 	seq, ok := hls.ParseSegmentName(name)
 	if !ok {
-		http.Error(w, "not found: HLS segments are named seg-N.ts", http.StatusNotFound)
+		notFoundURL(w, r)
+		return
+	}
+	if err := s.checkPlay(id, r.URL.Query()); err != nil {
+		playError(w, err)
 		return
 	}
 	hs := s.hls.lookup(app + "/" + id)

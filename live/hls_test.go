@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/livetape/livetape/live/sign"
 )
 
 func TestLiveHLS(t *testing.T) {
@@ -88,4 +90,53 @@ func firstVideoFrame(t testing.TB, file string) frameInfo {
 		t.Fatalf("ffprobe frames: %v %s", err, out)
 	}
 	return r.Frames[0]
+}
+
+// With a play key, the retained playlist of an ended stream (#EXT-X-ENDLIST) and its
+// segments answer a correctly signed request; the signature is still required.
+func TestLiveHLSPlayKeyAfterEnd(t *testing.T) {
+	needFFmpeg(t)
+	s := startServer(t, func(c *Config) {
+		c.PlayKey = "play-key"
+		c.HLS.SegmentDuration = time.Second
+	})
+	p := push(t, "rtmp://"+s.rtmpAddr+"/live/hk", 3)
+	s.waitLive(t, "live", "hk")
+	signed := "?" + sign.Query("play-key", "hk", time.Now().Add(time.Hour)).Encode()
+	if code, pl := httpGet(t, s.httpURL+"/live/hk.m3u8"+signed); code != 200 || !strings.HasPrefix(pl, "#EXTM3U") {
+		t.Fatalf("signed playlist while live: %d\n%s", code, pl)
+	}
+	if err := p.Wait(t, 30*time.Second); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, p.Stderr)
+	}
+	waitFor(t, "the stream to end", 10*time.Second, func() bool { return s.hub.Lookup("live", "hk") == nil })
+
+	var pl string
+	waitFor(t, "#EXT-X-ENDLIST", 10*time.Second, func() bool {
+		var code int
+		code, pl = httpGet(t, s.httpURL+"/live/hk.m3u8"+signed)
+		if code != 200 {
+			t.Fatalf("signed playlist after the end: %d %q", code, pl)
+		}
+		return strings.Contains(pl, "#EXT-X-ENDLIST")
+	})
+	segs := regexp.MustCompile(`(?m)^hk/seg-\d+\.ts\?.+$`).FindAllString(pl, -1)
+	if len(segs) == 0 {
+		t.Fatalf("no signed segment URIs in the ended playlist:\n%s", pl)
+	}
+	for _, seg := range segs {
+		if code, data := httpGetBytes(t, s.httpURL+"/live/"+seg); code != 200 || len(data) == 0 || data[0] != 0x47 {
+			t.Errorf("%s after the end: %d, %d bytes", seg, code, len(data))
+		}
+	}
+	if code, body := httpGet(t, s.httpURL+"/live/hk.m3u8"); code != 403 || !strings.Contains(body, "missing txSecret") {
+		t.Errorf("unsigned playlist after the end: %d %q", code, body)
+	}
+	if code, _ := httpGet(t, s.httpURL+"/live/"+strings.SplitN(segs[0], "?", 2)[0]); code != 403 {
+		t.Errorf("unsigned segment after the end: %d", code)
+	}
+	never := "?" + sign.Query("play-key", "never", time.Now().Add(time.Hour)).Encode()
+	if code, body := httpGet(t, s.httpURL+"/live/never.m3u8"+never); code != 404 || !strings.Contains(body, "live/never is not live") {
+		t.Errorf("signed playlist of a stream never live: %d %q", code, body)
+	}
 }

@@ -2,8 +2,13 @@ package live
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
+	"time"
+
+	"github.com/livetape/livetape/live/sign"
 )
 
 // Handler returns the HTTP handler for live playback:
@@ -11,10 +16,13 @@ import (
 //	GET /{app}/{stream_id}.flv            HTTP-FLV
 //	GET /{app}/{stream_id}.m3u8           HLS playlist
 //	GET /{app}/{stream_id}/{segment}.ts   HLS segment
+//
+// Any other GET is a 404 that lists these shapes.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{app}/{file}", s.handleFile)
 	mux.HandleFunc("GET /{app}/{id}/{segment}", s.handleSegment)
+	mux.HandleFunc("GET /", notFoundURL)
 	return cors(mux)
 }
 
@@ -26,8 +34,32 @@ func (s *Server) handleFile(w http.ResponseWriter, r *http.Request) {
 	case strings.HasSuffix(file, ".m3u8"):
 		s.servePlaylist(w, r, app, strings.TrimSuffix(file, ".m3u8"))
 	default:
-		http.Error(w, "not found: live playback is /{app}/{stream_id}.flv or .m3u8", http.StatusNotFound)
+		notFoundURL(w, r)
 	}
+}
+
+// liveURLShapes is what a 404 for an unknown URL tells the client to ask for instead.
+const liveURLShapes = "live playback URLs are /{app}/{stream_id}.flv (HTTP-FLV), " +
+	"/{app}/{stream_id}.m3u8 (HLS playlist) and /{app}/{stream_id}/seg-N.ts (HLS segment)"
+
+// notFoundURL answers a request for a URL that is no live playback URL at all.
+func notFoundURL(w http.ResponseWriter, r *http.Request) {
+	http.Error(w, fmt.Sprintf("not found: %q is not a live playback URL; %s", r.URL.Path, liveURLShapes), http.StatusNotFound)
+}
+
+// checkPlay checks a player's stream id and, when a play key is configured, the
+// play signature; it does not ask whether the stream is live, so an ended stream's
+// retained HLS playlist stays reachable with a valid signature.
+func (s *Server) checkPlay(id string, q url.Values) error {
+	if err := ValidStreamID(id); err != nil {
+		return err
+	}
+	if s.cfg.PlayKey != "" {
+		if err := sign.Verify([]string{s.cfg.PlayKey}, id, q.Get("txSecret"), q.Get("txTime"), time.Now()); err != nil {
+			return fmt.Errorf("play signature: %w", err)
+		}
+	}
+	return nil
 }
 
 // playError answers a failed stream lookup with a one-line reason.

@@ -179,16 +179,21 @@ func (s *Stream) subscribe(queue int, noDrop bool) (*Subscriber, Info, error) {
 	}
 	sub := &Subscriber{stream: s, noDrop: noDrop, ch: make(chan *media.Packet, max(queue, len(s.gop)+3))}
 	info := Info{HasVideo: s.videoHdr != nil, HasAudio: s.audioHdr != nil, VideoHeader: s.videoHdr, AudioHeader: s.audioHdr}
-	// Headers are stamped with the GOP's start time so the new viewer's timeline does
-	// not jump from 0 to the stream's current time.
+	// The metadata goes first and at 0: FFmpeg's FLV demuxer takes onMetaData as the
+	// header only at timestamp 0 and lists a later one as an extra data stream. The
+	// codec headers are stamped with the GOP's start time so the new viewer's timeline
+	// does not jump from 0 to the stream's current time.
 	var start uint32
 	if len(s.gop) > 0 {
 		start = s.gop[0].Timestamp
 	}
-	for _, p := range []*media.Packet{s.meta, s.videoHdr, s.audioHdr} {
-		if p != nil {
-			if p.Timestamp != start {
-				p = p.WithTimestamp(start)
+	for _, h := range []struct {
+		p  *media.Packet
+		ts uint32
+	}{{s.meta, 0}, {s.videoHdr, start}, {s.audioHdr, start}} {
+		if p := h.p; p != nil {
+			if p.Timestamp != h.ts {
+				p = p.WithTimestamp(h.ts)
 			}
 			sub.ch <- p
 		}

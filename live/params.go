@@ -42,7 +42,8 @@ type PushParams struct {
 	App      string
 	StreamID string
 	// Query is the push URL's whole query (txSecret, txTime, record…, and anything
-	// else the broadcaster sent, which callbacks pass on as stream_param).
+	// else the broadcaster sent). It holds the push credentials: what leaves the
+	// process takes StreamParam instead.
 	Query url.Values
 	// Record lists the record formats asked for, in URL order; nil when the URL says
 	// nothing (the configured default applies then).
@@ -55,6 +56,22 @@ type PushParams struct {
 
 // Key identifies the stream in the hub: "app/stream_id".
 func (p *PushParams) Key() string { return p.App + "/" + p.StreamID }
+
+// secretParams are the query parameters that sign a push: whoever holds them may
+// push to the stream until txTime.
+var secretParams = []string{"txSecret", "txTime"}
+
+// StreamParam is the push URL's query without its credentials (txSecret, txTime):
+// what recordings, API answers and callbacks carry as stream_param.
+func (p *PushParams) StreamParam() string {
+	q := make(url.Values, len(p.Query))
+	for k, v := range p.Query {
+		if !slices.Contains(secretParams, k) {
+			q[k] = v
+		}
+	}
+	return q.Encode()
+}
 
 // SplitName separates "name?query" as encoders send it in the publishing name or tcUrl.
 func SplitName(s string) (name, query string) {

@@ -55,3 +55,29 @@ func TestParsePush(t *testing.T) {
 		})
 	}
 }
+
+// stream_param is the push query without the push credentials; every other parameter,
+// custom ones included, is kept.
+func TestStreamParam(t *testing.T) {
+	for _, tc := range []struct{ query, want string }{
+		{"txSecret=abc&txTime=5867D600&record=mp4&foo=bar", "foo=bar&record=mp4"},
+		{"txSecret=abc&txTime=5867D600", ""},
+		{"record=mp4%7Cflv&note=a+b", "note=a+b&record=mp4%7Cflv"},
+		{"TXSECRET=x", "TXSECRET=x"}, // not a credential: sign checks txSecret exactly
+	} {
+		q, err := url.ParseQuery(tc.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := ParsePush("live", "demo", q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.StreamParam(); got != tc.want {
+			t.Errorf("%q: StreamParam() = %q, want %q", tc.query, got, tc.want)
+		}
+		if !q.Has("txSecret") == strings.Contains(tc.query, "txSecret=") {
+			t.Errorf("%q: StreamParam changed the push's own query", tc.query)
+		}
+	}
+}

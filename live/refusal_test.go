@@ -1,6 +1,7 @@
 package live
 
 import (
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -83,5 +84,32 @@ func TestPlayKey(t *testing.T) {
 	r := probe(t, s.httpURL+"/live/p.flv?"+q, 1)
 	if codec, _, _, _ := r.Stream("video"); codec != "h264" {
 		t.Errorf("signed play: video codec %q", codec)
+	}
+}
+
+// A URL that is no live playback URL says so, names what was asked for and lists
+// the URL shapes that exist.
+func TestLiveNotFoundSaysWhat(t *testing.T) {
+	s := startServer(t, nil)
+	for _, path := range []string{"/etc/passwd", "/x/etc/passwd", "/a/b/c/d", "/", "/favicon.ico", "/live/x.mp4", "/live/x/seg-x.ts"} {
+		code, body := httpGet(t, s.httpURL+path)
+		if code != 404 || !strings.Contains(body, fmt.Sprintf("%q is not a live playback URL", path)) ||
+			!strings.Contains(body, "/{app}/{stream_id}.flv") || !strings.Contains(body, "/{app}/{stream_id}.m3u8") ||
+			!strings.Contains(body, "/{app}/{stream_id}/seg-N.ts") {
+			t.Errorf("GET %s: %d %q", path, code, body)
+		}
+	}
+	// Right shapes, nothing live: what was not found.
+	for path, want := range map[string]string{
+		"/live/none.flv":          "live/none is not live",
+		"/live/none.m3u8":         "live/none is not live",
+		"/live/none/seg-3.ts":     "live/none is not live",
+		"/live/bad%20id.m3u8":     "stream id must be",
+		"/live/bad%20id/seg-1.ts": "stream id must be",
+	} {
+		code, body := httpGet(t, s.httpURL+path)
+		if (code != 404 && code != 400) || !strings.Contains(body, want) {
+			t.Errorf("GET %s: %d %q, want it to say %q", path, code, body, want)
+		}
 	}
 }

@@ -296,12 +296,9 @@ func (c *rtmpConn) play(streamID uint32, sub *Subscriber) {
 		case media.KindVideo:
 			msg, csid = &message.VideoMessage{Payload: bytes.NewReader(p.Body())}, csidVideo
 		default:
-			var buf bytes.Buffer
-			enc := message.NewAMFEncoder(&buf, message.EncodingTypeAMF0)
-			if err := message.EncodeBodyAnyValues(enc, &message.NetStreamSetDataFrame{Payload: p.Body()}); err != nil {
-				continue
-			}
-			msg, csid = &message.DataMessage{Name: "@setDataFrame", Encoding: message.EncodingTypeAMF0, Body: &buf}, csidData
+			// "@setDataFrame", then the script tag body as the publisher sent it ("onMetaData"
+			// and its object): go-rtmp's NetStreamSetDataFrame encoder drops the payload.
+			msg, csid = &message.DataMessage{Name: "@setDataFrame", Encoding: message.EncodingTypeAMF0, Body: bytes.NewReader(p.Body())}, csidData
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		err := c.conn.Write(ctx, csid, p.Timestamp, &rtmp.ChunkMessage{StreamID: streamID, Message: msg})

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -115,4 +116,62 @@ func dialStalled(t testing.TB, addr, path string) net.Conn {
 	}
 	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", path, addr)
 	return c
+}
+
+// A viewer joining after a few GOPs gets onMetaData at timestamp 0 as its first tag:
+// FFmpeg's FLV demuxer skips onMetaData only at 0 and turns a later one into an extra
+// data stream, which `-c copy` then carries into its outputs.
+func TestLateViewerSeesNoDataStream(t *testing.T) {
+	needFFmpeg(t)
+	s := startServer(t, nil)
+	push(t, "rtmp://"+s.rtmpAddr+"/live/meta", 30)
+	st := s.waitLive(t, "live", "meta")
+	waitFor(t, "a GOP cached after 2 s of stream", 20*time.Second, func() bool {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		return len(st.gop) > 0 && st.gop[0].Timestamp > 2000 && st.meta != nil
+	})
+
+	for _, tc := range []struct{ name, url string }{
+		{"http-flv", s.httpURL + "/live/meta.flv"},
+		{"rtmp", "rtmp://" + s.rtmpAddr + "/live/meta"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := probe(t, tc.url, 1)
+			var types []string
+			for _, st := range r.Streams {
+				types = append(types, st.CodecType)
+			}
+			slices.Sort(types)
+			if !slices.Equal(types, []string{"audio", "video"}) {
+				t.Errorf("streams %v, want one video and one audio (no data or subtitle stream)", types)
+			}
+		})
+	}
+
+	// The first tag is the metadata, at 0; the codec headers and the GOP follow at the
+	// GOP's time, so the viewer's timeline does not jump.
+	resp, err := http.Get(s.httpURL + "/live/meta.flv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	rd, err := flv.NewReader(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := rd.ReadPacket()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Kind != media.KindData || first.Timestamp != 0 {
+		t.Errorf("first tag: kind %v at %d ms, want onMetaData at 0", first.Kind, first.Timestamp)
+	}
+	next, err := rd.ReadPacket()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !next.SequenceHeader || next.Timestamp < 2000 {
+		t.Errorf("second tag: sequence header %v at %d ms, want one at the cached GOP's time", next.SequenceHeader, next.Timestamp)
+	}
 }

@@ -326,7 +326,7 @@ func (s *session) open(first *media.Packet) error {
 			Seq:         s.seq,
 			Format:      format,
 			StartTime:   f.started.UTC(),
-			StreamParam: s.pub.Params.Query.Encode(),
+			StreamParam: s.pub.Params.StreamParam(),
 			AudioOnly:   f.audioOnly,
 			State:       StateRecording,
 			dir:         s.dir,

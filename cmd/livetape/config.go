@@ -26,7 +26,7 @@ import (
 type Config struct {
 	// DataDir holds recordings and state (default "./data").
 	DataDir string `yaml:"data_dir"`
-	// HTTPAddr is the HTTP listen address for playback, API and metrics (default ":8080").
+	// HTTPAddr is the HTTP listen address for playback, VOD and API (default ":8080").
 	HTTPAddr string `yaml:"http_addr"`
 	// Log configures the process logger.
 	Log LogConfig `yaml:"log"`
@@ -41,7 +41,8 @@ type Config struct {
 	// PublicURL is the base URL players reach livetape at; callbacks' video_url
 	// starts with it (default "http://localhost:8080").
 	PublicURL string `yaml:"public_url"`
-	// APIKey, when set, is required as a bearer token by /api/v1.
+	// APIKey, when set, is required as a bearer token by /api/v1; without it the API
+	// answers loopback clients only.
 	APIKey string `yaml:"api_key"`
 	// VOD configures replay.
 	VOD VODConfig `yaml:"vod"`
@@ -206,7 +207,7 @@ var settings = []setting{
 	{Env: envConfigFile, Flag: "config", Help: "YAML configuration file; unknown keys are rejected"},
 	{YAML: "data_dir", Env: "LIVETAPE_DATA_DIR", Flag: "data-dir", Help: "directory for recordings and state",
 		field: stringField(func(c *Config) *string { return &c.DataDir })},
-	{YAML: "http_addr", Env: "LIVETAPE_HTTP_ADDR", Flag: "http-addr", Help: "HTTP listen address: live playback, VOD, API, /metrics",
+	{YAML: "http_addr", Env: "LIVETAPE_HTTP_ADDR", Flag: "http-addr", Help: "HTTP listen address: live playback, VOD replay, API",
 		field: stringField(func(c *Config) *string { return &c.HTTPAddr })},
 	{YAML: "log.level", Env: "LIVETAPE_LOG_LEVEL", Flag: "log-level", Help: "debug, info, warn or error",
 		field: stringField(func(c *Config) *string { return &c.Log.Level })},
@@ -271,7 +272,7 @@ var settings = []setting{
 		field: boolField(func(c *Config) *bool { return &c.Storage.S3.PathStyle })},
 	{YAML: "public_url", Env: "LIVETAPE_PUBLIC_URL", Help: "base URL of livetape for players: callbacks' video_url is PUBLIC_URL/vod/KEY",
 		field: stringField(func(c *Config) *string { return &c.PublicURL })},
-	{YAML: "api_key", Env: "LIVETAPE_API_KEY", Help: "bearer token required by /api/v1 once set",
+	{YAML: "api_key", Env: "LIVETAPE_API_KEY", Help: "bearer token required by /api/v1 (Authorization: Bearer KEY); empty: /api/v1 answers loopback clients only",
 		field: stringField(func(c *Config) *string { return &c.APIKey })},
 	{YAML: "vod.redirect", Help: "empty: livetape streams replays; presigned: 302 to a presigned S3 URL",
 		field: stringField(func(c *Config) *string { return &c.VOD.Redirect })},

@@ -80,7 +80,7 @@ func (e pushEvents) event(p *live.Publication, t jobs.EventType) jobs.Event {
 	return jobs.Event{
 		ChannelID: p.Params.StreamID, StreamID: p.Params.StreamID, App: p.Params.App,
 		EventType: t, EventID: jobs.EventID(t, p.Params.StreamID+"_"+p.PushID),
-		StreamParam: p.Params.Query.Encode(), ClientIP: host,
+		StreamParam: p.Params.StreamParam(), ClientIP: host,
 	}
 }
 

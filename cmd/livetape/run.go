@@ -34,7 +34,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"serve", "run the server (RTMP ingest, live playback)", func() *flag.FlagSet { fs, _ := serveFlags(); return fs }, cmdServe},
+		{"serve", "run the server: RTMP ingest, live playback, recording, upload, callbacks, VOD replay and the API", func() *flag.FlagSet { fs, _ := serveFlags(); return fs }, cmdServe},
 		{"sign", "print signed push and play URLs for a stream", func() *flag.FlagSet { fs, _ := signFlags(); return fs }, cmdSign},
 		{"version", "print the version", nil, cmdVersion},
 		{"help", "show help for livetape or a command", nil, nil},
@@ -71,7 +71,9 @@ func runEnv(ctx context.Context, args []string, env func(string) (string, bool),
 }
 
 func printUsage(w io.Writer) {
-	fmt.Fprintln(w, "livetape is a live-streaming server: RTMP ingest, live HTTP-FLV, HLS and RTMP playback.")
+	fmt.Fprintln(w, "livetape is a live-streaming server: RTMP ingest, live HTTP-FLV, HLS and RTMP playback,")
+	fmt.Fprintln(w, "recording to MP4, HLS and FLV fragments uploaded to a folder or S3, callbacks, VOD replay")
+	fmt.Fprintln(w, "(/vod/) and an HTTP API for recordings and callback events (/api/v1/).")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Usage: livetape COMMAND [flags]")
 	fmt.Fprintln(w)
