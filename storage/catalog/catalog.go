@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -133,7 +134,7 @@ func (c *Catalog) Get(ctx context.Context, fileID string) (*Recording, error) {
 		mu    sync.Mutex
 		found *Recording
 	)
-	err := c.scan(ctx, func(key string) bool { return strings.Contains(key, fileID) },
+	_, err := c.scan(ctx, func(key string) bool { return strings.Contains(key, fileID) },
 		func(_ string, rec *Recording) error {
 			if rec.FileID == fileID {
 				mu.Lock()
@@ -252,7 +253,7 @@ func (c *Catalog) listFromStore(ctx context.Context, q Query) (Result, error) {
 		mu  sync.Mutex
 		all []*Recording
 	)
-	err := c.scan(ctx, nil, func(_ string, rec *Recording) error {
+	_, err := c.scan(ctx, nil, func(_ string, rec *Recording) error {
 		if q.matches(rec) {
 			mu.Lock()
 			all = append(all, rec)
@@ -312,12 +313,14 @@ func (c *Catalog) unindex(ctx context.Context, fileID string, tombstone bool) er
 
 // scan reads, with c.conc readers, every catalog JSON in the store whose key passes
 // want (nil: all), and calls fn with each entry, from several goroutines. Objects that
-// are not catalog entries (other JSON) and entries deleted meanwhile are skipped.
-func (c *Catalog) scan(ctx context.Context, want func(key string) bool, fn func(key string, rec *Recording) error) error {
+// are not catalog entries (other JSON; counted in skipped) and entries deleted
+// meanwhile are skipped.
+func (c *Catalog) scan(ctx context.Context, want func(key string) bool, fn func(key string, rec *Recording) error) (skipped int, err error) {
 	objs, err := c.store.List(ctx, "")
 	if err != nil {
-		return err
+		return 0, err
 	}
+	var notEntries atomic.Int64
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	keys := make(chan storage.Object)
@@ -331,6 +334,7 @@ func (c *Catalog) scan(ctx context.Context, want func(key string) bool, fn func(
 					continue
 				case errors.Is(err, errNotEntry):
 					c.log.Warn("catalog: not a catalog entry, skipped", "key", o.Key, "err", err)
+					notEntries.Add(1)
 					continue
 				case err != nil:
 					cancel(err)
@@ -356,7 +360,7 @@ feed:
 	}
 	close(keys)
 	wg.Wait()
-	return context.Cause(ctx)
+	return int(notEntries.Load()), context.Cause(ctx)
 }
 
 // errNotEntry marks a JSON object in the store that is not a catalog entry.

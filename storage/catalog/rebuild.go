@@ -89,7 +89,8 @@ func (c *Catalog) Rebuild(ctx context.Context) (RebuildStats, error) {
 	defer unlockScript.Run(context.WithoutCancel(ctx), c.rdb, nil, c.prefix, token)
 
 	b := &rebuilder{c: c, ctx: ctx, seen: make(map[string]string)}
-	err = c.scan(ctx, nil, b.add)
+	notEntries, err := c.scan(ctx, nil, b.add)
+	b.stats.Skipped += notEntries
 	if err == nil {
 		err = b.flush(ctx)
 	}
