@@ -15,7 +15,8 @@
 // rebuild`), and EnsureIndex does so when it is missing — a new Redis, a Redis restarted
 // without persistence, the embedded miniredis of `livetape serve` at every start. While
 // it is not built (no marker), Get and List read the store instead, so answers stay
-// right, only slower.
+// right, only as slow as before the index (a List reads every entry): callers that
+// would rather refuse meanwhile check Built.
 //
 // # Keys in Redis
 //
@@ -25,7 +26,7 @@
 //	built             string      present once a rebuild completed (JSON: built_at, entries, took_ms).
 //	                              A Redis that loses its data loses it too: that is how
 //	                              EnsureIndex sees that the index must be rebuilt.
-//	lock              string      token of the running rebuild, with a TTL extended per batch.
+//	lock              string      token of the running rebuild; a 1 min TTL it extends every 20 s.
 //	                              The marker is set only if the lock is still the rebuild's, so
 //	                              a Redis restarted during a rebuild is not marked built.
 //	entries           hash        file id -> entry JSON (credentials already stripped), so a
@@ -44,7 +45,8 @@
 //	                              "z:live/cam1//" a stream, "z:live/cam1/mp4/" its MP4s). A
 //	                              List is ZCOUNT + ZRANGEBYSCORE LIMIT on exactly one set.
 //
-// Put and Delete update an entry with one Lua script each, atomically; Rebuild writes
+// Put and Delete update an entry with one Lua script each, atomically (the scripts
+// name keys they compute, so the index needs one Redis, not a Redis Cluster); Rebuild writes
 // batches of 1 000 entries in one MULTI with one ZADD per set. Only commands that both
 // redis-server and miniredis v2.33.0 have are used (miniredis runs Lua with gopher-lua
 // and sorts a whole sorted set per range query, which is why entries are spread over

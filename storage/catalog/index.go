@@ -136,6 +136,12 @@ redis.call("DEL", p .. "lock")
 return 1
 `)
 
+// refreshScript extends the rebuild lock if it is still ours. ARGV: prefix, token, TTL ms.
+var refreshScript = redis.NewScript(`
+if redis.call("GET", ARGV[1] .. "lock") == ARGV[2] then return redis.call("PEXPIRE", ARGV[1] .. "lock", ARGV[3]) end
+return 0
+`)
+
 // unlockScript releases the rebuild lock if it is still ours. ARGV: prefix, token.
 var unlockScript = redis.NewScript(`
 if redis.call("GET", ARGV[1] .. "lock") == ARGV[2] then return redis.call("DEL", ARGV[1] .. "lock") end

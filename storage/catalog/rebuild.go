@@ -29,7 +29,7 @@ type RebuildStats struct {
 }
 
 const (
-	// lockTTL outlives a stalled rebuild by little; every batch extends it.
+	// lockTTL outlives a crashed rebuild by little; a running one extends it.
 	lockTTL = time.Minute
 	// rebuildBatch entries are written to Redis in one transaction.
 	rebuildBatch = 1000
@@ -87,6 +87,8 @@ func (c *Catalog) Rebuild(ctx context.Context) (RebuildStats, error) {
 		return RebuildStats{}, ErrRebuildRunning
 	}
 	defer unlockScript.Run(context.WithoutCancel(ctx), c.rdb, nil, c.prefix, token)
+	ctx, stop := c.holdLock(ctx, token)
+	defer stop()
 
 	b := &rebuilder{c: c, ctx: ctx, seen: make(map[string]string)}
 	notEntries, err := c.scan(ctx, nil, b.add)
@@ -94,10 +96,13 @@ func (c *Catalog) Rebuild(ctx context.Context) (RebuildStats, error) {
 	if err == nil {
 		err = b.flush(ctx)
 	}
-	if err != nil {
-		return b.stats, fmt.Errorf("catalog: rebuild: %w", err)
+	if err == nil {
+		err = b.removeStale(ctx)
 	}
-	if err := b.removeStale(ctx); err != nil {
+	if cause := context.Cause(ctx); errors.Is(cause, errLockLost) {
+		err = cause
+	}
+	if err != nil {
 		return b.stats, fmt.Errorf("catalog: rebuild: %w", err)
 	}
 	b.stats.Took = time.Since(start)
@@ -112,6 +117,39 @@ func (c *Catalog) Rebuild(ctx context.Context) (RebuildStats, error) {
 	// Tombstones older than this rebuild's listing can bar nothing any more.
 	c.rdb.ZRemRangeByScore(ctx, c.prefix+keyDeleted, "-inf", "("+strconv.FormatInt(start.Add(-clockSkew).UnixMilli(), 10))
 	return b.stats, nil
+}
+
+// holdLock extends the lock every lockTTL/3 until stop is called, and cancels the
+// returned context with errLockLost when the lock is gone: Redis restarted or was
+// flushed, and what the rebuild wrote before is lost with it.
+func (c *Catalog) holdLock(ctx context.Context, token string) (_ context.Context, stop func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(lockTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			n, err := refreshScript.Run(ctx, c.rdb, nil, c.prefix, token, lockTTL.Milliseconds()).Int()
+			if err == nil && n == 0 {
+				cancel(errLockLost)
+				return
+			}
+			// A failed refresh is retried at the next tick; the lock outlives two.
+		}
+	})
+	return ctx, func() {
+		close(done)
+		wg.Wait()
+		cancel(nil)
+	}
 }
 
 var errLockLost = errors.New("catalog: rebuild: the lock vanished (Redis restarted or flushed meanwhile?); the index is not marked built")
@@ -214,12 +252,8 @@ func (b *rebuilder) flushLocked(ctx context.Context) error {
 	tx.HSet(ctx, c.prefix+keyEntries, entries...)
 	tx.HSet(ctx, c.prefix+keyFacets, facetVals...)
 	tx.HSet(ctx, c.prefix+keyVer, verVals...)
-	alive := tx.Expire(ctx, c.prefix+keyLock, lockTTL)
 	if _, err := tx.Exec(ctx); err != nil {
 		return fmt.Errorf("write a batch: %w", err)
-	}
-	if !alive.Val() {
-		return errLockLost
 	}
 	b.stats.Entries += len(entries) / 2
 	return nil
