@@ -84,6 +84,12 @@ type chunkMessageHeader struct {
 	messageLength   uint32 // fmt = 0 | 1
 	messageTypeID   byte   // fmt = 0 | 1
 	messageStreamID uint32 // fmt = 0
+
+	// livetape patch: extended timestamps in type-3 chunks (RTMP 5.3.1.3). extended is
+	// set when the latest type 0, 1 or 2 header of the chunk stream carried an extended
+	// timestamp field, extField is that field's value; a type-3 chunk repeats it.
+	extended bool
+	extField uint32
 }
 
 func decodeChunkMessageHeader(r io.Reader, fmt byte, buf []byte, mh *chunkMessageHeader) error {
@@ -111,6 +117,7 @@ func decodeChunkMessageHeader(r io.Reader, fmt byte, buf []byte, mh *chunkMessag
 				return err
 			}
 			mh.timestamp = binary.BigEndian.Uint32(cache32bits)
+			mh.extended, mh.extField = true, mh.timestamp // livetape patch: remembered for type-3 chunks
 		}
 
 	case 1:
@@ -130,6 +137,7 @@ func decodeChunkMessageHeader(r io.Reader, fmt byte, buf []byte, mh *chunkMessag
 				return err
 			}
 			mh.timestampDelta = binary.BigEndian.Uint32(cache32bits)
+			mh.extended, mh.extField = true, mh.timestampDelta // livetape patch: remembered for type-3 chunks
 		}
 
 	case 2:
@@ -146,6 +154,7 @@ func decodeChunkMessageHeader(r io.Reader, fmt byte, buf []byte, mh *chunkMessag
 				return err
 			}
 			mh.timestampDelta = binary.BigEndian.Uint32(cache32bits)
+			mh.extended, mh.extField = true, mh.timestampDelta // livetape patch: remembered for type-3 chunks
 		}
 
 	case 3:
@@ -182,7 +191,9 @@ func encodeChunkMessageHeader(w io.Writer, fmt byte, mh *chunkMessageHeader) err
 
 		if ext {
 			binary.BigEndian.PutUint32(buf[11:], mh.timestamp)
+			mh.extField = mh.timestamp // livetape patch: repeated in type-3 chunks
 		}
+		mh.extended = ext // livetape patch
 
 		_, err := w.Write(buf[:buflen]) // TODO: should check length?
 		return err
@@ -204,7 +215,9 @@ func encodeChunkMessageHeader(w io.Writer, fmt byte, mh *chunkMessageHeader) err
 
 		if ext {
 			binary.BigEndian.PutUint32(buf[7:], mh.timestampDelta)
+			mh.extField = mh.timestampDelta // livetape patch: repeated in type-3 chunks
 		}
+		mh.extended = ext // livetape patch
 
 		_, err := w.Write(buf[:buflen]) // TODO: should check length?
 		return err
@@ -223,14 +236,23 @@ func encodeChunkMessageHeader(w io.Writer, fmt byte, mh *chunkMessageHeader) err
 
 		if ext {
 			binary.BigEndian.PutUint32(buf[3:], mh.timestampDelta)
+			mh.extField = mh.timestampDelta // livetape patch: repeated in type-3 chunks
 		}
+		mh.extended = ext // livetape patch
 
 		_, err := w.Write(buf[:buflen]) // TODO: should check length?
 		return err
 
 	case 3:
-		// DO NOTHING
-		return nil
+		// livetape patch: a type-3 chunk repeats the extended timestamp of the chunk
+		// stream's latest type 0, 1 or 2 header (RTMP 5.3.1.3; ffmpeg and nginx-rtmp
+		// read it, and lose sync without it).
+		if !mh.extended {
+			return nil
+		}
+		binary.BigEndian.PutUint32(buf[:4], mh.extField)
+		_, err := w.Write(buf[:4])
+		return err
 
 	default:
 		panic("Unexpected fmt")

@@ -8,6 +8,7 @@
 package rtmp
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"math"
@@ -53,11 +54,42 @@ type ChunkStreamer struct {
 	cacheBuffer []byte
 	config      *StreamControlStateConfig
 	logger      logrus.FieldLogger
+
+	// livetape patch: guard bounds incoming messages (nil: no bounds); partialMessages
+	// counts the chunk streams holding part of a message, for it.
+	guard           MessageGuard
+	partialMessages int
+}
+
+// MessageGuard bounds incoming messages before go-rtmp buffers or decodes them
+// (livetape patch). An error it returns ends the connection.
+type MessageGuard interface {
+	// CheckMessageHeader is called when the first chunk of a message arrives, before
+	// any of its payload is buffered.
+	CheckMessageHeader(h MessageHeader) error
+	// CheckMessageBody is called with a complete message's payload before it is decoded.
+	CheckMessageBody(typeID message.TypeID, body []byte) error
+}
+
+// MessageHeader is what MessageGuard.CheckMessageHeader is told (livetape patch).
+type MessageHeader struct {
+	ChunkStreamID int
+	TypeID        message.TypeID
+	Length        uint32
+	// ChunkStreams is the number of chunk streams the peer has used, this one included.
+	ChunkStreams int
+	// PartialMessages is the number of other chunk streams holding an incomplete message.
+	PartialMessages int
 }
 
 func NewChunkStreamer(r io.Reader, w io.Writer, config *StreamControlStateConfig) *ChunkStreamer {
 	if config == nil {
 		config = defaultStreamControlStateConfig
+	}
+	// livetape patch: reading a type-3 chunk peeks at its first bytes (see
+	// skipRepeatedExtendedTimestamp).
+	if _, ok := r.(peeker); !ok {
+		r = bufio.NewReader(r)
 	}
 
 	cs := &ChunkStreamer{
@@ -100,6 +132,13 @@ func (cs *ChunkStreamer) Read(cmsg *ChunkMessage) (int, uint32, error) {
 		return 0, 0, err
 	}
 
+	// livetape patch: the guard sees the whole payload before a (recursive) decoder does.
+	if cs.guard != nil {
+		if err := cs.guard.CheckMessageBody(message.TypeID(reader.messageTypeID), reader.buf.Bytes()); err != nil {
+			return 0, 0, err
+		}
+	}
+
 	cs.msgDec.Reset(reader)
 	if err := cs.msgDec.Decode(message.TypeID(reader.messageTypeID), &cmsg.Message); err != nil {
 		return 0, 0, err
@@ -122,8 +161,9 @@ func (cs *ChunkStreamer) Write(
 	}
 	//defer writer.Close()
 
-	cs.msgEnc.Reset(writer)
-	if err := cs.msgEnc.Encode(cmsg.Message); err != nil {
+	// livetape patch: one encoder per call; a shared one raced when two goroutines wrote
+	// on different chunk streams (e.g. media and go-rtmp's own onStatus).
+	if err := message.NewEncoder(writer).Encode(cmsg.Message); err != nil {
 		return err
 	}
 	writer.timestamp = timestamp
@@ -215,6 +255,17 @@ func (cs *ChunkStreamer) readChunk() (*ChunkStreamReader, error) {
 		reader.completed = false
 	}
 
+	// livetape patch: a type-3 chunk carries the extended timestamp of the latest type
+	// 0, 1 or 2 header of its chunk stream again (RTMP 5.3.1.3); read as payload, it
+	// shifted the stream by 4 bytes and ended in panic("invalid state").
+	if bh.fmt == 3 && reader.messageHeader.extended {
+		mh.extended, mh.extField = true, reader.messageHeader.extField
+		if err := cs.skipRepeatedExtendedTimestamp(mh.extField); err != nil {
+			return nil, err
+		}
+	}
+	wasPartial := reader.buf.Len() > 0
+
 	reader.basicHeader = bh
 	reader.messageHeader = mh
 
@@ -243,9 +294,29 @@ func (cs *ChunkStreamer) readChunk() (*ChunkStreamReader, error) {
 
 	//cs.logger.Debugf("(READ) MessageLength = %d, Current = %d", reader.messageLength, reader.buf.Len())
 
+	// livetape patch: let the guard refuse a message by its header, before its payload
+	// is buffered (a new length in a type 0/1 header counts as a new message).
+	if cs.guard != nil && (!wasPartial || bh.fmt <= 1) {
+		partial := cs.partialMessages
+		if wasPartial {
+			partial--
+		}
+		if err := cs.guard.CheckMessageHeader(MessageHeader{
+			ChunkStreamID:   bh.chunkStreamID,
+			TypeID:          message.TypeID(reader.messageTypeID),
+			Length:          reader.messageLength,
+			ChunkStreams:    len(cs.readers),
+			PartialMessages: partial,
+		}); err != nil {
+			return nil, err
+		}
+	}
+
 	expectLen := int(reader.messageLength) - reader.buf.Len()
-	if expectLen <= 0 {
-		panic("invalid state") // TODO fix
+	if expectLen < 0 || (expectLen == 0 && wasPartial) {
+		// livetape patch: an error, not panic("invalid state"): a header announced a
+		// length shorter than what its chunk stream already holds.
+		return nil, errors.Errorf("message length %d is shorter than the %d bytes already read", reader.messageLength, reader.buf.Len())
 	}
 
 	if uint32(expectLen) > cs.peerState.chunkSize {
@@ -261,7 +332,13 @@ func (cs *ChunkStreamer) readChunk() (*ChunkStreamReader, error) {
 
 	if int(reader.messageLength)-reader.buf.Len() != 0 {
 		// fragmented
+		if !wasPartial {
+			cs.partialMessages++ // livetape patch
+		}
 		return reader, nil
+	}
+	if wasPartial {
+		cs.partialMessages-- // livetape patch
 	}
 
 	// read completed, update timestamp
@@ -269,6 +346,28 @@ func (cs *ChunkStreamer) readChunk() (*ChunkStreamReader, error) {
 	reader.completed = true
 
 	return reader, nil
+}
+
+// peeker is implemented by *bufio.Reader (livetape patch).
+type peeker interface {
+	Peek(n int) ([]byte, error)
+}
+
+// skipRepeatedExtendedTimestamp consumes the extended timestamp a type-3 chunk repeats
+// (livetape patch). Peers that follow the 2009 spec text (rtmpdump, OBS before 30.1)
+// do not repeat it, so the next 4 bytes are consumed only when they equal the expected
+// value, as SRS and nginx-rtmp's successors do; payload that starts with those exact
+// 4 bytes from such a peer is the (2^-32) price.
+func (cs *ChunkStreamer) skipRepeatedExtendedTimestamp(extField uint32) error {
+	next, err := cs.r.reader.(peeker).Peek(4)
+	if err != nil {
+		return err
+	}
+	if next[0] != byte(extField>>24) || next[1] != byte(extField>>16) || next[2] != byte(extField>>8) || next[3] != byte(extField) {
+		return nil
+	}
+	_, err = io.ReadFull(cs.r, cs.cacheBuffer[:4])
+	return err
 }
 
 func (cs *ChunkStreamer) writeChunk(writer *ChunkStreamWriter) (bool, error) {

@@ -52,6 +52,9 @@ type ConnConfig struct {
 
 	Logger  logrus.FieldLogger
 	RPreset ResponsePreset
+
+	// MessageGuard, when set, bounds incoming messages (livetape patch).
+	MessageGuard MessageGuard
 }
 
 func (cb *ConnConfig) normalize() *ConnConfig {
@@ -99,6 +102,7 @@ func newConn(rwc io.ReadWriteCloser, config *ConnConfig) *Conn {
 
 	conn.streamer = NewChunkStreamer(conn.bufr, conn.bufw, &conn.config.ControlState)
 	conn.streamer.logger = conn.logger
+	conn.streamer.guard = conn.config.MessageGuard // livetape patch
 
 	conn.streams = newStreams(conn)
 
