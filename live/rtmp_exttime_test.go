@@ -1,6 +1,7 @@
 package live
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os/exec"
@@ -185,4 +186,63 @@ func TestExtendedTimestampPlay(t *testing.T) {
 func isVideoFrame(p *media.Packet) bool {
 	b := p.Body()
 	return p.Kind == media.KindVideo && !p.SequenceHeader && !(len(b) > 1 && b[0]&0x0f == media.VideoCodecAVC && b[1] == 2)
+}
+
+// publish sends connect, createStream and publish for app/name without waiting for the
+// answers (the server handles them in order); the stream id is then 1.
+func (c *rawRTMP) publish(t testing.TB, app, name string) {
+	t.Helper()
+	c.connect(t, app)
+	var create, publish amf0
+	create.str("createStream").num(2).null()
+	c.send(t, chunkMessage(3, typeCommandAMF0, 0, 0, create.Bytes(), 128, false))
+	publish.str("publish").num(3).null().str(name).str("live")
+	c.send(t, chunkMessage(8, typeCommandAMF0, 1, 0, publish.Bytes(), 128, false))
+}
+
+// TestExtendedTimestampType3Chunks: a publisher that sends every message with a type-0
+// header, across 0xFFFFFF, in 128-byte chunks. OBS (librtmp since 2024) and ffmpeg
+// repeat the extended timestamp in the type-3 chunks, as RTMP 5.3.1.3 says; go-rtmp
+// v0.0.7 read it as payload and panicked ("invalid state"). rtmpdump and older OBS do
+// not repeat it. Both must arrive intact, at the timestamps pushed.
+func TestExtendedTimestampType3Chunks(t *testing.T) {
+	obs := newRecordingObserver()
+	s := startServer(t, nil, obs)
+	pkts := mediatest.ReadFLV(t, "../testdata/av.flv")
+	for _, repeat := range []bool{true, false} {
+		t.Run(fmt.Sprintf("repeated=%v", repeat), func(t *testing.T) {
+			c := dialRaw(t, s.rtmpAddr)
+			c.publish(t, "live", "type3")
+			ev := obs.next(t)
+			if ev.kind != "start" {
+				t.Fatalf("first event %+v", ev)
+			}
+			sub, _, err := ev.pub.Stream.Subscribe(0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Close()
+			typeIDs := map[media.Kind]byte{media.KindAudio: 8, media.KindVideo: 9}
+			var sent []*media.Packet
+			for _, p := range pkts {
+				if p.Kind == media.KindData {
+					continue
+				}
+				ts := extBase + p.Timestamp
+				c.send(t, chunkMessage(int(4+p.Kind), typeIDs[p.Kind], 1, ts, p.Body(), 128, repeat))
+				sent = append(sent, p.WithTimestamp(ts))
+			}
+			got := collect(t, sub, len(sent), 20*time.Second)
+			for i := range sent {
+				if got[i].Kind != sent[i].Kind || got[i].Timestamp != sent[i].Timestamp || !bytes.Equal(got[i].Body(), sent[i].Body()) {
+					t.Fatalf("packet %d: got %v at %d (%d bytes), want %v at %d (%d bytes)", i,
+						got[i].Kind, got[i].Timestamp, len(got[i].Body()), sent[i].Kind, sent[i].Timestamp, len(sent[i].Body()))
+				}
+			}
+			c.Close()
+			if ev := obs.next(t); ev.kind != "end" {
+				t.Fatalf("second event %+v", ev)
+			}
+		})
+	}
 }
