@@ -188,16 +188,11 @@ func isVideoFrame(p *media.Packet) bool {
 	return p.Kind == media.KindVideo && !p.SequenceHeader && !(len(b) > 1 && b[0]&0x0f == media.VideoCodecAVC && b[1] == 2)
 }
 
-// publish sends connect, createStream and publish for app/name without waiting for the
-// answers (the server handles them in order); the stream id is then 1.
+// publish publishes app/name without waiting for the answers (the server handles
+// them in order).
 func (c *rawRTMP) publish(t testing.TB, app, name string) {
 	t.Helper()
-	c.connect(t, app)
-	var create, publish amf0
-	create.str("createStream").num(2).null()
-	c.send(t, chunkMessage(3, typeCommandAMF0, 0, 0, create.Bytes(), 128, false))
-	publish.str("publish").num(3).null().str(name).str("live")
-	c.send(t, chunkMessage(8, typeCommandAMF0, 1, 0, publish.Bytes(), 128, false))
+	c.send(t, publishCommands(app, name))
 }
 
 // TestExtendedTimestampType3Chunks: a publisher that sends every message with a type-0

@@ -141,9 +141,24 @@ func (c *rawRTMP) send(t testing.TB, b []byte) {
 // connect sends a well-formed connect for app.
 func (c *rawRTMP) connect(t testing.TB, app string) {
 	t.Helper()
+	c.send(t, connectCommand(app))
+}
+
+func connectCommand(app string) []byte {
 	var a amf0
-	a.str("connect").num(1).object("app", app, "type", "nonprivate", "tcUrl", "rtmp://localhost/"+app)
-	c.send(t, chunkMessage(3, typeCommandAMF0, 0, 0, a.Bytes(), 128, false))
+	a.str("connect").num(1).object("app", app, "type", "nonprivate", "flashVer", "FMLE/3.0 (compatible; FMSc/1.0)", "tcUrl", "rtmp://localhost/"+app)
+	return chunkMessage(3, typeCommandAMF0, 0, 0, a.Bytes(), 128, false)
+}
+
+// publishCommands are what ffmpeg sends to publish app/name: connect, createStream and
+// publish (the stream id is then 1).
+func publishCommands(app, name string) []byte {
+	var create, publish amf0
+	create.str("createStream").num(2).null()
+	publish.str("publish").num(3).null().str(name).str("live")
+	b := connectCommand(app)
+	b = append(b, chunkMessage(3, typeCommandAMF0, 0, 0, create.Bytes(), 128, false)...)
+	return append(b, chunkMessage(8, typeCommandAMF0, 1, 0, publish.Bytes(), 128, false)...)
 }
 
 // waitClosed reads until the server closes the connection, failing after 20 s.
