@@ -50,3 +50,5 @@ require (
 	golang.org/x/time v0.8.0 // indirect
 	google.golang.org/protobuf v1.35.2 // indirect
 )
+
+replace github.com/yutopp/go-rtmp => ./third_party/go-rtmp

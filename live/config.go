@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -23,6 +25,12 @@ type Config struct {
 	// ViewerQueue is the number of packets queued per viewer before it skips to the
 	// next keyframe (default 512).
 	ViewerQueue int `yaml:"viewer_queue"`
+	// MaxMessageSize bounds one RTMP message (a video frame) of an accepted publisher;
+	// a larger one is refused before it is buffered and the connection closed. The
+	// default, 8 MiB, holds a 4K keyframe with room to spare (an IDR frame of 4K at
+	// 50 Mbit/s, the top of common ingest specs, is 1 to 3 MB). RTMP's own limit is
+	// 16 MiB - 1 (a 24-bit length).
+	MaxMessageSize ByteSize `yaml:"max_message_size"`
 	// HLS configures live HLS output.
 	HLS HLSConfig `yaml:"hls"`
 }
@@ -39,10 +47,11 @@ type HLSConfig struct {
 // DefaultConfig returns the defaults documented on each field.
 func DefaultConfig() Config {
 	return Config{
-		RTMPAddr:    ":1935",
-		IdleTimeout: 10 * time.Second,
-		ViewerQueue: 512,
-		HLS:         HLSConfig{SegmentDuration: 2 * time.Second, Window: 6},
+		RTMPAddr:       ":1935",
+		IdleTimeout:    10 * time.Second,
+		ViewerQueue:    512,
+		MaxMessageSize: 8 << 20,
+		HLS:            HLSConfig{SegmentDuration: 2 * time.Second, Window: 6},
 	}
 }
 
@@ -58,6 +67,9 @@ func (c Config) Validate() error {
 	if c.ViewerQueue < 16 || c.ViewerQueue > 1<<16 {
 		errs = append(errs, fmt.Errorf("live.viewer_queue %d: must be in 16..65536", c.ViewerQueue))
 	}
+	if c.MaxMessageSize < minMaxMessageSize || c.MaxMessageSize > maxRTMPMessageSize {
+		errs = append(errs, fmt.Errorf("live.max_message_size %v: must be in %v..%v", c.MaxMessageSize, ByteSize(minMaxMessageSize), ByteSize(maxRTMPMessageSize)))
+	}
 	if c.HLS.SegmentDuration < 500*time.Millisecond || c.HLS.SegmentDuration > time.Minute {
 		errs = append(errs, fmt.Errorf("live.hls.segment_duration %v: must be in 500ms..1m", c.HLS.SegmentDuration))
 	}
@@ -65,4 +77,61 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("live.hls.window %d: must be in 2..100", c.HLS.Window))
 	}
 	return errors.Join(errs...)
+}
+
+// Bounds of live.max_message_size: below 64 KiB ordinary keyframes are refused, and
+// 16 MiB is above every RTMP message (its length is 24 bits): no limit.
+const (
+	minMaxMessageSize  = 64 << 10
+	maxRTMPMessageSize = 1 << 24
+)
+
+// ByteSize is a number of bytes, written as a plain number or with a binary unit:
+// 8388608, 8MiB, 512KiB.
+type ByteSize int64
+
+var byteUnits = []struct {
+	suffix string
+	size   ByteSize
+}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
+
+// ParseByteSize parses a ByteSize (see its doc).
+func ParseByteSize(s string) (ByteSize, error) {
+	t := strings.TrimSpace(s)
+	unit := ByteSize(1)
+	for _, u := range byteUnits {
+		if num, ok := strings.CutSuffix(t, u.suffix); ok {
+			t, unit = strings.TrimSpace(num), u.size
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/int64(unit) {
+		return 0, fmt.Errorf("size %q: want bytes or a number with KiB, MiB or GiB", s)
+	}
+	return ByteSize(n) * unit, nil
+}
+
+// String writes the size in the largest unit that divides it: 8MiB.
+func (b ByteSize) String() string {
+	for _, u := range byteUnits {
+		if b != 0 && b%u.size == 0 {
+			return strconv.FormatInt(int64(b/u.size), 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(int64(b), 10) + "B"
+}
+
+// UnmarshalYAML accepts a ByteSize in a YAML file.
+func (b *ByteSize) UnmarshalYAML(unmarshal func(any) error) error {
+	var s string
+	if err := unmarshal(&s); err != nil {
+		return err
+	}
+	v, err := ParseByteSize(s)
+	if err != nil {
+		return err
+	}
+	*b = v
+	return nil
 }

@@ -52,6 +52,7 @@ func (s *Server) serveRTMP(ctx context.Context, ln net.Listener) error {
 				WriterBufferSize: 64 << 10,
 				ControlState:     rtmp.StreamControlStateConfig{DefaultBandwidthWindowSize: 6 << 20},
 				Logger:           s.rtmpLogger,
+				MessageGuard:     c, // rtmp_limits.go: bounds messages before they are buffered or decoded
 			}
 		},
 	})

@@ -225,6 +225,15 @@ var settings = []setting{
 		field: durationField(func(c *Config) *time.Duration { return &c.Live.IdleTimeout })},
 	{YAML: "live.viewer_queue", Help: "packets queued per viewer before it skips to the next keyframe (16..65536)",
 		field: intField(func(c *Config) *int { return &c.Live.ViewerQueue })},
+	{YAML: "live.max_message_size", Env: "LIVETAPE_MAX_MESSAGE_SIZE", Help: "largest RTMP message (video frame) a publisher may send, in bytes or with KiB/MiB (64KiB..16MiB); larger ones close the push",
+		field: field{
+			get: func(c *Config) string { return c.Live.MaxMessageSize.String() },
+			set: func(c *Config, v string) error {
+				n, err := live.ParseByteSize(v)
+				c.Live.MaxMessageSize = n
+				return err
+			},
+		}},
 	{YAML: "live.hls.segment_duration", Help: "live HLS target segment length, cut at the next keyframe (500ms..1m)",
 		field: durationField(func(c *Config) *time.Duration { return &c.Live.HLS.SegmentDuration })},
 	{YAML: "live.hls.window", Help: "segments listed in the live HLS playlist (2..100)",
