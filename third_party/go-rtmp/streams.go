@@ -83,6 +83,10 @@ func (ss *streams) Delete(streamID uint32) error {
 }
 
 func (ss *streams) At(streamID uint32) (*Stream, error) {
+	// livetape patch: read the map under the lock Create and Delete take (data race
+	// between a client's DeleteStream and its message loop).
+	ss.m.Lock()
+	defer ss.m.Unlock()
 	stream, ok := ss.streams[streamID]
 	if !ok {
 		return nil, errors.Errorf("Stream is not found: StreamID = %d", streamID)
