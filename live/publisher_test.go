@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/livetape/livetape/internal/mediatest"
+	"github.com/livetape/livetape/media"
+	"github.com/livetape/livetape/packager/flv"
 )
 
 // TestGoPublisher pushes the av fixture with the Go publisher: the timestamps it sends
@@ -32,16 +34,23 @@ func TestGoPublisher(t *testing.T) {
 		}
 	}
 	var last uint32
+	var meta *flv.Metadata
 	waitFor(t, "the last packet", 10*time.Second, func() bool {
 		for {
 			select {
 			case p := <-sub.C():
 				last = p.Timestamp
+				if p.Kind == media.KindData {
+					_, meta, _ = flv.ParseScriptData(p.Body())
+				}
 			default:
 				return last == pkts[len(pkts)-1].Timestamp
 			}
 		}
 	})
+	if meta == nil || meta.Width != 320 || meta.Height != 240 {
+		t.Errorf("onMetaData as received: %+v, want the fixture's 320x240", meta)
+	}
 	if err := pub.Unpublish(); err != nil {
 		t.Fatal(err)
 	}

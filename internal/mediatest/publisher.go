@@ -81,12 +81,9 @@ func (p *Publisher) Write(kind media.Kind, ts uint32, body []byte) error {
 	case media.KindVideo:
 		msg = &rtmpmsg.VideoMessage{Payload: bytes.NewReader(body)}
 	case media.KindData:
-		var buf bytes.Buffer
-		enc := rtmpmsg.NewAMFEncoder(&buf, rtmpmsg.EncodingTypeAMF0)
-		if err := rtmpmsg.EncodeBodyAnyValues(enc, &rtmpmsg.NetStreamSetDataFrame{Payload: body}); err != nil {
-			return err
-		}
-		msg, csid = &rtmpmsg.DataMessage{Name: "@setDataFrame", Encoding: rtmpmsg.EncodingTypeAMF0, Body: &buf}, pubCSIDData
+		// "@setDataFrame", then the script tag body as it is ("onMetaData" and its
+		// object): go-rtmp's NetStreamSetDataFrame encoder would drop the payload.
+		msg, csid = &rtmpmsg.DataMessage{Name: "@setDataFrame", Encoding: rtmpmsg.EncodingTypeAMF0, Body: bytes.NewReader(body)}, pubCSIDData
 	default:
 		return fmt.Errorf("publish: unknown packet kind %v", kind)
 	}
