@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/livetape/livetape/internal/mediatest"
+	"github.com/livetape/livetape/stream"
 )
 
 // These tests drive livetape with the real clients: ffmpeg pushes, ffprobe and plain
@@ -24,7 +25,7 @@ type testServer struct {
 	logs     *mediatest.SyncBuffer
 }
 
-func startServer(t testing.TB, mutate func(*Config), observers ...Observer) *testServer {
+func startServer(t testing.TB, mutate func(*Config), observers ...stream.Observer) *testServer {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.RTMPAddr = "127.0.0.1:0"
@@ -54,17 +55,16 @@ func startServer(t testing.TB, mutate func(*Config), observers ...Observer) *tes
 }
 
 // waitLive waits until app/id is live and has a keyframe cached.
-func (s *testServer) waitLive(t testing.TB, app, id string) *Stream {
+func (s *testServer) waitLive(t testing.TB, app, id string) *stream.Stream {
 	t.Helper()
-	var st *Stream
+	var st *stream.Stream
 	waitFor(t, app+"/"+id+" to be live", 15*time.Second, func() bool {
 		st = s.hub.Lookup(app, id)
 		if st == nil {
 			return false
 		}
-		st.mu.Lock()
-		defer st.mu.Unlock()
-		return len(st.gop) > 0 && st.audioHdr != nil
+		gop, _, audio, _ := st.Cached()
+		return gop && audio
 	})
 	return st
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/livetape/livetape/packager/hls"
+	"github.com/livetape/livetape/stream"
 )
 
 // hlsQueue is the HLS muxer's queue: it must absorb a GOP and a slow moment of muxing.
@@ -47,7 +48,7 @@ func newHLSOutput(cfg HLSConfig, log *slog.Logger) *hlsOutput {
 }
 
 // start begins segmenting s; a previous, ended HLS stream of the same key is replaced.
-func (h *hlsOutput) start(s *Stream) {
+func (h *hlsOutput) start(s *stream.Stream) {
 	sub, _, err := s.SubscribeNoDrop(hlsQueue)
 	if err != nil {
 		return
@@ -60,7 +61,7 @@ func (h *hlsOutput) start(s *Stream) {
 	go h.run(key, s.Params.StreamID, sub, hs)
 }
 
-func (h *hlsOutput) run(key, id string, sub *Subscriber, hs *hlsStream) {
+func (h *hlsOutput) run(key, id string, sub *stream.Subscriber, hs *hlsStream) {
 	log := h.log.With("stream", key)
 	seg := hls.NewSegmenter(hls.SegmenterConfig{Target: h.cfg.SegmentDuration})
 	for p := range sub.C() {
@@ -128,7 +129,7 @@ func (s *Server) servePlaylist(w http.ResponseWriter, r *http.Request, app, id s
 	hs := s.hls.lookup(app + "/" + id)
 	if hs == nil {
 		if s.hub.Lookup(app, id) == nil {
-			playError(w, fmt.Errorf("%w: %s/%s is not live", ErrStreamNotFound, app, id))
+			playError(w, fmt.Errorf("%w: %s/%s is not live", stream.ErrStreamNotFound, app, id))
 			return
 		}
 		http.Error(w, "stream is live but HLS is not ready", http.StatusServiceUnavailable)

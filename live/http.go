@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/livetape/livetape/live/sign"
+	"github.com/livetape/livetape/stream"
 )
 
 // Handler returns the HTTP handler for live playback:
@@ -51,7 +52,7 @@ func notFoundURL(w http.ResponseWriter, r *http.Request) {
 // play signature; it does not ask whether the stream is live, so an ended stream's
 // retained HLS playlist stays reachable with a valid signature.
 func (s *Server) checkPlay(id string, q url.Values) error {
-	if err := ValidStreamID(id); err != nil {
+	if err := stream.ValidStreamID(id); err != nil {
 		return err
 	}
 	if s.cfg.PlayKey != "" {
@@ -66,7 +67,7 @@ func (s *Server) checkPlay(id string, q url.Values) error {
 func playError(w http.ResponseWriter, err error) {
 	code := http.StatusNotFound
 	switch {
-	case errors.Is(err, ErrBadStreamID):
+	case errors.Is(err, stream.ErrBadStreamID):
 		code = http.StatusBadRequest
 	case strings.HasPrefix(err.Error(), "play signature"):
 		code = http.StatusForbidden

@@ -8,6 +8,7 @@ import (
 	"github.com/yutopp/go-rtmp/message"
 
 	"github.com/livetape/livetape/live/sign"
+	"github.com/livetape/livetape/stream"
 )
 
 // A publisher that goes silent is dropped after the idle timeout, so the broadcaster's
@@ -21,7 +22,7 @@ func TestIdlePublisherDropped(t *testing.T) {
 	if ev := obs.next(t); ev.kind != "start" {
 		t.Fatalf("event %s, want start", ev.kind)
 	}
-	if ev := obs.next(t); ev.kind != "end" || ev.reason != EndIdle {
+	if ev := obs.next(t); ev.kind != "end" || ev.reason != stream.EndIdle {
 		t.Fatalf("event %s %s, want end idle", ev.kind, ev.reason)
 	}
 	// The stream id is free again for the reconnect.

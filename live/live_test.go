@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/livetape/livetape/stream"
 )
 
 func TestPushAndPlay(t *testing.T) {
@@ -51,7 +53,7 @@ func TestEndReasons(t *testing.T) {
 	if ev.kind != "start" || ev.pub.Params.StreamID != "short" || ev.pub.Params.Record[0] != "mp4" || ev.pub.ClientAddr == "" {
 		t.Fatalf("first event %+v", ev)
 	}
-	if ev := obs.next(t); ev.kind != "end" || ev.reason != EndNormal {
+	if ev := obs.next(t); ev.kind != "end" || ev.reason != stream.EndNormal {
 		t.Fatalf("second event %s %s, want end normal", ev.kind, ev.reason)
 	}
 }

@@ -3,12 +3,14 @@ package live
 import (
 	"testing"
 	"time"
+
+	"github.com/livetape/livetape/stream"
 )
 
 type observed struct {
 	kind   string
-	pub    *Publication
-	reason EndReason
+	pub    *stream.Publication
+	reason stream.EndReason
 }
 
 type recordingObserver struct{ ch chan observed }
@@ -17,9 +19,11 @@ func newRecordingObserver() *recordingObserver {
 	return &recordingObserver{ch: make(chan observed, 16)}
 }
 
-func (o *recordingObserver) PublishStarted(p *Publication) { o.ch <- observed{kind: "start", pub: p} }
+func (o *recordingObserver) PublishStarted(p *stream.Publication) {
+	o.ch <- observed{kind: "start", pub: p}
+}
 
-func (o *recordingObserver) PublishEnded(p *Publication, r EndReason, _ time.Time) {
+func (o *recordingObserver) PublishEnded(p *stream.Publication, r stream.EndReason, _ time.Time) {
 	o.ch <- observed{kind: "end", pub: p, reason: r}
 }
 

@@ -1,77 +1,13 @@
 package live
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
-	"regexp"
-	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/livetape/livetape/stream"
 )
-
-// Record formats a push URL may ask for with record=.
-const (
-	FormatMP4 = "mp4"
-	FormatHLS = "hls"
-	FormatFLV = "flv"
-)
-
-// MaxRecordInterval is the longest fragment record_interval allows, in seconds.
-const MaxRecordInterval = 7200
-
-// DefaultRecordInterval is the fragment length when record_interval is absent.
-const DefaultRecordInterval = 1800
-
-var streamIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
-
-// ErrBadStreamID is returned for stream ids that livetape refuses.
-var ErrBadStreamID = errors.New("stream id must be 1-128 characters of A-Z a-z 0-9 _ . - and not . or ..")
-
-// ValidStreamID checks a stream id (or app name): it reaches the file system later, so
-// only a safe alphabet is allowed.
-func ValidStreamID(id string) error {
-	if !streamIDPattern.MatchString(id) || id == "." || id == ".." {
-		return fmt.Errorf("%w: %q", ErrBadStreamID, id)
-	}
-	return nil
-}
-
-// PushParams are the parameters of a push URL, validated.
-type PushParams struct {
-	App      string
-	StreamID string
-	// Query is the push URL's whole query (txSecret, txTime, record…, and anything
-	// else the broadcaster sent). It holds the push credentials: what leaves the
-	// process takes StreamParam instead.
-	Query url.Values
-	// Record lists the record formats asked for, in URL order; nil when the URL says
-	// nothing (the configured default applies then).
-	Record []string
-	// RecordInterval is the fragment length in seconds (DefaultRecordInterval when absent).
-	RecordInterval int
-	// AudioOnly is set by record_type=audio.
-	AudioOnly bool
-}
-
-// Key identifies the stream in the hub: "app/stream_id".
-func (p *PushParams) Key() string { return p.App + "/" + p.StreamID }
-
-// secretParams are the query parameters that sign a push: whoever holds them may
-// push to the stream until txTime.
-var secretParams = []string{"txSecret", "txTime"}
-
-// StreamParam is the push URL's query without its credentials (txSecret, txTime):
-// what recordings, API answers and callbacks carry as stream_param.
-func (p *PushParams) StreamParam() string {
-	q := make(url.Values, len(p.Query))
-	for k, v := range p.Query {
-		if !slices.Contains(secretParams, k) {
-			q[k] = v
-		}
-	}
-	return q.Encode()
-}
 
 // SplitName separates "name?query" as encoders send it in the publishing name or tcUrl.
 func SplitName(s string) (name, query string) {
@@ -81,16 +17,16 @@ func SplitName(s string) (name, query string) {
 
 // ParsePush validates a push: the app, the stream id and the record parameters. The
 // query may come from the publishing name and from the tcUrl; the caller merges them.
-func ParsePush(app, streamID string, query url.Values) (*PushParams, error) {
-	if err := ValidStreamID(app); err != nil {
+func ParsePush(app, streamID string, query url.Values) (*stream.PushParams, error) {
+	if err := stream.ValidStreamID(app); err != nil {
 		return nil, fmt.Errorf("bad app name: %w", err)
 	}
-	if err := ValidStreamID(streamID); err != nil {
+	if err := stream.ValidStreamID(streamID); err != nil {
 		return nil, err
 	}
-	p := &PushParams{App: app, StreamID: streamID, Query: query, RecordInterval: DefaultRecordInterval}
+	p := &stream.PushParams{App: app, StreamID: streamID, Query: query, RecordInterval: stream.DefaultRecordInterval}
 	if query.Has("record") {
-		formats, err := ParseRecordFormats(query.Get("record"))
+		formats, err := stream.ParseRecordFormats(query.Get("record"))
 		if err != nil {
 			return nil, err
 		}
@@ -98,8 +34,8 @@ func ParsePush(app, streamID string, query url.Values) (*PushParams, error) {
 	}
 	if v := query.Get("record_interval"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > MaxRecordInterval {
-			return nil, fmt.Errorf("record_interval %q: must be an integer number of seconds in 1..%d", v, MaxRecordInterval)
+		if err != nil || n < 1 || n > stream.MaxRecordInterval {
+			return nil, fmt.Errorf("record_interval %q: must be an integer number of seconds in 1..%d", v, stream.MaxRecordInterval)
 		}
 		p.RecordInterval = n
 	}
@@ -111,22 +47,4 @@ func ParsePush(app, streamID string, query url.Values) (*PushParams, error) {
 		return nil, fmt.Errorf("record_type %q: only \"audio\" (or \"av\") is known", t)
 	}
 	return p, nil
-}
-
-// ParseRecordFormats parses "mp4|hls|flv" (any non-empty combination, no repeats).
-func ParseRecordFormats(s string) ([]string, error) {
-	var out []string
-	for _, f := range strings.Split(s, "|") {
-		f = strings.ToLower(strings.TrimSpace(f))
-		switch f {
-		case FormatMP4, FormatHLS, FormatFLV:
-		default:
-			return nil, fmt.Errorf("record format %q: must be mp4, hls or flv, joined by |", f)
-		}
-		if slices.Contains(out, f) {
-			return nil, fmt.Errorf("record format %q given twice", f)
-		}
-		out = append(out, f)
-	}
-	return out, nil
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/livetape/livetape/internal/mediatest"
 	"github.com/livetape/livetape/media"
 	"github.com/livetape/livetape/packager/flv"
+	"github.com/livetape/livetape/stream"
 )
 
 // TestGoPublisher pushes the av fixture with the Go publisher: the timestamps it sends
@@ -54,7 +55,7 @@ func TestGoPublisher(t *testing.T) {
 	if err := pub.Unpublish(); err != nil {
 		t.Fatal(err)
 	}
-	if ev := obs.next(t); ev.kind != "end" || ev.reason != EndNormal {
+	if ev := obs.next(t); ev.kind != "end" || ev.reason != stream.EndNormal {
 		t.Fatalf("second event %s %s, want end normal", ev.kind, ev.reason)
 	}
 }

@@ -65,8 +65,8 @@ func TestRefusals(t *testing.T) {
 		s.waitLive(t, "live", "backup")
 	})
 
-	before := good.packets.Load()
-	waitFor(t, "the good stream to keep flowing", 10*time.Second, func() bool { return good.packets.Load() > before+25 })
+	before := good.Packets()
+	waitFor(t, "the good stream to keep flowing", 10*time.Second, func() bool { return good.Packets() > before+25 })
 	if s.hub.Lookup("live", "good") != good {
 		t.Fatal("the good stream was replaced or ended")
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/livetape/livetape/live/sign"
 	"github.com/livetape/livetape/media"
+	"github.com/livetape/livetape/stream"
 )
 
 // Chunk stream ids for outgoing media, as FMS and nginx-rtmp use them.
@@ -110,12 +111,12 @@ type rtmpConn struct {
 	tcQuery url.Values
 
 	// Publisher state, owned by the connection's reader goroutine.
-	pub         *Publication
+	pub         *stream.Publication
 	unpublished bool
 	body        bytes.Buffer
 
 	// Player state.
-	sub *Subscriber
+	sub *stream.Subscriber
 }
 
 func (c *rtmpConn) OnServe(conn *rtmp.Conn) { c.conn = conn }
@@ -179,11 +180,11 @@ func (c *rtmpConn) OnPublish(ctx *rtmp.StreamContext, _ uint32, cmd *message.Net
 			return c.reject(ctx, "NetStream.Publish.Unauthorized", fmt.Errorf("push signature: %w", err))
 		}
 	}
-	stream, err := c.srv.hub.Publish(params)
+	st, err := c.srv.hub.Publish(params)
 	if err != nil {
 		return c.reject(ctx, "NetStream.Publish.BadName", err)
 	}
-	c.pub = &Publication{PushID: newPushID(), Params: params, ClientAddr: c.remote, Started: stream.Started, Stream: stream}
+	c.pub = &stream.Publication{PushID: newPushID(), Params: params, ClientAddr: c.remote, Started: st.Started, Stream: st}
 	c.log = log.With("push_id", c.pub.PushID)
 	c.nc.setTimeout(c.srv.cfg.IdleTimeout)
 	c.log.Info("publish started", "record", params.Record, "record_interval", params.RecordInterval)
@@ -286,7 +287,7 @@ func (c *rtmpConn) OnPlay(ctx *rtmp.StreamContext, _ uint32, cmd *message.NetStr
 
 // play writes the subscriber's packets to the player until the stream ends or the
 // player goes away.
-func (c *rtmpConn) play(streamID uint32, sub *Subscriber) {
+func (c *rtmpConn) play(streamID uint32, sub *stream.Subscriber) {
 	defer c.conn.Close()
 	for p := range sub.C() {
 		var msg message.Message
@@ -330,18 +331,18 @@ func (c *rtmpConn) endPublish() {
 	if c.pub == nil || c.pub.Stream == nil {
 		return
 	}
-	reason := EndInterrupted
+	reason := stream.EndInterrupted
 	switch {
 	case c.unpublished:
-		reason = EndNormal
+		reason = stream.EndNormal
 	case c.nc.timedOut.Load():
-		reason = EndIdle
+		reason = stream.EndIdle
 	case c.srv.stopping.Load():
-		reason = EndKicked
+		reason = stream.EndKicked
 	}
 	c.pub.Stream.Close()
 	c.log.Info("publish ended", "reason", string(reason), "duration", time.Since(c.pub.Started).Round(time.Millisecond),
-		"packets", c.pub.Stream.packets.Load(), "bytes", c.pub.Stream.bytes.Load())
+		"packets", c.pub.Stream.Packets(), "bytes", c.pub.Stream.Bytes())
 	c.srv.publishEnded(c.pub, reason)
 	c.pub.Stream = nil
 }

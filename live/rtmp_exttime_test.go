@@ -14,6 +14,7 @@ import (
 
 	"github.com/livetape/livetape/internal/mediatest"
 	"github.com/livetape/livetape/media"
+	"github.com/livetape/livetape/stream"
 )
 
 // extBase puts the av fixture's 4 s across 0xFFFFFF ms (4 h 39 min 37 s), where RTMP
@@ -21,7 +22,7 @@ import (
 const extBase = 0xffffff - 2000
 
 // collect reads sub until it has n packets, failing after d.
-func collect(t *testing.T, sub *Subscriber, n int, d time.Duration) []*media.Packet {
+func collect(t *testing.T, sub *stream.Subscriber, n int, d time.Duration) []*media.Packet {
 	t.Helper()
 	var got []*media.Packet
 	timeout := time.After(d)
@@ -91,7 +92,7 @@ func TestExtendedTimestampIngest(t *testing.T) {
 	if err := push.Wait(); err != nil {
 		t.Fatalf("ffmpeg push: %v\n%s", err, out.String())
 	}
-	if ev := obs.next(t); ev.kind != "end" || ev.reason != EndNormal {
+	if ev := obs.next(t); ev.kind != "end" || ev.reason != stream.EndNormal {
 		t.Fatalf("push ended %s %s, want end normal", ev.kind, ev.reason)
 	}
 	var got []*media.Packet

@@ -9,6 +9,7 @@ import (
 
 	"github.com/livetape/livetape/internal/mediatest"
 	"github.com/livetape/livetape/media"
+	"github.com/livetape/livetape/stream"
 )
 
 // setChunkSize sends Set Chunk Size, so the next messages can use chunks of n bytes.
@@ -21,7 +22,7 @@ func (c *rawRTMP) setChunkSize(t testing.TB, n uint32) {
 
 // keepPublishing pushes the av fixture to rtmpURL with ever-growing timestamps until
 // the test ends, and returns the stream's packet counter.
-func keepPublishing(t *testing.T, s *testServer, id string) *Stream {
+func keepPublishing(t *testing.T, s *testServer, id string) *stream.Stream {
 	t.Helper()
 	pkts := mediatest.ReadFLV(t, "../testdata/av.flv")
 	pub := mediatest.PublishRTMP(t, "rtmp://"+s.rtmpAddr+"/live/"+id)
@@ -47,10 +48,10 @@ func keepPublishing(t *testing.T, s *testServer, id string) *Stream {
 }
 
 // stillFlowing fails unless st receives more packets.
-func stillFlowing(t *testing.T, st *Stream) {
+func stillFlowing(t *testing.T, st *stream.Stream) {
 	t.Helper()
-	n := st.packets.Load()
-	waitFor(t, "the other stream to keep going", 10*time.Second, func() bool { return st.packets.Load() > n+10 })
+	n := st.Packets()
+	waitFor(t, "the other stream to keep going", 10*time.Second, func() bool { return st.Packets() > n+10 })
 }
 
 // TestCommandNestingBombRefused: a connect nested deep is refused by the pre-scan
@@ -106,7 +107,7 @@ func TestMessageSizeLimits(t *testing.T) {
 
 	t.Run("publisher", func(t *testing.T) {
 		pub := mediatest.PublishRTMP(t, "rtmp://"+s.rtmpAddr+"/live/big")
-		var st *Stream
+		var st *stream.Stream
 		waitFor(t, "the push", 10*time.Second, func() bool { st = s.hub.Lookup("live", "big"); return st != nil })
 		frame := func(size int) []byte {
 			b := make([]byte, size)
@@ -116,7 +117,7 @@ func TestMessageSizeLimits(t *testing.T) {
 		if err := pub.Write(media.KindVideo, 0, frame(1<<20)); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the 1 MiB frame", 10*time.Second, func() bool { return st.packets.Load() == 1 })
+		waitFor(t, "the 1 MiB frame", 10*time.Second, func() bool { return st.Packets() == 1 })
 		if err := pub.Write(media.KindVideo, 40, frame(1<<20+1)); err != nil {
 			t.Fatal(err)
 		}

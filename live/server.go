@@ -1,5 +1,5 @@
-// Package live is livetape's live core: RTMP ingest with signed push URLs, the stream
-// hub with its GOP cache, and live playback as HTTP-FLV, HLS and RTMP.
+// Package live is livetape's live core: RTMP ingest with signed push URLs, and live
+// playback as HTTP-FLV, HLS and RTMP of the streams in the hub (package stream).
 package live
 
 import (
@@ -15,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/livetape/livetape/live/sign"
+	"github.com/livetape/livetape/stream"
 )
 
 // Server is the live server: RTMP ingest and play, and the HTTP handler for HTTP-FLV and HLS.
@@ -22,8 +23,8 @@ type Server struct {
 	cfg        Config
 	log        *slog.Logger
 	rtmpLogger logrus.FieldLogger
-	hub        *Hub
-	observers  []Observer
+	hub        *stream.Hub
+	observers  []stream.Observer
 	hls        *hlsOutput
 
 	stopping atomic.Bool
@@ -32,13 +33,13 @@ type Server struct {
 }
 
 // NewServer returns a server for cfg; observers are told about every push.
-func NewServer(cfg Config, log *slog.Logger, observers ...Observer) *Server {
+func NewServer(cfg Config, log *slog.Logger, observers ...stream.Observer) *Server {
 	log = log.With("component", "live")
 	s := &Server{
 		cfg:        cfg,
 		log:        log,
 		rtmpLogger: newRTMPLogger(log),
-		hub:        NewHub(cfg.ViewerQueue, log),
+		hub:        stream.NewHub(cfg.ViewerQueue, log),
 		observers:  observers,
 		conns:      make(map[net.Conn]struct{}),
 	}
@@ -50,7 +51,7 @@ func NewServer(cfg Config, log *slog.Logger, observers ...Observer) *Server {
 }
 
 // Hub returns the stream registry.
-func (s *Server) Hub() *Hub { return s.hub }
+func (s *Server) Hub() *stream.Hub { return s.hub }
 
 // ServeRTMP accepts RTMP connections on ln until ctx is done, then drops every
 // connection (publishers end with EndKicked) and returns.
@@ -98,8 +99,8 @@ func (s *Server) pushKeys() []string {
 
 // lookupPlay finds a live stream for a player, checking the play signature when a play
 // key is configured.
-func (s *Server) lookupPlay(app, id string, q url.Values) (*Stream, error) {
-	if err := ValidStreamID(id); err != nil {
+func (s *Server) lookupPlay(app, id string, q url.Values) (*stream.Stream, error) {
+	if err := stream.ValidStreamID(id); err != nil {
 		return nil, err
 	}
 	if s.cfg.PlayKey != "" {
@@ -109,19 +110,19 @@ func (s *Server) lookupPlay(app, id string, q url.Values) (*Stream, error) {
 	}
 	st := s.hub.Lookup(app, id)
 	if st == nil {
-		return nil, fmt.Errorf("%w: %s/%s is not live", ErrStreamNotFound, app, id)
+		return nil, fmt.Errorf("%w: %s/%s is not live", stream.ErrStreamNotFound, app, id)
 	}
 	return st, nil
 }
 
-func (s *Server) publishStarted(p *Publication) {
+func (s *Server) publishStarted(p *stream.Publication) {
 	s.hls.start(p.Stream)
 	for _, o := range s.observers {
 		o.PublishStarted(p)
 	}
 }
 
-func (s *Server) publishEnded(p *Publication, reason EndReason) {
+func (s *Server) publishEnded(p *stream.Publication, reason stream.EndReason) {
 	now := time.Now()
 	for _, o := range s.observers {
 		o.PublishEnded(p, reason, now)

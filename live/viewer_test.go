@@ -23,13 +23,10 @@ func TestFirstKeyframeFromCache(t *testing.T) {
 	st := s.waitLive(t, "live", "k")
 	// Join in the middle of a GOP.
 	waitFor(t, "mid-GOP", 10*time.Second, func() bool {
-		st.mu.Lock()
-		defer st.mu.Unlock()
-		return len(st.gop) > 20
+		_, n := st.GOP()
+		return n > 20
 	})
-	st.mu.Lock()
-	cachedKey := st.gop[0].Timestamp
-	st.mu.Unlock()
+	cachedKey, _ := st.GOP()
 
 	start := time.Now()
 	resp, err := http.Get(s.httpURL + "/live/k.flv")
@@ -127,9 +124,9 @@ func TestLateViewerSeesNoDataStream(t *testing.T) {
 	push(t, "rtmp://"+s.rtmpAddr+"/live/meta", 30)
 	st := s.waitLive(t, "live", "meta")
 	waitFor(t, "a GOP cached after 2 s of stream", 20*time.Second, func() bool {
-		st.mu.Lock()
-		defer st.mu.Unlock()
-		return len(st.gop) > 0 && st.gop[0].Timestamp > 2000 && st.meta != nil
+		key, n := st.GOP()
+		_, _, _, meta := st.Cached()
+		return n > 0 && key > 2000 && meta
 	})
 
 	for _, tc := range []struct{ name, url string }{

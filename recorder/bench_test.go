@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/livetape/livetape/live"
 	"github.com/livetape/livetape/media"
+	"github.com/livetape/livetape/stream"
 )
 
 // synthetic2500k returns secs seconds of a 2.5 Mbit/s 30 fps stream with a 2 s GOP and
@@ -80,7 +80,7 @@ func BenchmarkRecord(b *testing.B) {
 					b.Fatal(err)
 				}
 				s := &session{r: rec, dir: dir, formats: formats, interval: time.Hour, log: log,
-					pub: &live.Publication{PushID: fmt.Sprint(i), Params: &live.PushParams{App: "live", StreamID: "b"}}}
+					pub: &stream.Publication{PushID: fmt.Sprint(i), Params: &stream.PushParams{App: "live", StreamID: "b"}}}
 				for _, p := range pkts {
 					if err := s.handle(p); err != nil {
 						b.Fatal(err)

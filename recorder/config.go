@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/livetape/livetape/live"
+	"github.com/livetape/livetape/stream"
 )
 
 // Config is the recorder's part of livetape's configuration: what to record when a push
@@ -31,7 +31,7 @@ type AppConfig struct {
 
 // DefaultConfig records nothing by default, in 30-minute fragments when asked.
 func DefaultConfig() Config {
-	return Config{Interval: live.DefaultRecordInterval * time.Second, Queue: 16384}
+	return Config{Interval: stream.DefaultRecordInterval * time.Second, Queue: 16384}
 }
 
 // Validate reports every problem at once.
@@ -40,12 +40,12 @@ func (c Config) Validate() error {
 	check := func(name string, formats []string, interval time.Duration) {
 		for _, f := range formats {
 			switch f {
-			case live.FormatMP4, live.FormatHLS, live.FormatFLV:
+			case stream.FormatMP4, stream.FormatHLS, stream.FormatFLV:
 			default:
 				errs = append(errs, fmt.Errorf("%s.formats: %q is not mp4, hls or flv", name, f))
 			}
 		}
-		if interval != 0 && (interval < time.Second || interval > live.MaxRecordInterval*time.Second) {
+		if interval != 0 && (interval < time.Second || interval > stream.MaxRecordInterval*time.Second) {
 			errs = append(errs, fmt.Errorf("%s.interval %v: must be in 1s..2h", name, interval))
 		}
 	}
@@ -64,7 +64,7 @@ func (c Config) Validate() error {
 
 // plan returns what to record for a push: the URL's parameters, else the app's default,
 // else the global default.
-func (c Config) plan(p *live.PushParams) (formats []string, interval time.Duration) {
+func (c Config) plan(p *stream.PushParams) (formats []string, interval time.Duration) {
 	formats, interval = c.Formats, c.Interval
 	if a, ok := c.Apps[p.App]; ok {
 		if a.Formats != nil {

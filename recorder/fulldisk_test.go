@@ -12,8 +12,8 @@ import (
 	"testing"
 
 	"github.com/livetape/livetape/internal/mediatest"
-	"github.com/livetape/livetape/live"
 	"github.com/livetape/livetape/media"
+	"github.com/livetape/livetape/stream"
 )
 
 // smallDisk mounts a tmpfs of size bytes: a real file system that really fills up.
@@ -74,7 +74,7 @@ func TestFullDiskFinalizeRetried(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub := &live.Publication{PushID: "p1", Params: &live.PushParams{App: "live", StreamID: "full"}}
+	pub := &stream.Publication{PushID: "p1", Params: &stream.PushParams{App: "live", StreamID: "full"}}
 	dir := filepath.Join(spool, "live", "full", "p1")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"github.com/livetape/livetape/internal/mediatest"
 	"github.com/livetape/livetape/live"
 	"github.com/livetape/livetape/media"
+	"github.com/livetape/livetape/stream"
 )
 
 // frameMS is the video frame duration of the crafted pushes (25 fps): the tolerance
@@ -212,7 +213,7 @@ func checkSameTimeline(t *testing.T, mp4, flv, hls string) {
 
 // newObservedRig is newRig with one more observer of the live server, told about
 // pushes after the recorder.
-func newObservedRig(t *testing.T, cfg Config, obs live.Observer) *rig {
+func newObservedRig(t *testing.T, cfg Config, obs stream.Observer) *rig {
 	t.Helper()
 	dir := t.TempDir()
 	logs := &mediatest.SyncBuffer{}
@@ -241,13 +242,13 @@ func newObservedRig(t *testing.T, cfg Config, obs live.Observer) *rig {
 	return r
 }
 
-// packetCounter is a live.Observer counting the packets each push delivers.
+// packetCounter is a stream.Observer counting the packets each push delivers.
 type packetCounter struct {
 	mu sync.Mutex
 	n  map[string]*atomic.Int64 // by stream id
 }
 
-func (c *packetCounter) PublishStarted(p *live.Publication) {
+func (c *packetCounter) PublishStarted(p *stream.Publication) {
 	sub, _, err := p.Stream.SubscribeNoDrop(1 << 14)
 	if err != nil {
 		return
@@ -265,7 +266,7 @@ func (c *packetCounter) PublishStarted(p *live.Publication) {
 	}()
 }
 
-func (c *packetCounter) PublishEnded(*live.Publication, live.EndReason, time.Time) {}
+func (c *packetCounter) PublishEnded(*stream.Publication, stream.EndReason, time.Time) {}
 
 func (c *packetCounter) count(streamID string) int64 {
 	c.mu.Lock()

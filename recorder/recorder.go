@@ -18,10 +18,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/livetape/livetape/live"
 	"github.com/livetape/livetape/media"
 	"github.com/livetape/livetape/packager/flv"
 	"github.com/livetape/livetape/packager/hls"
+	"github.com/livetape/livetape/stream"
 )
 
 // minFragment is the shortest fragment kept: shorter ones are discarded.
@@ -38,7 +38,7 @@ type Sink interface {
 	FragmentClosed(m *Manifest) error
 }
 
-// Recorder records the pushes that ask for it. It implements live.Observer.
+// Recorder records the pushes that ask for it. It implements stream.Observer.
 type Recorder struct {
 	cfg   Config
 	spool string
@@ -52,7 +52,7 @@ type Recorder struct {
 	active map[string]bool // manifest files of the fragments being written or finalized
 }
 
-var _ live.Observer = (*Recorder)(nil)
+var _ stream.Observer = (*Recorder)(nil)
 
 // New returns a recorder writing under spool and handing closed fragments to sink.
 func New(cfg Config, spool string, sink Sink, log *slog.Logger) (*Recorder, error) {
@@ -70,7 +70,7 @@ func (r *Recorder) Wait() {
 }
 
 // PublishStarted starts recording p when its URL or the configuration asks for it.
-func (r *Recorder) PublishStarted(p *live.Publication) {
+func (r *Recorder) PublishStarted(p *stream.Publication) {
 	formats, interval := r.cfg.plan(p.Params)
 	if len(formats) == 0 {
 		return
@@ -98,12 +98,12 @@ func (r *Recorder) PublishStarted(p *live.Publication) {
 }
 
 // PublishEnded is a no-op: the recording ends when the stream's subscription does.
-func (r *Recorder) PublishEnded(*live.Publication, live.EndReason, time.Time) {}
+func (r *Recorder) PublishEnded(*stream.Publication, stream.EndReason, time.Time) {}
 
 // session records one push.
 type session struct {
 	r         *Recorder
-	pub       *live.Publication
+	pub       *stream.Publication
 	dir       string
 	formats   []string
 	interval  time.Duration
@@ -130,7 +130,7 @@ type session struct {
 	logged          map[string]bool
 }
 
-func (s *session) run(sub *live.Subscriber) {
+func (s *session) run(sub *stream.Subscriber) {
 	for p := range sub.C() {
 		if n := sub.Skipped.Load(); n != s.skipped {
 			// The queue overflowed: never record across a hole.
@@ -373,7 +373,7 @@ func restamp(p *media.Packet, ts uint32) *media.Packet {
 
 // fileID names a fragment in one format, unique and stable across restarts: the pipeline
 // derives its task ids from it.
-func fileID(p *live.Publication, seq int, format string) string {
+func fileID(p *stream.Publication, seq int, format string) string {
 	return fmt.Sprintf("%s_%s_%04d_%s", p.Params.StreamID, p.PushID, seq, format)
 }
 

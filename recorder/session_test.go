@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/livetape/livetape/internal/mediatest"
-	"github.com/livetape/livetape/live"
 	"github.com/livetape/livetape/media"
+	"github.com/livetape/livetape/stream"
 )
 
 func readFixture(t testing.TB, name string) []*media.Packet {
@@ -29,7 +29,7 @@ func TestCodecChangeCutsFragment(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := &session{r: rec, dir: t.TempDir(), formats: []string{"flv"}, interval: time.Hour, log: log,
-		pub: &live.Publication{PushID: "p", Params: &live.PushParams{App: "live", StreamID: "cc"}}}
+		pub: &stream.Publication{PushID: "p", Params: &stream.PushParams{App: "live", StreamID: "cc"}}}
 	first := readFixture(t, "av.flv")
 	var last uint32
 	for _, p := range first {

@@ -19,6 +19,7 @@ import (
 	"github.com/livetape/livetape/jobs"
 	"github.com/livetape/livetape/live"
 	"github.com/livetape/livetape/recorder"
+	"github.com/livetape/livetape/stream"
 )
 
 // Config is livetape's whole configuration. Each package receives only its own part.
@@ -331,7 +332,7 @@ func formatsField(p func(*Config) *[]string) field {
 				*p(c) = nil
 				return nil
 			}
-			f, err := live.ParseRecordFormats(v)
+			f, err := stream.ParseRecordFormats(v)
 			if err != nil {
 				return err
 			}

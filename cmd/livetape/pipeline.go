@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/livetape/livetape/jobs"
-	"github.com/livetape/livetape/live"
 	"github.com/livetape/livetape/recorder"
 	"github.com/livetape/livetape/storage"
+	"github.com/livetape/livetape/stream"
 )
 
 // openStore returns S3 storage when a bucket is configured, else a folder under the data dir.
@@ -68,14 +68,14 @@ type pushEvents struct {
 	log  *slog.Logger
 }
 
-var endReasons = map[live.EndReason]jobs.PushEndReason{
-	live.EndNormal:      jobs.PushEndNormal,
-	live.EndInterrupted: jobs.PushEndInterrupted,
-	live.EndIdle:        jobs.PushEndIdle,
-	live.EndKicked:      jobs.PushEndKicked,
+var endReasons = map[stream.EndReason]jobs.PushEndReason{
+	stream.EndNormal:      jobs.PushEndNormal,
+	stream.EndInterrupted: jobs.PushEndInterrupted,
+	stream.EndIdle:        jobs.PushEndIdle,
+	stream.EndKicked:      jobs.PushEndKicked,
 }
 
-func (e pushEvents) event(p *live.Publication, t jobs.EventType) jobs.Event {
+func (e pushEvents) event(p *stream.Publication, t jobs.EventType) jobs.Event {
 	host, _, _ := net.SplitHostPort(p.ClientAddr)
 	return jobs.Event{
 		ChannelID: p.Params.StreamID, StreamID: p.Params.StreamID, App: p.Params.App,
@@ -84,14 +84,14 @@ func (e pushEvents) event(p *live.Publication, t jobs.EventType) jobs.Event {
 	}
 }
 
-func (e pushEvents) PublishStarted(p *live.Publication) {
+func (e pushEvents) PublishStarted(p *stream.Publication) {
 	if err := e.live.add(e.event(p, jobs.EventPushEnded)); err != nil {
 		e.log.Error("push not remembered: a crash would lose its push-end event", "stream", p.Params.Key(), "err", err)
 	}
 	e.send(e.event(p, jobs.EventPushStarted))
 }
 
-func (e pushEvents) PublishEnded(p *live.Publication, reason live.EndReason, _ time.Time) {
+func (e pushEvents) PublishEnded(p *stream.Publication, reason stream.EndReason, _ time.Time) {
 	ev := e.event(p, jobs.EventPushEnded)
 	r := endReasons[reason]
 	ev.ErrCode, ev.ErrMsg = int(r), r.String()

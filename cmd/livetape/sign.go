@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/livetape/livetape/live"
 	"github.com/livetape/livetape/live/sign"
+	"github.com/livetape/livetape/stream"
 )
 
 // signOptions are the flags of `livetape sign`.
@@ -99,22 +99,22 @@ func signURLs(o signOptions, now time.Time) ([]labeledURL, error) {
 	if o.key == "" {
 		errs = append(errs, errors.New("no push key: pass --key, or set LIVETAPE_PUSH_KEY or live.push_key in the --config file"))
 	}
-	if err := live.ValidStreamID(o.stream); err != nil {
+	if err := stream.ValidStreamID(o.stream); err != nil {
 		errs = append(errs, fmt.Errorf("--stream: %w", err))
 	}
-	if err := live.ValidStreamID(o.app); err != nil {
+	if err := stream.ValidStreamID(o.app); err != nil {
 		errs = append(errs, fmt.Errorf("--app: %w", err))
 	}
 	if o.ttl <= 0 {
 		errs = append(errs, fmt.Errorf("--ttl %v: must be positive", o.ttl))
 	}
 	if o.record != "" {
-		if _, err := live.ParseRecordFormats(o.record); err != nil {
+		if _, err := stream.ParseRecordFormats(o.record); err != nil {
 			errs = append(errs, fmt.Errorf("--record: %w", err))
 		}
 	}
-	if o.interval != 0 && (o.interval < 1 || o.interval > live.MaxRecordInterval) {
-		errs = append(errs, fmt.Errorf("--interval %d: must be in 1..%d seconds", o.interval, live.MaxRecordInterval))
+	if o.interval != 0 && (o.interval < 1 || o.interval > stream.MaxRecordInterval) {
+		errs = append(errs, fmt.Errorf("--interval %d: must be in 1..%d seconds", o.interval, stream.MaxRecordInterval))
 	}
 	if o.recordType != "" && o.recordType != "audio" {
 		errs = append(errs, fmt.Errorf("--record-type %q: only \"audio\" is known", o.recordType))

@@ -1,4 +1,4 @@
-package live
+package stream
 
 import (
 	"errors"
@@ -99,6 +99,31 @@ type Stream struct {
 
 	// Counters read by stats and metrics.
 	packets, bytes atomic.Int64
+}
+
+// Packets is how many packets the publisher has written.
+func (s *Stream) Packets() int64 { return s.packets.Load() }
+
+// Bytes is how many bytes (FLV tags) the publisher has written.
+func (s *Stream) Bytes() int64 { return s.bytes.Load() }
+
+// GOP describes the cached GOP: the timestamp of its keyframe and how many packets it
+// holds (0 before the first keyframe).
+func (s *Stream) GOP() (keyframe uint32, packets int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.gop) == 0 {
+		return 0, 0
+	}
+	return s.gop[0].Timestamp, len(s.gop)
+}
+
+// Cached says what the GOP cache holds for a new subscriber: packets from a keyframe on,
+// and the video and audio sequence headers.
+func (s *Stream) Cached() (gop, videoHeader, audioHeader, metadata bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.gop) > 0, s.videoHdr != nil, s.audioHdr != nil, s.meta != nil
 }
 
 // WritePacket hands p to every subscriber and updates the GOP cache. p must not be
