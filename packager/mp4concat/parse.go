@@ -236,10 +236,11 @@ func parseTrack(trak *mp4.TrakBox, movieScale uint32, fileSize int64) (*track, e
 	}
 	n := stbl.Stsz.SampleNumber
 	if stbl.Stsz.SampleUniformSize != 0 {
-		// Not what our muxer writes, but cheap: one size for every sample. The sample
-		// count is bounded by the file (every sample has at least a byte).
-		if int64(n) > fileSize {
-			return nil, fmt.Errorf("%d samples in a file of %d bytes: %w", n, fileSize, ErrUnsupported)
+		// Not what our muxer writes, but cheap: one size for every sample. Every
+		// sample's bytes are in the file, which bounds the count.
+		if uint64(n)*uint64(stbl.Stsz.SampleUniformSize) > uint64(fileSize) {
+			return nil, fmt.Errorf("%d samples of %d bytes in a file of %d bytes: %w",
+				n, stbl.Stsz.SampleUniformSize, fileSize, ErrUnsupported)
 		}
 		t.sizes = make([]uint32, n)
 		for i := range t.sizes {
