@@ -81,8 +81,11 @@ func Clip(inputs []Input, start, end time.Time, opts Options) (*Movie, error) {
 		if first {
 			p.origin, p.at = origin, 0
 			wall0 = in.Start.Add(time.Duration(origin))
-		} else if opts.Gaps == KeepGaps {
-			p.at = max(b.end, in.Start.Sub(wall0).Nanoseconds())
+		} else {
+			p.origin = origin
+			if opts.Gaps == KeepGaps {
+				p.at = max(b.end, in.Start.Add(time.Duration(origin)).Sub(wall0).Nanoseconds())
+			}
 		}
 		b.inputs = append(b.inputs, in.R)
 		if err := b.add(p); err != nil {
