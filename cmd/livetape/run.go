@@ -36,6 +36,7 @@ func commands() []command {
 	return []command{
 		{"serve", "run the server: RTMP ingest, live playback, recording, upload, callbacks, VOD replay and the API", func() *flag.FlagSet { fs, _ := serveFlags(); return fs }, cmdServe},
 		{"sign", "print signed push and play URLs for a stream", func() *flag.FlagSet { fs, _ := signFlags(); return fs }, cmdSign},
+		{"stitch", "join MP4 recordings into one MP4 without re-encoding: livetape stitch OUT IN...", func() *flag.FlagSet { fs, _ := stitchFlags(); return fs }, cmdStitch},
 		{"version", "print the version", nil, cmdVersion},
 		{"help", "show help for livetape or a command", nil, nil},
 	}
