@@ -1,6 +1,11 @@
 package jobs
 
-import "time"
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+)
 
 // Serve is a set of queues a process works on (see Config.Serve).
 type Serve uint8
@@ -66,3 +71,44 @@ func queues(cfg Config) map[string]int {
 // finished work a second time. 24 h covers any reconcile interval with a
 // wide margin, for a few hundred bytes per task.
 const CompletedRetention = 24 * time.Hour
+
+// DrainNode waits until this node's queue holds no upload that is waiting or
+// running, or until ctx ends (its error is returned then). Uploads waiting
+// for a retry are not waited for: storage is failing, and the spool keeps
+// them for the next start. Call it at shutdown once the recorder has handed
+// on its last fragments, and before Close: the workers keep running
+// meanwhile, so a stopped node leaves its spool uploaded. A process that
+// does not serve its node queue has nothing to drain.
+func (q *Queue) DrainNode(ctx context.Context) error {
+	if q.cfg.Serve&ServeNode == 0 {
+		return nil
+	}
+	name := NodeQueue(q.cfg.NodeID)
+	names, err := q.inspector.Queues()
+	if err != nil {
+		return fmt.Errorf("jobs: drain node queue: %w", err)
+	}
+	if !slices.Contains(names, name) {
+		return nil // nothing was ever queued
+	}
+	tick := time.NewTicker(q.cfg.PollInterval)
+	defer tick.Stop()
+	for {
+		info, err := q.inspector.GetQueueInfo(name)
+		switch {
+		case err != nil:
+			q.log.Warn("drain: node queue", "err", err)
+		case info.Pending+info.Active == 0:
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			left := -1
+			if info != nil {
+				left = info.Pending + info.Active
+			}
+			return fmt.Errorf("jobs: drain node queue: %d uploads left: %w", left, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}

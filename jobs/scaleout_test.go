@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -312,5 +313,52 @@ func TestSharedRedisNeedsNoDataDir(t *testing.T) {
 	}
 	if _, err := Open(ctx, testConfig(""), "", testLogger(t)); err == nil {
 		t.Error("the embedded queue opened without a data dir for its events")
+	}
+}
+
+// At shutdown a node finishes the uploads queued for its spool before it
+// closes the queue: DrainNode returns once they are done, and says so when
+// its deadline comes first.
+func TestDrainNode(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			addr, _ := be.start(t)
+			rc := newReceiver(t, nil)
+			q := openNode(t, addr, "a", ServeAll, 1, rc.srv.URL)
+			spool := newDiskSpool(t)
+			registerUploader(t, q, storage.Local{Dir: t.TempDir()}, spool)
+			ctx := context.Background()
+			if err := q.DrainNode(ctx); err != nil {
+				t.Fatalf("DrainNode before any upload: %v", err)
+			}
+
+			var handles []FragmentHandle
+			for i := range 5 {
+				rec := testRecording(i, "flv")
+				handles = append(handles, handleOf("a", rec))
+				spool.add(t, handles[i], map[string][]byte{"": []byte("fragment")})
+				if err := q.EnqueueUpload(ctx, rec); err != nil {
+					t.Fatal(err)
+				}
+			}
+			short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+			err := q.DrainNode(short) // the workers are not started: nothing moves
+			cancel()
+			if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "5 uploads left") {
+				t.Errorf("DrainNode with the workers stopped: %v, want 5 uploads left and the deadline", err)
+			}
+
+			start(t, q)
+			dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			defer cancel()
+			if err := q.DrainNode(dctx); err != nil {
+				t.Fatal(err)
+			}
+			for _, h := range handles {
+				if spool.has(h) {
+					t.Errorf("%s still in the spool after DrainNode", h)
+				}
+			}
+		})
 	}
 }
