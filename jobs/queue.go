@@ -102,9 +102,10 @@ func Open(ctx context.Context, cfg Config, dataDir string, log *slog.Logger) (*Q
 
 	q.client = asynq.NewClient(connOpt)
 	if err := ping(ctx, q.client); err != nil {
+		name := q.redisName() // before stopEmbedded: a stopped miniredis has no address
 		q.client.Close()
 		q.stopEmbedded()
-		return nil, fmt.Errorf("jobs: redis %s: %w", q.redisName(), err)
+		return nil, fmt.Errorf("jobs: redis %s: %w", name, err)
 	}
 	if q.embedded != nil {
 		q.events, err = openFileEventStore(filepath.Join(dataDir, "events"))
