@@ -73,7 +73,7 @@ func (q *Queue) Notify(ctx context.Context, ev Event) error {
 			TaskID:        notifyTaskID(ev.EventID, i, 0),
 		})
 	}
-	rec, created, err := q.events.create(rec)
+	rec, created, err := q.events.create(ctx, rec)
 	if err != nil {
 		return err
 	}
@@ -95,6 +95,7 @@ func (q *Queue) enqueuePending(ctx context.Context, rec EventRecord) error {
 			return fmt.Errorf("jobs: notify %s: %w", rec.Event.EventID, err)
 		}
 		_, err = q.enqueue(ctx, asynq.NewTask(TaskNotify, p),
+			asynq.Queue(QueueCallbacks),
 			asynq.TaskID(d.TaskID),
 			asynq.MaxRetry(q.maxRetry),
 			asynq.Timeout(q.notifyTaskTimeout()))
@@ -119,7 +120,7 @@ func (q *Queue) Redeliver(ctx context.Context, eventID string) error {
 		return fmt.Errorf("jobs: redeliver: %w: %w", ErrEventNotFound, err)
 	}
 	now := time.Now().UTC()
-	rec, err := q.events.update(eventID, func(r *EventRecord) error {
+	rec, err := q.events.update(ctx, eventID, func(r *EventRecord) error {
 		r.Redeliveries++
 		for i := range r.Deliveries {
 			d := &r.Deliveries[i]
@@ -135,27 +136,39 @@ func (q *Queue) Redeliver(ctx context.Context, eventID string) error {
 	return q.enqueuePending(ctx, rec)
 }
 
+// storeTimeout bounds a read of the event store by a caller that gives no
+// context.
+const storeTimeout = 10 * time.Second
+
 // Event returns the stored record of an event, with the state of its
-// deliveries; the error wraps ErrEventNotFound for an unknown id.
+// deliveries; the error wraps ErrEventNotFound for an unknown id. With a
+// shared Redis every node answers the same, whoever delivered the event.
 func (q *Queue) Event(eventID string) (EventRecord, error) {
 	if err := validEventID(eventID); err != nil {
 		return EventRecord{}, fmt.Errorf("jobs: %w: %w", ErrEventNotFound, err)
 	}
-	return q.events.get(eventID)
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	return q.events.get(ctx, eventID)
 }
 
 // PendingEvents lists the stored events not yet delivered to every URL (and
 // not given up), oldest first.
 func (q *Queue) PendingEvents() ([]EventRecord, error) {
-	return q.events.list(StatePending)
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	return q.events.pending(ctx)
 }
 
 // ResumePending queues the delivery of every pending event again. Call it at
-// start: the embedded Redis forgets its tasks on restart, a real one may
-// have lost them (restarted without persistence); tasks Redis still holds
-// keep their ids and are not duplicated.
+// start and now and then: the embedded Redis forgets its tasks on restart
+// (its event files do not), and a real one may have lost tasks its records
+// still name. Tasks Redis still holds, or completed less than
+// CompletedRetention ago, keep their ids and are not queued twice; an event
+// delivered meanwhile, by any worker, is not pending and is not sent again.
+// Any node may call it, with the same result.
 func (q *Queue) ResumePending(ctx context.Context) error {
-	recs, err := q.PendingEvents()
+	recs, err := q.events.pending(ctx)
 	if err != nil {
 		return err
 	}
@@ -185,7 +198,7 @@ func (q *Queue) handleNotify(ctx context.Context, task *asynq.Task) error {
 
 	// The record decides whether this task is still wanted: a duplicate of
 	// a delivered event, or an old task of a redelivered one, sends nothing.
-	rec, err := q.events.get(id)
+	rec, err := q.events.get(ctx, id)
 	haveRecord := err == nil
 	if err != nil && !errors.Is(err, ErrEventNotFound) {
 		return err
@@ -205,7 +218,11 @@ func (q *Queue) handleNotify(ctx context.Context, task *asynq.Task) error {
 	started := time.Now().UTC()
 	postErr := q.post(ctx, p.URL, p.Event)
 	if haveRecord {
-		_, err := q.events.update(id, func(r *EventRecord) error {
+		// The outcome is recorded even when the task's context ended during
+		// the POST (timeout, shutdown): a delivery left "pending" is sent again.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), taskBookkeeping)
+		defer cancel()
+		_, err := q.events.update(rctx, id, func(r *EventRecord) error {
 			d := &r.Deliveries[p.Index]
 			d.Attempts++
 			d.LastAttemptAt = &started
@@ -271,13 +288,14 @@ func (q *Queue) post(ctx context.Context, url string, ev Event) error {
 
 // notifyGaveUp marks a delivery failed once asynq stops retrying it. A
 // stale task (superseded by a redelivery) changes nothing.
-func (q *Queue) notifyGaveUp(taskID string, task *asynq.Task, cause error) {
+func (q *Queue) notifyGaveUp(ctx context.Context, taskID string, task *asynq.Task, cause error) {
 	var p notifyPayload
 	if err := json.Unmarshal(task.Payload(), &p); err != nil {
 		return
 	}
 	marked := false
-	_, err := q.events.update(p.Event.EventID, func(r *EventRecord) error {
+	_, err := q.events.update(ctx, p.Event.EventID, func(r *EventRecord) error {
+		marked = false // fn runs again when another worker changed the record
 		if p.Index >= len(r.Deliveries) {
 			return nil
 		}

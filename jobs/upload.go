@@ -7,9 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -85,31 +83,38 @@ func (r *Recording) keyStem(template string) string {
 	).Replace(strings.TrimSuffix(template, ".{ext}"))
 }
 
-// UploadPayload is the task of one fragment.
+// UploadPayload is the task of one fragment: which fragment of which node's spool,
+// and the catalog entry to complete. It holds no local path.
 type UploadPayload struct {
-	Recording Recording `json:"recording"`
-	// LocalPath is the spooled file, or for HLS the folder holding index.m3u8 and the
-	// segments.
-	LocalPath string `json:"local_path"`
-	// SpoolManifest is the recorder's manifest, removed with the spooled file.
-	SpoolManifest string `json:"spool_manifest"`
+	Fragment  FragmentHandle `json:"fragment"`
+	Recording Recording      `json:"recording"`
 }
 
-// EnqueueUpload queues the upload of a closed fragment; the task id is derived from
-// the file id, so enqueueing it again (after a restart) is harmless.
-func (q *Queue) EnqueueUpload(ctx context.Context, p UploadPayload) error {
+// EnqueueUpload queues the upload of a fragment this node recorded and closed: rec is
+// its catalog entry so far (file id, app, stream, push, seq, format, times, push
+// parameters). The task waits in this node's queue, which only this node serves,
+// names the fragment by a handle its spool resolves, and has an id derived from the
+// file id, so enqueueing it again (after a restart, from a reconcile) is harmless.
+func (q *Queue) EnqueueUpload(ctx context.Context, rec Recording) error {
+	p := UploadPayload{
+		Fragment: FragmentHandle{NodeID: q.cfg.NodeID, App: rec.App, StreamID: rec.StreamID,
+			PushID: rec.PushID, Seq: rec.Seq, Format: rec.Format},
+		Recording: rec,
+	}
 	b, err := json.Marshal(p)
 	if err != nil {
 		return fmt.Errorf("jobs: upload payload: %w", err)
 	}
-	return q.Enqueue(ctx, asynq.NewTask(TaskUpload, b),
-		asynq.TaskID("upload:"+p.Recording.FileID), asynq.MaxRetry(uploadMaxRetry), asynq.Timeout(time.Hour))
+	return q.Enqueue(ctx, asynq.NewTask(TaskUpload, b), asynq.Queue(NodeQueue(q.cfg.NodeID)),
+		asynq.TaskID("upload:"+rec.FileID), asynq.MaxRetry(uploadMaxRetry), asynq.Timeout(time.Hour))
 }
 
-// Uploader handles TaskUpload.
+// Uploader handles TaskUpload, on the node whose spool holds the fragments.
 type Uploader struct {
 	Store storage.Store
 	Queue *Queue
+	// Spool resolves fragment handles to files on this node's disk.
+	Spool Spool
 	// PublicURL is the base of replay URLs (video_url = PublicURL + "/vod/" + key).
 	PublicURL string
 	// KeyTemplate names the objects (DefaultKeyTemplate when empty); placeholders
@@ -127,8 +132,16 @@ func (u *Uploader) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	rec := p.Recording
 	// A fragment spooled by an older version may still carry the push credentials.
 	rec.StreamParam = RedactStreamParam(rec.StreamParam)
-	log := u.Log.With("file_id", rec.FileID)
-	if _, err := os.Stat(p.LocalPath); errors.Is(err, os.ErrNotExist) {
+	log := u.Log.With("file_id", rec.FileID, "fragment", p.Fragment.String())
+	if node := u.Queue.NodeID(); p.Fragment.NodeID != node {
+		// Only this node serves its queue: two nodes share a node id, or a task was
+		// moved by hand. Another disk holds the fragment; running it here would find
+		// nothing, or the wrong file.
+		return fmt.Errorf("jobs: upload %s: fragment of node %q, this is node %q: %w",
+			rec.FileID, p.Fragment.NodeID, node, asynq.SkipRetry)
+	}
+	frag, err := u.Spool.Fragment(p.Fragment)
+	if errors.Is(err, ErrFragmentGone) {
 		// A run that stored it and deleted the spool copy, then died before or while
 		// notifying: the catalog entry in storage says so.
 		stored, err := u.loadStored(ctx, &rec)
@@ -137,49 +150,47 @@ func (u *Uploader) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		}
 		return u.notify(ctx, stored)
 	}
+	if err != nil {
+		return fmt.Errorf("jobs: upload %s: spool: %w", rec.FileID, err)
+	}
+	if err := checkFragment(rec.Format, frag); err != nil {
+		return fmt.Errorf("jobs: upload %s: spool gave %s: %w: %w", rec.FileID, p.Fragment, err, asynq.SkipRetry)
+	}
 	start := time.Now()
-	if err := u.store(ctx, &rec, p.LocalPath); err != nil {
+	if err := u.store(ctx, &rec, frag); err != nil {
 		return fmt.Errorf("jobs: upload %s: %w", rec.FileID, err)
 	}
 	// Storage confirmed every object: the spool copy can go.
-	if err := os.RemoveAll(p.LocalPath); err != nil {
+	if err := u.Spool.Remove(p.Fragment); err != nil {
 		log.Warn("upload: spool copy not removed", "err", err)
-	}
-	if p.SpoolManifest != "" {
-		os.Remove(p.SpoolManifest)
 	}
 	log.Info("recording stored", "key", rec.Key, "size", rec.Size, "took", time.Since(start).Round(time.Millisecond))
 	return u.notify(ctx, &rec)
 }
 
-// store uploads the file (HLS: segments, then the playlist) and the catalog entry.
-func (u *Uploader) store(ctx context.Context, rec *Recording, local string) error {
+// store uploads the fragment's files (HLS: segments, then the playlist) and the
+// catalog entry; frag passed checkFragment.
+func (u *Uploader) store(ctx context.Context, rec *Recording, frag Fragment) error {
 	stem := rec.keyStem(u.template())
 	rec.CatalogKey = stem + ".json"
 	type upload struct{ key, file string }
 	var ups []upload
 	if rec.Format == "hls" {
-		entries, err := os.ReadDir(local)
-		if err != nil {
-			return err
-		}
 		var playlist upload
-		for _, e := range entries {
-			up := upload{stem + "/" + e.Name(), filepath.Join(local, e.Name())}
-			if strings.HasSuffix(e.Name(), ".m3u8") {
+		for _, f := range frag.Files {
+			up := upload{stem + "/" + f.Name, f.Path}
+			if strings.HasSuffix(f.Name, ".m3u8") {
 				playlist = up
 				continue
 			}
 			ups = append(ups, up)
 		}
-		if playlist.key == "" {
-			return fmt.Errorf("no playlist in %s: %w", local, asynq.SkipRetry)
-		}
 		// The playlist last: once it is there, everything it names is.
 		ups = append(ups, playlist)
 		rec.Key = playlist.key
 	} else {
-		ups = []upload{{stem + path.Ext(local), local}}
+		f := frag.Files[0]
+		ups = []upload{{stem + path.Ext(f.Name), f.Path}}
 		rec.Key = ups[0].key
 	}
 	rec.Objects, rec.Size = nil, 0
