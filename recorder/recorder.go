@@ -8,6 +8,10 @@
 //	SPOOL/{app}/{stream_id}/{push_id}/0001.flv.json  its manifest
 //	SPOOL/{app}/{stream_id}/{push_id}/0002.mp4.part  being written (fragmented MP4)
 //	SPOOL/{app}/{stream_id}/{push_id}/0002.hls/      HLS: index.m3u8 and seg-N.ts
+//
+// The layout is this package's alone: the upload job names a closed fragment by app,
+// stream, push, sequence number and format, and [Spool] gives its files and removes it
+// (with the folders that leaves empty) once storage holds it.
 package recorder
 
 import (
@@ -50,6 +54,9 @@ type Recorder struct {
 
 	mu     sync.Mutex
 	active map[string]bool // manifest files of the fragments being written or finalized
+
+	dirMu     sync.Mutex
+	recording map[string]int // push folders sessions record into: Spool.Remove leaves them
 }
 
 var _ live.Observer = (*Recorder)(nil)
@@ -77,12 +84,14 @@ func (r *Recorder) PublishStarted(p *live.Publication) {
 	}
 	// Stream ids and push ids were validated by live: they are safe path elements.
 	dir := filepath.Join(r.spool, p.Params.App, p.Params.StreamID, p.PushID)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	release, err := r.makePushDir(dir)
+	if err != nil {
 		r.log.Error("cannot record: spool folder", "stream", p.Params.Key(), "err", err)
 		return
 	}
 	sub, _, err := p.Stream.SubscribeNoDrop(r.cfg.Queue)
 	if err != nil {
+		release()
 		return
 	}
 	s := &session{
@@ -93,6 +102,7 @@ func (r *Recorder) PublishStarted(p *live.Publication) {
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
+		defer release()
 		s.run(sub)
 	}()
 }
