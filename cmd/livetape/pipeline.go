@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -39,25 +40,41 @@ func openStore(ctx context.Context, cfg Config, log *slog.Logger) (storage.Store
 	return s3, nil
 }
 
-// uploadSink hands the recorder's closed fragments to the job queue.
+// uploadSink hands the recorder's closed fragments to the job queue: the catalog entry
+// so far, from the fragment's manifest. The task names the fragment by a handle the
+// spool resolves (EnqueueUpload derives it from the entry), never by a path.
 type uploadSink struct{ q *jobs.Queue }
 
 func (s uploadSink) FragmentClosed(m *recorder.Manifest) error {
-	local := m.File()
-	if m.Format == "hls" {
-		local = filepath.Dir(local)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return s.q.EnqueueUpload(ctx, jobs.UploadPayload{
-		Recording: jobs.Recording{
-			FileID: m.FileID, App: m.App, StreamID: m.StreamID, PushID: m.PushID, Seq: m.Seq,
-			Format: m.Format, StartTime: m.StartTime, EndTime: m.EndTime, Duration: m.Duration,
-			StreamParam: m.StreamParam, AudioOnly: m.AudioOnly, Recovered: m.Recovered,
-		},
-		LocalPath:     local,
-		SpoolManifest: m.ManifestFile(),
+	return s.q.EnqueueUpload(ctx, jobs.Recording{
+		FileID: m.FileID, App: m.App, StreamID: m.StreamID, PushID: m.PushID, Seq: m.Seq,
+		Format: m.Format, StartTime: m.StartTime, EndTime: m.EndTime, Duration: m.Duration,
+		StreamParam: m.StreamParam, AudioOnly: m.AudioOnly, Recovered: m.Recovered,
 	})
+}
+
+// uploadSpool is the recorder's spool as the upload job asks for it (jobs.Spool).
+type uploadSpool struct{ s recorder.Spool }
+
+func (u uploadSpool) Fragment(h jobs.FragmentHandle) (jobs.Fragment, error) {
+	files, err := u.s.Fragment(h.App, h.StreamID, h.PushID, h.Seq, h.Format)
+	if errors.Is(err, recorder.ErrNotInSpool) {
+		return jobs.Fragment{}, fmt.Errorf("%s: %w: %w", h, jobs.ErrFragmentGone, err)
+	}
+	if err != nil {
+		return jobs.Fragment{}, err
+	}
+	var f jobs.Fragment
+	for _, file := range files {
+		f.Files = append(f.Files, jobs.FragmentFile{Name: file.Name, Path: file.Path})
+	}
+	return f, nil
+}
+
+func (u uploadSpool) Remove(h jobs.FragmentHandle) error {
+	return u.s.Remove(h.App, h.StreamID, h.PushID, h.Seq, h.Format)
 }
 
 // pushEvents sends the push started (1) and push ended (0) callbacks, and keeps the

@@ -34,7 +34,8 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"serve", "run the server: RTMP ingest, live playback, recording, upload, callbacks, VOD replay and the API", func() *flag.FlagSet { fs, _ := serveFlags(); return fs }, cmdServe},
+		{"serve", "run the server: RTMP ingest, live playback, recording, upload, callbacks, VOD replay and the API (--no-worker: callbacks left to workers)", func() *flag.FlagSet { fs, _ := serveFlags(); return fs }, cmdServe},
+		{"worker", "run the shared jobs only (callbacks) against a shared Redis, beside serve nodes", func() *flag.FlagSet { fs, _ := workerFlags(); return fs }, cmdWorker},
 		{"sign", "print signed push and play URLs for a stream", func() *flag.FlagSet { fs, _ := signFlags(); return fs }, cmdSign},
 		{"version", "print the version", nil, cmdVersion},
 		{"help", "show help for livetape or a command", nil, nil},

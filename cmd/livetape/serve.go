@@ -44,20 +44,28 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return fail(err)
 	}
-	queue, err := jobs.Open(ctx, cfg.Jobs, cfg.DataDir, log)
+	// A serve node always uploads its own spool; the shared work too unless
+	// --no-worker leaves it to `livetape worker` processes.
+	jcfg := cfg.Jobs
+	jcfg.Serve = jobs.ServeAll
+	if cfg.NoWorker {
+		jcfg.Serve = jobs.ServeNode
+	}
+	queue, err := jobs.Open(ctx, jcfg, cfg.DataDir, log)
 	if err != nil {
 		return fail(err)
 	}
 	defer queue.Close()
-	queue.Register(jobs.TaskUpload, &jobs.Uploader{Store: store, Queue: queue, PublicURL: cfg.PublicURL,
-		KeyTemplate: cfg.Storage.KeyTemplate, Log: log})
-	if err := queue.Start(); err != nil {
-		return fail(err)
-	}
 	rec, err := recorder.New(cfg.Record, filepath.Join(cfg.DataDir, "spool"), uploadSink{queue}, log)
 	if err != nil {
 		return fail(err)
 	}
+	queue.Register(jobs.TaskUpload, &jobs.Uploader{Store: store, Queue: queue, Spool: uploadSpool{rec.Spool()},
+		PublicURL: cfg.PublicURL, KeyTemplate: cfg.Storage.KeyTemplate, Log: log})
+	if err := queue.Start(); err != nil {
+		return fail(err)
+	}
+	log.Info("serve", "node_id", cfg.Jobs.NodeID, "shared_work", !cfg.NoWorker)
 	// What a crash left in the spool is finished and queued again before new pushes
 	// arrive, and callbacks not yet delivered are queued again.
 	if n, err := rec.Recover(); err != nil {
