@@ -63,6 +63,25 @@ func (q *Queue) Notify(ctx context.Context, ev Event) error {
 		return nil
 	}
 	ev.T, ev.Sign = 0, ""
+	if q.outbox != nil {
+		// On this node's disk first: Redis may be down, or lose the record.
+		if err := q.outbox.put(ev); err != nil {
+			return err
+		}
+	}
+	rec, created, err := q.events.create(ctx, q.newRecord(ev))
+	if err != nil {
+		return err
+	}
+	if !created {
+		q.log.Debug("event already notified", "event_id", ev.EventID, "state", rec.State)
+	}
+	return q.enqueuePending(ctx, rec)
+}
+
+// newRecord is the record of an event just notified: pending at every callback URL.
+func (q *Queue) newRecord(ev Event) EventRecord {
+	ev.T, ev.Sign = 0, ""
 	now := time.Now().UTC()
 	rec := EventRecord{Event: ev, CreatedAt: now, UpdatedAt: now}
 	for i, u := range q.cfg.CallbackURLs {
@@ -73,14 +92,7 @@ func (q *Queue) Notify(ctx context.Context, ev Event) error {
 			TaskID:        notifyTaskID(ev.EventID, i, 0),
 		})
 	}
-	rec, created, err := q.events.create(ctx, rec)
-	if err != nil {
-		return err
-	}
-	if !created {
-		q.log.Debug("event already notified", "event_id", ev.EventID, "state", rec.State)
-	}
-	return q.enqueuePending(ctx, rec)
+	return rec
 }
 
 // enqueuePending queues a task for every pending delivery of rec.
@@ -168,11 +180,12 @@ func (q *Queue) PendingEvents() ([]EventRecord, error) {
 // delivered meanwhile, by any worker, is not pending and is not sent again.
 // Any node may call it, with the same result.
 func (q *Queue) ResumePending(ctx context.Context) error {
+	outboxErr := q.resumeOutbox(ctx)
 	recs, err := q.events.pending(ctx)
 	if err != nil {
-		return err
+		return errors.Join(outboxErr, err)
 	}
-	var errs []error
+	errs := []error{outboxErr}
 	for _, rec := range recs {
 		if err := q.enqueuePending(ctx, rec); err != nil {
 			errs = append(errs, err)

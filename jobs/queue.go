@@ -33,11 +33,13 @@ type Queue struct {
 	tickDone chan struct{}
 
 	client    *asynq.Client
+	rdb       redis.UniversalClient // for the event store, the catalog index, the outbox check
 	server    *asynq.Server
 	inspector *asynq.Inspector
 	mux       *asynq.ServeMux
 
 	events     eventStore
+	outbox     *outbox // with a shared Redis and a data dir: events this node notified
 	httpClient *http.Client
 	maxRetry   int
 
@@ -55,7 +57,8 @@ const embeddedTick = 100 * time.Millisecond
 // Open connects to the configured Redis, or starts the embedded one, and
 // prepares the queue. With the embedded Redis, dataDir holds the event store
 // (dataDir/events), which outlives the Redis; with a real one the events are
-// kept in Redis and dataDir is not used (it may be empty). Open fails if
+// kept in Redis and dataDir holds the outbox of the events this node notifies
+// (dataDir/outbox; a process that notifies nothing, a worker, passes ""). Open fails if
 // Redis does not answer before ctx ends.
 func Open(ctx context.Context, cfg Config, dataDir string, log *slog.Logger) (*Queue, error) {
 	if err := cfg.Validate(); err != nil {
@@ -107,13 +110,18 @@ func Open(ctx context.Context, cfg Config, dataDir string, log *slog.Logger) (*Q
 		q.stopEmbedded()
 		return nil, fmt.Errorf("jobs: redis %s: %w", name, err)
 	}
+	q.rdb = connOpt.MakeRedisClient().(redis.UniversalClient)
 	if q.embedded != nil {
 		q.events, err = openFileEventStore(filepath.Join(dataDir, "events"))
 	} else {
-		q.events = &redisEventStore{rdb: connOpt.MakeRedisClient().(redis.UniversalClient)}
+		q.events = &redisEventStore{rdb: q.rdb}
+	}
+	if err == nil && q.embedded == nil && dataDir != "" {
+		q.outbox, err = openOutbox(filepath.Join(dataDir, "outbox"))
 	}
 	if err != nil {
 		q.client.Close()
+		q.rdb.Close()
 		q.stopEmbedded()
 		return nil, err
 	}
@@ -238,6 +246,9 @@ func (q *Queue) Close() error {
 	if err := q.events.close(); err != nil {
 		errs = append(errs, fmt.Errorf("jobs: close event store: %w", err))
 	}
+	if err := q.rdb.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("jobs: close redis client: %w", err))
+	}
 	q.stopEmbedded()
 	return errors.Join(errs...)
 }
@@ -255,6 +266,14 @@ func (q *Queue) RedisConnOpt() asynq.RedisConnOpt {
 	opt, _ := redisConnOpt(q.cfg.RedisAddr) // validated in Open
 	return opt
 }
+
+// Redis is a client of the queue's Redis, the embedded one included, for what shares
+// it (the catalog index). It is closed by Close.
+func (q *Queue) Redis() redis.UniversalClient { return q.rdb }
+
+// Embedded reports whether the queue runs on its embedded Redis, which is this
+// process's alone and forgets everything when it stops.
+func (q *Queue) Embedded() bool { return q.embedded != nil }
 
 // NodeID is Config.NodeID: the node whose spool this process's uploads read.
 func (q *Queue) NodeID() string { return q.cfg.NodeID }

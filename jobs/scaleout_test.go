@@ -56,7 +56,7 @@ func (c *countingHandler) ProcessTask(ctx context.Context, t *asynq.Task) error 
 // registerUploader gives q an uploader on spool, storing into store, and
 // returns its run counter.
 func registerUploader(t testing.TB, q *Queue, store storage.Store, spool *diskSpool) *countingHandler {
-	h := &countingHandler{h: &Uploader{Store: store, Queue: q, Spool: spool, PublicURL: "http://vod.example", Log: testLogger(t)}}
+	h := &countingHandler{h: &Uploader{Store: store, Catalog: testCatalog(t, q, store), Queue: q, Spool: spool, PublicURL: "http://vod.example", Log: testLogger(t)}}
 	q.Register(TaskUpload, h)
 	return h
 }

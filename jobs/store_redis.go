@@ -120,7 +120,7 @@ func (s *redisEventStore) pending(ctx context.Context) ([]EventRecord, error) {
 	return recs, nil
 }
 
-func (s *redisEventStore) close() error { return s.rdb.Close() }
+func (s *redisEventStore) close() error { return nil } // the Queue closes its client
 
 // transact runs fn with the record's key watched, again from the start
 // whenever another client changed the key before fn's transaction ran.

@@ -1,7 +1,6 @@
 package jobs
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +13,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/livetape/livetape/storage"
+	"github.com/livetape/livetape/storage/catalog"
 )
 
 // TaskUpload uploads a closed recording fragment from the spool to storage, writes its
@@ -25,63 +25,9 @@ const TaskUpload = "recording:upload"
 // the spool keeps the file meanwhile, and nothing is lost while storage is down.
 const uploadMaxRetry = 1000
 
-// Recording is the catalog entry of a stored recording: the JSON manifest kept beside
-// the media in storage ({key stem}.json), the only record of it livetape needs.
-type Recording struct {
-	FileID      string    `json:"file_id"`
-	App         string    `json:"app"`
-	StreamID    string    `json:"stream_id"`
-	PushID      string    `json:"push_id"`
-	Seq         int       `json:"seq"`
-	Format      string    `json:"format"`            // mp4, flv or hls
-	Key         string    `json:"key"`               // the object to play (HLS: its playlist)
-	Objects     []string  `json:"objects,omitempty"` // every object of the recording (HLS: playlist and segments)
-	StartTime   time.Time `json:"start_time"`
-	EndTime     time.Time `json:"end_time"`
-	Duration    float64   `json:"duration"`     // seconds
-	Size        int64     `json:"size"`         // bytes, all objects
-	StreamParam string    `json:"stream_param"` // without txSecret/txTime
-	AudioOnly   bool      `json:"audio_only,omitempty"`
-	Recovered   bool      `json:"recovered,omitempty"`
-	VideoURL    string    `json:"video_url"`
-	StoredAt    time.Time `json:"stored_at"`
-	// CatalogKey is the key of this entry itself.
-	CatalogKey string `json:"catalog_key"`
-}
-
-// DefaultKeyTemplate names a recording's objects in storage; {ext} is mp4 or flv, and an
-// HLS recording is a folder of that name (without the extension) holding index.m3u8
-// and its segments.
-const DefaultKeyTemplate = "{app}/{stream_id}/{start}_{file_id}.{ext}"
-
-// ValidateKeyTemplate checks that a template names each recording apart.
-func ValidateKeyTemplate(t string) error {
-	if !strings.Contains(t, "{file_id}") || !strings.HasSuffix(t, ".{ext}") {
-		return fmt.Errorf("key template %q: must contain {file_id} and end with .{ext}", t)
-	}
-	return nil
-}
-
-// ManifestKey is where the catalog entry of a recording lives: beside its media, with
-// the extension .json.
-func ManifestKey(r *Recording) string {
-	if r.CatalogKey != "" {
-		return r.CatalogKey
-	}
-	return r.keyStem(DefaultKeyTemplate) + ".json"
-}
-
-// keyStem expands the template without its ".{ext}": the recording's objects share it.
-func (r *Recording) keyStem(template string) string {
-	return strings.NewReplacer(
-		"{app}", r.App,
-		"{stream_id}", r.StreamID,
-		"{start}", r.StartTime.UTC().Format("20060102T150405Z"),
-		"{file_id}", r.FileID,
-		"{format}", r.Format,
-		"{date}", r.StartTime.UTC().Format("2006/01/02"),
-	).Replace(strings.TrimSuffix(template, ".{ext}"))
-}
+// Recording is the catalog entry of a stored recording (storage/catalog owns it): what
+// an upload task carries, completes and stores.
+type Recording = catalog.Recording
 
 // UploadPayload is the task of one fragment: which fragment of which node's spool,
 // and the catalog entry to complete. It holds no local path.
@@ -112,12 +58,14 @@ func (q *Queue) EnqueueUpload(ctx context.Context, rec Recording) error {
 // Uploader handles TaskUpload, on the node whose spool holds the fragments.
 type Uploader struct {
 	Store storage.Store
-	Queue *Queue
+	// Catalog receives the entry of every stored fragment.
+	Catalog *catalog.Catalog
+	Queue   *Queue
 	// Spool resolves fragment handles to files on this node's disk.
 	Spool Spool
 	// PublicURL is the base of replay URLs (video_url = PublicURL + "/vod/" + key).
 	PublicURL string
-	// KeyTemplate names the objects (DefaultKeyTemplate when empty); placeholders
+	// KeyTemplate names the objects (catalog.DefaultKeyTemplate when empty); placeholders
 	// {app} {stream_id} {start} {file_id} {format} {date} {ext}.
 	KeyTemplate string
 	Log         *slog.Logger
@@ -168,11 +116,16 @@ func (u *Uploader) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	return u.notify(ctx, &rec)
 }
 
-// store uploads the fragment's files (HLS: segments, then the playlist) and the
-// catalog entry; frag passed checkFragment.
+// store uploads the fragment's files (HLS: segments, then the playlist), then puts
+// its catalog entry; frag passed checkFragment.
 func (u *Uploader) store(ctx context.Context, rec *Recording, frag Fragment) error {
-	stem := rec.keyStem(u.template())
-	rec.CatalogKey = stem + ".json"
+	rec.Template = u.KeyTemplate
+	if rec.Template == catalog.DefaultKeyTemplate {
+		rec.Template = ""
+	}
+	rec.CatalogKey = "" // Put names it from the template
+	rec.NodeID, rec.Type = u.Queue.NodeID(), catalog.TypeFragment
+	stem := rec.KeyStem(rec.Template)
 	type upload struct{ key, file string }
 	var ups []upload
 	if rec.Format == "hls" {
@@ -204,39 +157,12 @@ func (u *Uploader) store(ctx context.Context, rec *Recording, frag Fragment) err
 	}
 	rec.VideoURL = strings.TrimSuffix(u.PublicURL, "/") + "/vod/" + rec.Key
 	rec.StoredAt = time.Now().UTC()
-	b, err := json.MarshalIndent(rec, "", "  ")
-	if err != nil {
-		return err
-	}
-	_, err = u.Store.Put(ctx, ManifestKey(rec), bytes.NewReader(b), int64(len(b)), "application/json")
-	return err
+	return u.Catalog.Put(ctx, rec)
 }
 
+// loadStored is the catalog entry an earlier run of the task stored.
 func (u *Uploader) loadStored(ctx context.Context, rec *Recording) (*Recording, error) {
-	return LoadRecording(ctx, u.Store, rec.keyStem(u.template())+".json")
-}
-
-func (u *Uploader) template() string {
-	if u.KeyTemplate == "" {
-		return DefaultKeyTemplate
-	}
-	return u.KeyTemplate
-}
-
-// LoadRecording reads a catalog entry from storage.
-func LoadRecording(ctx context.Context, st storage.Store, key string) (*Recording, error) {
-	rc, _, err := st.Open(ctx, key, 0, -1)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	var r Recording
-	if err := json.NewDecoder(rc).Decode(&r); err != nil {
-		return nil, fmt.Errorf("jobs: catalog entry %s: %w", key, err)
-	}
-	// Entries stored by older versions may still carry the push credentials.
-	r.StreamParam = RedactStreamParam(r.StreamParam)
-	return &r, nil
+	return u.Catalog.Get(ctx, rec.FileID)
 }
 
 // notify sends the "recording ready" event (100); its id is derived from the file id,

@@ -19,6 +19,7 @@ import (
 	"github.com/livetape/livetape/jobs"
 	"github.com/livetape/livetape/live"
 	"github.com/livetape/livetape/recorder"
+	"github.com/livetape/livetape/storage/catalog"
 )
 
 // Config is livetape's whole configuration. Each package receives only its own part.
@@ -100,7 +101,7 @@ func defaultConfig() Config {
 		Live:              live.DefaultConfig(),
 		Record:            recorder.DefaultConfig(),
 		Jobs:              jobs.DefaultConfig(),
-		Storage:           StorageConfig{S3: S3Config{Region: "us-east-1", PathStyle: true}, KeyTemplate: jobs.DefaultKeyTemplate},
+		Storage:           StorageConfig{S3: S3Config{Region: "us-east-1", PathStyle: true}, KeyTemplate: catalog.DefaultKeyTemplate},
 		PublicURL:         "http://localhost:8080",
 		ReconcileInterval: 30 * time.Second,
 	}
@@ -138,7 +139,7 @@ func (c Config) Validate() error {
 	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("public_url %q: must be an http(s) URL", c.PublicURL))
 	}
-	if err := jobs.ValidateKeyTemplate(c.Storage.KeyTemplate); err != nil {
+	if err := catalog.ValidateKeyTemplate(c.Storage.KeyTemplate); err != nil {
 		errs = append(errs, fmt.Errorf("storage.key_template: %w", err))
 	}
 	if c.ReconcileInterval < 100*time.Millisecond {

@@ -13,6 +13,7 @@ import (
 	"github.com/livetape/livetape/live"
 	"github.com/livetape/livetape/recorder"
 	"github.com/livetape/livetape/storage"
+	"github.com/livetape/livetape/storage/catalog"
 )
 
 // openStore returns S3 storage when a bucket is configured, else a folder under the data dir.
@@ -127,10 +128,36 @@ func (e pushEvents) send(ev jobs.Event) {
 	}
 }
 
+// openCatalog returns the catalog of store, indexed in the queue's Redis, and makes sure
+// its index is built: a new Redis, one restarted without persistence, and the embedded
+// one at every start (it starts empty) get it rebuilt from the store. A rebuild that
+// fails is logged, not fatal: lookups read the store until reconcile rebuilds it.
+func openCatalog(ctx context.Context, store storage.Store, q *jobs.Queue, log *slog.Logger) (*catalog.Catalog, error) {
+	cat, err := catalog.New(catalog.Config{Store: store, Redis: q.Redis(), Log: log})
+	if err != nil {
+		return nil, err
+	}
+	ensureIndex(ctx, cat, log)
+	return cat, nil
+}
+
+// ensureIndex rebuilds the catalog index when it is missing, and logs what it did.
+func ensureIndex(ctx context.Context, cat *catalog.Catalog, log *slog.Logger) {
+	start := time.Now()
+	rebuilt, err := cat.EnsureIndex(ctx)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		log.Error("catalog index not rebuilt; lookups read the storage meanwhile", "err", err)
+	case rebuilt:
+		log.Info("catalog index rebuilt from the storage", "took", time.Since(start).Round(time.Millisecond))
+	}
+}
+
 // reconcile queues again, every interval, what the disk says is unfinished: the queue
 // may have lost it (Redis restarted without persistence), the spool and the event
-// store have not. Both are idempotent, so work already queued is not duplicated.
-func reconcile(ctx context.Context, every time.Duration, rec *recorder.Recorder, q *jobs.Queue, log *slog.Logger) {
+// store have not. Both are idempotent, so work already queued is not duplicated. A
+// Redis that lost its data gets the catalog index back too.
+func reconcile(ctx context.Context, every time.Duration, rec *recorder.Recorder, q *jobs.Queue, cat *catalog.Catalog, log *slog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -145,5 +172,6 @@ func reconcile(ctx context.Context, every time.Duration, rec *recorder.Recorder,
 		if err := q.ResumePending(ctx); err != nil && ctx.Err() == nil {
 			log.Warn("reconcile: callbacks", "err", err)
 		}
+		ensureIndex(ctx, cat, log)
 	}
 }

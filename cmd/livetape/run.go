@@ -36,6 +36,7 @@ func commands() []command {
 	return []command{
 		{"serve", "run the server: RTMP ingest, live playback, recording, upload, callbacks, VOD replay and the API (--no-worker: callbacks left to workers)", func() *flag.FlagSet { fs, _ := serveFlags(); return fs }, cmdServe},
 		{"worker", "run the shared jobs only (callbacks) against a shared Redis, beside serve nodes", func() *flag.FlagSet { fs, _ := workerFlags(); return fs }, cmdWorker},
+		{"catalog", "'catalog rebuild': rebuild the recordings index in Redis from the storage", func() *flag.FlagSet { fs, _ := catalogFlags(); return fs }, cmdCatalog},
 		{"sign", "print signed push and play URLs for a stream", func() *flag.FlagSet { fs, _ := signFlags(); return fs }, cmdSign},
 		{"version", "print the version", nil, cmdVersion},
 		{"help", "show help for livetape or a command", nil, nil},

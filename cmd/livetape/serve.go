@@ -56,11 +56,15 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return fail(err)
 	}
 	defer queue.Close()
+	cat, err := openCatalog(ctx, store, queue, log)
+	if err != nil {
+		return fail(err)
+	}
 	rec, err := recorder.New(cfg.Record, filepath.Join(cfg.DataDir, "spool"), uploadSink{queue}, log)
 	if err != nil {
 		return fail(err)
 	}
-	queue.Register(jobs.TaskUpload, &jobs.Uploader{Store: store, Queue: queue, Spool: uploadSpool{rec.Spool()},
+	queue.Register(jobs.TaskUpload, &jobs.Uploader{Store: store, Catalog: cat, Queue: queue, Spool: uploadSpool{rec.Spool()},
 		PublicURL: cfg.PublicURL, KeyTemplate: cfg.Storage.KeyTemplate, Log: log})
 	if err := queue.Start(); err != nil {
 		return fail(err)
@@ -84,12 +88,12 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 		log.Info("push-end events queued for pushes live at the crash", "count", n)
 	}
 	liveSrv := live.NewServer(cfg.Live, log, rec, pushEvents{q: queue, live: pushes, log: log})
-	go reconcile(ctx, cfg.ReconcileInterval, rec, queue, log)
+	go reconcile(ctx, cfg.ReconcileInterval, rec, queue, cat, log)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.Handle("/vod/", &api.VOD{Store: store, Presigned: cfg.VOD.Redirect == "presigned", Log: log})
-	mux.Handle("/api/v1/", api.NewHandler(api.Config{Store: store, Queue: queue, Key: cfg.APIKey, Log: log}))
+	mux.Handle("/api/v1/", api.NewHandler(api.Config{Catalog: cat, Queue: queue, Key: cfg.APIKey, Log: log}))
 	mux.Handle("/", liveSrv.Handler())
 	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	log.Info("http listening", "addr", httpLn.Addr().String(), "data_dir", cfg.DataDir)
