@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/livetape/livetape/jobs"
@@ -80,10 +81,32 @@ func (u uploadSpool) Remove(h jobs.FragmentHandle) error {
 
 // pushEvents sends the push started (1) and push ended (0) callbacks, and keeps the
 // pushes live on this node so that a crash does not lose their push-end event.
+//
+// The live server calls it on the publisher's connection, so it only hands the event
+// to its sender goroutine: storing the event (fsync) and enqueueing it (a Redis round
+// trip) no longer delay the publisher's "publish" answer. When the sender is behind
+// (its channel full), the event is deferred: written to disk and notified by the next
+// reconcile. Close drains the sender.
 type pushEvents struct {
 	q    *jobs.Queue
 	live livePushes
 	log  *slog.Logger
+
+	ch   chan jobs.Event
+	done chan struct{}
+	// live publications: started and not ended yet, for the shutdown to wait on their
+	// end hooks.
+	publishing sync.WaitGroup
+}
+
+// pushEventBacklog is how many push events may wait for the sender; beyond it they
+// are deferred to the reconcile (a burst of thousands of publishers at once).
+const pushEventBacklog = 1024
+
+func newPushEvents(q *jobs.Queue, live livePushes, log *slog.Logger) *pushEvents {
+	e := &pushEvents{q: q, live: live, log: log, ch: make(chan jobs.Event, pushEventBacklog), done: make(chan struct{})}
+	go e.run()
+	return e
 }
 
 var endReasons = map[live.EndReason]jobs.PushEndReason{
@@ -93,7 +116,7 @@ var endReasons = map[live.EndReason]jobs.PushEndReason{
 	live.EndKicked:      jobs.PushEndKicked,
 }
 
-func (e pushEvents) event(p *live.Publication, t jobs.EventType) jobs.Event {
+func (e *pushEvents) event(p *live.Publication, t jobs.EventType) jobs.Event {
 	host, _, _ := net.SplitHostPort(p.ClientAddr)
 	return jobs.Event{
 		ChannelID: p.Params.StreamID, StreamID: p.Params.StreamID, App: p.Params.App,
@@ -102,30 +125,84 @@ func (e pushEvents) event(p *live.Publication, t jobs.EventType) jobs.Event {
 	}
 }
 
-func (e pushEvents) PublishStarted(p *live.Publication) {
+func (e *pushEvents) PublishStarted(p *live.Publication) {
+	e.publishing.Add(1)
 	if err := e.live.add(e.event(p, jobs.EventPushEnded)); err != nil {
 		e.log.Error("push not remembered: a crash would lose its push-end event", "stream", p.Params.Key(), "err", err)
 	}
 	e.send(e.event(p, jobs.EventPushStarted))
 }
 
-func (e pushEvents) PublishEnded(p *live.Publication, reason live.EndReason, _ time.Time) {
+func (e *pushEvents) PublishEnded(p *live.Publication, reason live.EndReason, _ time.Time) {
+	defer e.publishing.Done()
 	ev := e.event(p, jobs.EventPushEnded)
 	r := endReasons[reason]
 	ev.ErrCode, ev.ErrMsg = int(r), r.String()
 	e.send(ev)
+}
+
+// send hands ev to the sender, or defers it when the sender is behind.
+func (e *pushEvents) send(ev jobs.Event) {
+	select {
+	case e.ch <- ev:
+	default:
+		e.log.Warn("push events backlog full: event deferred to the next reconcile", "event_id", ev.EventID)
+		e.keep(ev, e.q.Defer(context.Background(), ev))
+	}
+}
+
+// run notifies the events handed to it, in order, until Close.
+func (e *pushEvents) run() {
+	defer close(e.done)
+	for ev := range e.ch {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := e.q.Notify(ctx, ev)
+		cancel()
+		if err != nil {
+			// Redis is down: the event is on disk (outbox or event record) when
+			// Defer succeeds, and the reconcile sends it.
+			e.log.Warn("callback not queued now; deferred to the next reconcile", "event_id", ev.EventID, "err", fmt.Sprint(err))
+			err = e.q.Defer(context.Background(), ev)
+		}
+		e.keep(ev, err)
+	}
+}
+
+// keep forgets an ended push once its push-end event is kept by the queue (err nil);
+// otherwise the push stays remembered and the next start sends its end.
+func (e *pushEvents) keep(ev jobs.Event, err error) {
+	if err != nil {
+		e.log.Error("callback not queued", "event_id", ev.EventID, "err", fmt.Sprint(err))
+		return
+	}
+	if ev.EventType != jobs.EventPushEnded {
+		return
+	}
 	if err := e.live.remove(ev); err != nil {
 		e.log.Warn("ended push not forgotten: the next start sends its push end again (same event id, dropped as a duplicate)", "event_id", ev.EventID, "err", err)
 	}
 }
 
-func (e pushEvents) send(ev jobs.Event) {
-	// Called on the publisher's connection: enqueueing is quick, delivery is not.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := e.q.Notify(ctx, ev); err != nil {
-		e.log.Error("callback not queued", "event_id", ev.EventID, "err", fmt.Sprint(err))
+// waitEnded waits until every publication's end hook ran, or ctx ends.
+func (e *pushEvents) waitEnded(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		e.publishing.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("push end hooks: %w", ctx.Err())
 	}
+}
+
+// Close notifies what the sender still holds and stops it; call it once no push
+// can start or end any more.
+func (e *pushEvents) Close() {
+	close(e.ch)
+	<-e.done
 }
 
 // openCatalog returns the catalog of store, indexed in the queue's Redis, and makes sure
