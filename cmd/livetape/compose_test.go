@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/livetape/livetape/internal/mediatest"
 )
 
 // TestComposeFile checks docker-compose.yml against the binary it runs: every
@@ -73,7 +75,7 @@ func TestComposeFile(t *testing.T) {
 	}
 
 	if _, err := exec.LookPath("docker-compose"); err != nil {
-		t.Skip("docker-compose not installed (scripts/test.sh installs it)")
+		mediatest.MissingTool(t, "docker-compose not installed (scripts/test.sh installs it)")
 	}
 	cmd := exec.Command("docker-compose", "-f", "../../docker-compose.yml", "config", "-q")
 	if out, err := cmd.CombinedOutput(); err != nil {
