@@ -55,7 +55,7 @@ type Recorder struct {
 
 	finMu      sync.Mutex
 	toFinalize []*fragment // closed fragments waiting for a finalizer
-	finalizers int        // goroutines finalizing, at most maxFinalizers
+	finalizers int         // goroutines finalizing, at most maxFinalizers
 
 	mu     sync.Mutex
 	active map[string]bool // manifest files of the fragments being written or finalized
