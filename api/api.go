@@ -7,19 +7,20 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/livetape/livetape/jobs"
 	"github.com/livetape/livetape/storage"
+	"github.com/livetape/livetape/storage/catalog"
 )
 
 // Config configures the /api/v1 handler.
 type Config struct {
-	Store storage.Store
-	Queue *jobs.Queue
+	// Catalog lists, finds and deletes recordings (media and entry).
+	Catalog *catalog.Catalog
+	Queue   *jobs.Queue
 	// Key, when set, must be sent as "Authorization: Bearer KEY". Without a key the
 	// API answers only clients on the loopback interface.
 	Key string
@@ -28,7 +29,7 @@ type Config struct {
 
 // NewHandler returns the HTTP API:
 //
-//	GET    /api/v1/recordings?app=&stream_id=&format=&from=&to=&page=&page_size=
+//	GET    /api/v1/recordings?app=&stream_id=&format=&type=&from=&to=&page=&page_size=
 //	GET    /api/v1/recordings/{file_id}
 //	DELETE /api/v1/recordings/{file_id}        media and catalog entry
 //	GET    /api/v1/events/{event_id}           delivery state of a callback
@@ -104,29 +105,6 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, map[string]string{"error": msg})
 }
 
-// recordings reads the catalog entries under prefix.
-func (a *apiHandler) recordings(r *http.Request, prefix string) ([]*jobs.Recording, error) {
-	objs, err := a.cfg.Store.List(r.Context(), prefix)
-	if err != nil {
-		return nil, err
-	}
-	var out []*jobs.Recording
-	for _, o := range objs {
-		if !strings.HasSuffix(o.Key, ".json") {
-			continue
-		}
-		rec, err := jobs.LoadRecording(r.Context(), a.cfg.Store, o.Key)
-		if err != nil {
-			if errors.Is(err, storage.ErrNotFound) {
-				continue // deleted meanwhile
-			}
-			return nil, err
-		}
-		out = append(out, rec)
-	}
-	return out, nil
-}
-
 func parseTime(s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
@@ -147,33 +125,19 @@ func (a *apiHandler) listRecordings(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad query: from/to are RFC 3339 or UNIX seconds, page >= 1, page_size 1..500")
 		return
 	}
-	prefix := ""
-	if app, id := q.Get("app"), q.Get("stream_id"); app != "" && id != "" {
-		prefix = app + "/" + id + "/"
-	} else if app != "" {
-		prefix = app + "/"
-	}
-	all, err := a.recordings(r, prefix)
+	res, err := a.cfg.Catalog.List(r.Context(), catalog.Query{
+		App: q.Get("app"), StreamID: q.Get("stream_id"), Format: q.Get("format"), Type: q.Get("type"),
+		From: from, To: to, Page: page, PageSize: size,
+	})
 	if err != nil {
 		a.storageError(w, err)
 		return
 	}
-	var out []*jobs.Recording
-	for _, rec := range all {
-		switch {
-		case q.Get("stream_id") != "" && rec.StreamID != q.Get("stream_id"):
-		case q.Get("format") != "" && rec.Format != q.Get("format"):
-		case !from.IsZero() && rec.StartTime.Before(from):
-		case !to.IsZero() && rec.StartTime.After(to):
-		default:
-			out = append(out, rec)
-		}
+	if res.Recordings == nil {
+		res.Recordings = []*catalog.Recording{}
 	}
-	slices.SortFunc(out, func(x, y *jobs.Recording) int { return x.StartTime.Compare(y.StartTime) })
-	total := len(out)
-	lo := min((page-1)*size, total)
 	writeJSON(w, http.StatusOK, map[string]any{
-		"recordings": out[lo:min(lo+size, total)], "total": total, "page": page, "page_size": size,
+		"recordings": res.Recordings, "total": res.Total, "page": page, "page_size": size,
 	})
 }
 
@@ -184,22 +148,8 @@ func intParam(s string, def int) (int, error) {
 	return strconv.Atoi(s)
 }
 
-// find returns the catalog entry of a file id.
-func (a *apiHandler) find(r *http.Request, fileID string) (*jobs.Recording, error) {
-	all, err := a.recordings(r, "")
-	if err != nil {
-		return nil, err
-	}
-	for _, rec := range all {
-		if rec.FileID == fileID {
-			return rec, nil
-		}
-	}
-	return nil, storage.ErrNotFound
-}
-
 func (a *apiHandler) getRecording(w http.ResponseWriter, r *http.Request) {
-	rec, err := a.find(r, r.PathValue("file_id"))
+	rec, err := a.cfg.Catalog.Get(r.Context(), r.PathValue("file_id"))
 	if err != nil {
 		a.storageError(w, err)
 		return
@@ -207,19 +157,12 @@ func (a *apiHandler) getRecording(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, rec)
 }
 
+// deleteRecording removes the media, then the entry (see catalog.Delete): a failure
+// half-way leaves the entry, so the delete can be repeated.
 func (a *apiHandler) deleteRecording(w http.ResponseWriter, r *http.Request) {
-	rec, err := a.find(r, r.PathValue("file_id"))
-	if err != nil {
+	if err := a.cfg.Catalog.Delete(r.Context(), r.PathValue("file_id")); err != nil {
 		a.storageError(w, err)
 		return
-	}
-	// Media first, the catalog entry last: a failure half-way leaves the entry, so
-	// the delete can be repeated.
-	for _, key := range append(slices.Clone(rec.Objects), jobs.ManifestKey(rec)) {
-		if err := a.cfg.Store.Delete(r.Context(), key); err != nil {
-			a.storageError(w, err)
-			return
-		}
 	}
 	w.WriteHeader(http.StatusNoContent)
 }

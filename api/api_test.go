@@ -13,23 +13,43 @@ import (
 	"testing"
 	"time"
 
-	"github.com/livetape/livetape/jobs"
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
 	"github.com/livetape/livetape/storage"
+	"github.com/livetape/livetape/storage/catalog"
 )
 
-// catalog stores n recordings of stream s (and one of stream t) as the uploader does.
-func catalog(t *testing.T, store storage.Store, n int) []*jobs.Recording {
+// newCatalog is a catalog of a local store, indexed in a miniredis (the embedded
+// queue's Redis), built.
+func newCatalog(t *testing.T) (*catalog.Catalog, storage.Store) {
 	t.Helper()
-	var out []*jobs.Recording
+	store := storage.Local{Dir: t.TempDir()}
+	m := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	c, err := catalog.New(catalog.Config{Store: store, Redis: rdb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.EnsureIndex(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return c, store
+}
+
+// stored stores n recordings of stream s (and one of stream t) as the uploader does.
+func stored(t *testing.T, c *catalog.Catalog, store storage.Store, n int) []*catalog.Recording {
+	t.Helper()
+	var out []*catalog.Recording
 	put := func(stream string, i int, format string) {
-		r := &jobs.Recording{FileID: fmt.Sprintf("%s_p_%04d_%s", stream, i, format), App: "live", StreamID: stream,
+		r := &catalog.Recording{FileID: fmt.Sprintf("%s_p_%04d_%s", stream, i, format), App: "live", StreamID: stream,
 			Seq: i, Format: format, StartTime: time.Unix(1_800_000_000+int64(i)*60, 0).UTC()}
 		r.Key = "live/" + stream + "/" + r.FileID + "." + format
 		r.Objects = []string{r.Key}
 		ctx := context.Background()
 		store.Put(ctx, r.Key, bytes.NewReader([]byte("media")), 5, "")
-		b, _ := json.Marshal(r)
-		if _, err := store.Put(ctx, jobs.ManifestKey(r), bytes.NewReader(b), int64(len(b)), "application/json"); err != nil {
+		if err := c.Put(ctx, r); err != nil {
 			t.Fatal(err)
 		}
 		out = append(out, r)
@@ -42,9 +62,9 @@ func catalog(t *testing.T, store storage.Store, n int) []*jobs.Recording {
 }
 
 func TestRecordingsAPI(t *testing.T) {
-	store := storage.Local{Dir: t.TempDir()}
-	recs := catalog(t, store, 5)
-	srv := httptest.NewServer(NewHandler(Config{Store: store, Key: "api-key"}))
+	c, store := newCatalog(t)
+	recs := stored(t, c, store, 5)
+	srv := httptest.NewServer(NewHandler(Config{Catalog: c, Key: "api-key"}))
 	defer srv.Close()
 	call := func(method, path, key string) (int, []byte) {
 		return callAuth(t, method, srv.URL+path, "Bearer "+key)
@@ -58,8 +78,8 @@ func TestRecordingsAPI(t *testing.T) {
 		t.Errorf("scheme in lower case (RFC 9110 11.1: case-insensitive): %d", code)
 	}
 	var page struct {
-		Total      int               `json:"total"`
-		Recordings []*jobs.Recording `json:"recordings"`
+		Total      int                  `json:"total"`
+		Recordings []*catalog.Recording `json:"recordings"`
 	}
 	list := func(q string) {
 		t.Helper()
@@ -72,6 +92,19 @@ func TestRecordingsAPI(t *testing.T) {
 	list("?stream_id=s")
 	if page.Total != 5 || page.Recordings[0].Seq != 1 {
 		t.Errorf("stream s: total %d", page.Total)
+	}
+	for _, r := range page.Recordings {
+		if r.Type != catalog.TypeFragment {
+			t.Errorf("%s answered with type %q, want fragment", r.FileID, r.Type)
+		}
+	}
+	list("?stream_id=s&type=fragment")
+	if page.Total != 5 {
+		t.Errorf("fragments of s: %d", page.Total)
+	}
+	list("?type=broadcast")
+	if page.Total != 0 || page.Recordings == nil {
+		t.Errorf("broadcasts: %d, recordings %v (want an empty list)", page.Total, page.Recordings)
 	}
 	list("?stream_id=s&format=mp4")
 	if page.Total != 2 {
@@ -121,10 +154,10 @@ func callAuth(t *testing.T, method, url, auth string) (int, []byte) {
 
 // Without a key the API answers loopback clients only, judged by the TCP peer address.
 func TestAPIWithoutKeyLoopbackOnly(t *testing.T) {
-	store := storage.Local{Dir: t.TempDir()}
-	catalog(t, store, 2)
+	c, store := newCatalog(t)
+	stored(t, c, store, 2)
 	var logs bytes.Buffer
-	h := NewHandler(Config{Store: store, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	h := NewHandler(Config{Catalog: c, Log: slog.New(slog.NewTextHandler(&logs, nil))})
 	if !strings.Contains(logs.String(), "loopback clients only") {
 		t.Errorf("startup log does not say the API is loopback-only:\n%s", logs.String())
 	}
@@ -167,7 +200,7 @@ func TestAPIWithoutKeyLoopbackOnly(t *testing.T) {
 			want := tc.want
 			if method == "DELETE" && want == 200 {
 				want = 204
-				catalog(t, store, 2) // put it back for the next peer
+				stored(t, c, store, 2) // put it back for the next peer
 			}
 			if w.Code != want {
 				t.Errorf("%s from %s (X-Forwarded-For %q): %d, want %d", method, tc.remote, tc.forwardedFor, w.Code, want)

@@ -22,6 +22,7 @@ func BenchmarkNotifyLatency(b *testing.B) {
 				r := newReceiver(b, nil)
 				cfg := DefaultConfig()
 				cfg.RedisAddr = addr
+				cfg.NodeID = "bench"
 				cfg.CallbackURLs = []string{r.srv.URL}
 				cfg.CallbackKey = testKey
 				cfg.PollInterval = poll

@@ -50,6 +50,21 @@ type Config struct {
 	// see several retries in well under a second.
 	RetryBaseDelay time.Duration `yaml:"retry_base_delay"`
 
+	// NodeID names this node (env LIVETAPE_NODE_ID; the command defaults it
+	// to the host name). Uploads of the node's spool go to the queue
+	// node:{NodeID}, which only this node serves, and the upload task names
+	// the node so that a misrouted task is refused rather than run on a disk
+	// that does not hold the fragment. Letters, digits, '.', '_' and '-', at
+	// most 64 bytes; two nodes on one Redis must not share it.
+	NodeID string `yaml:"node_id"`
+
+	// Serve says which queues this process works on. The command sets it
+	// from its role, not from the file: ServeAll for "livetape serve",
+	// ServeNode for "serve --no-worker", ServeShared for "livetape worker";
+	// 0 only enqueues. The embedded Redis is this process's alone, so it
+	// needs ServeAll.
+	Serve Serve `yaml:"-"`
+
 	// PollInterval is how often an idle worker asks Redis for a new task and
 	// how often due retries are moved back into the queue. asynq polls
 	// rather than blocks, so this is the latency floor of every task. Default
@@ -82,6 +97,7 @@ func DefaultConfig() Config {
 		CallbackRetryFor: DefaultCallbackRetryFor,
 		RetryBaseDelay:   DefaultRetryBaseDelay,
 		PollInterval:     DefaultPollInterval,
+		Serve:            ServeAll,
 	}
 }
 
@@ -93,6 +109,15 @@ func (c Config) Validate() error {
 		if _, err := redisConnOpt(c.RedisAddr); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := validNodeID(c.NodeID); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Serve&^ServeAll != 0 {
+		errs = append(errs, fmt.Errorf("jobs: serve: unknown queues %#x", uint8(c.Serve)))
+	}
+	if c.RedisAddr == "" && c.Serve != ServeAll {
+		errs = append(errs, errors.New("jobs: a worker or a serve node without the shared work needs a shared redis_addr: the embedded one is this process's alone"))
 	}
 	if c.Concurrency < 1 {
 		errs = append(errs, fmt.Errorf("jobs: concurrency must be at least 1, got %d", c.Concurrency))
@@ -120,6 +145,27 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("jobs: poll_interval must be positive, got %v", c.PollInterval))
 	}
 	return errors.Join(errs...)
+}
+
+// maxNodeID bounds a node id: it is part of a queue name and of every upload
+// task.
+const maxNodeID = 64
+
+// validNodeID keeps node ids usable in queue names, Redis keys and logs
+// (asynq wraps queue names in braces for Redis Cluster hash tags).
+func validNodeID(id string) error {
+	if id == "" {
+		return errors.New("jobs: node_id is required (the command defaults it to the host name)")
+	}
+	if len(id) > maxNodeID {
+		return fmt.Errorf("jobs: node_id %.20q…: longer than %d bytes", id, maxNodeID)
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return fmt.Errorf("jobs: node_id %q: only letters, digits, '-', '_' and '.' are allowed", id)
+		}
+	}
+	return nil
 }
 
 func checkCallbackURL(s string) error {

@@ -154,24 +154,43 @@ func TestPushEndReason(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	if err := DefaultConfig().Validate(); err != nil {
-		t.Errorf("DefaultConfig: %v", err)
+	def := DefaultConfig()
+	def.NodeID = "host-1.example"
+	if err := def.Validate(); err != nil {
+		t.Errorf("DefaultConfig with a node id: %v", err)
 	}
 	bad := Config{
 		RedisAddr:    "no-port",
+		NodeID:       "a/b",
+		Serve:        ServeShared,
 		CallbackURLs: []string{"ftp://x", "http://"},
 	}
 	err := bad.Validate()
 	if err == nil {
 		t.Fatal("Validate accepted a bad config")
 	}
-	for _, want := range []string{"redis_addr", "concurrency", "callback_urls[0]", "callback_urls[1]",
+	for _, want := range []string{"redis_addr", "node_id", "concurrency", "callback_urls[0]", "callback_urls[1]",
 		"callback_key", "callback_timeout", "callback_retry_for", "retry_base_delay", "poll_interval"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %s:\n%v", want, err)
 		}
 	}
-	ok := DefaultConfig()
+	for _, c := range []struct {
+		id, want string
+	}{{"", "node_id is required"}, {strings.Repeat("n", 65), "longer than 64"}, {"a b", "only letters"}} {
+		cfg := def
+		cfg.NodeID = c.id
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("node_id %q: %v, want an error saying %q", c.id, err, c.want)
+		}
+	}
+	worker := def
+	worker.Serve = ServeShared
+	if err := worker.Validate(); err == nil || !strings.Contains(err.Error(), "needs a shared redis_addr") {
+		t.Errorf("a worker on the embedded queue: %v, want refused", err)
+	}
+	ok := def
+	ok.Serve = ServeShared
 	ok.RedisAddr = "redis://:secret@127.0.0.1:6379/3"
 	ok.CallbackURLs = []string{"https://backend.example/hook"}
 	ok.CallbackKey = "k"
@@ -184,6 +203,7 @@ func TestConfigYAML(t *testing.T) {
 	cfg := DefaultConfig()
 	src := `
 redis_addr: 127.0.0.1:6379
+node_id: edge-1
 concurrency: 8
 callback_urls: [http://a/hook, http://b/hook]
 callback_key: secret
@@ -202,6 +222,9 @@ poll_interval: 50ms
 		t.Errorf("urls %v", cfg.CallbackURLs)
 	}
 	cfg.CallbackURLs, want.CallbackURLs = nil, nil
+	if cfg.NodeID != "edge-1" || cfg.Serve != ServeAll {
+		t.Errorf("node_id %q, serve %v: want edge-1 and the default ServeAll", cfg.NodeID, cfg.Serve)
+	}
 	if cfg.RedisAddr != want.RedisAddr || cfg.Concurrency != want.Concurrency || cfg.CallbackKey != want.CallbackKey ||
 		cfg.CallbackTimeout != want.CallbackTimeout || cfg.CallbackRetryFor != want.CallbackRetryFor ||
 		cfg.RetryBaseDelay != want.RetryBaseDelay || cfg.PollInterval != want.PollInterval {

@@ -95,6 +95,7 @@ func (r *receiver) await(t testing.TB, id string, timeout time.Duration) receive
 func testConfig(redisAddr string, urls ...string) Config {
 	cfg := DefaultConfig()
 	cfg.RedisAddr = redisAddr
+	cfg.NodeID = "node-a"
 	cfg.CallbackURLs = urls
 	cfg.CallbackKey = testKey
 	cfg.CallbackTimeout = 2 * time.Second

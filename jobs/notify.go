@@ -63,6 +63,25 @@ func (q *Queue) Notify(ctx context.Context, ev Event) error {
 		return nil
 	}
 	ev.T, ev.Sign = 0, ""
+	if q.outbox != nil {
+		// On this node's disk first: Redis may be down, or lose the record.
+		if err := q.outbox.put(ev); err != nil {
+			return err
+		}
+	}
+	rec, created, err := q.events.create(ctx, q.newRecord(ev))
+	if err != nil {
+		return err
+	}
+	if !created {
+		q.log.Debug("event already notified", "event_id", ev.EventID, "state", rec.State)
+	}
+	return q.enqueuePending(ctx, rec)
+}
+
+// newRecord is the record of an event just notified: pending at every callback URL.
+func (q *Queue) newRecord(ev Event) EventRecord {
+	ev.T, ev.Sign = 0, ""
 	now := time.Now().UTC()
 	rec := EventRecord{Event: ev, CreatedAt: now, UpdatedAt: now}
 	for i, u := range q.cfg.CallbackURLs {
@@ -73,14 +92,7 @@ func (q *Queue) Notify(ctx context.Context, ev Event) error {
 			TaskID:        notifyTaskID(ev.EventID, i, 0),
 		})
 	}
-	rec, created, err := q.events.create(rec)
-	if err != nil {
-		return err
-	}
-	if !created {
-		q.log.Debug("event already notified", "event_id", ev.EventID, "state", rec.State)
-	}
-	return q.enqueuePending(ctx, rec)
+	return rec
 }
 
 // enqueuePending queues a task for every pending delivery of rec.
@@ -95,6 +107,7 @@ func (q *Queue) enqueuePending(ctx context.Context, rec EventRecord) error {
 			return fmt.Errorf("jobs: notify %s: %w", rec.Event.EventID, err)
 		}
 		_, err = q.enqueue(ctx, asynq.NewTask(TaskNotify, p),
+			asynq.Queue(QueueCallbacks),
 			asynq.TaskID(d.TaskID),
 			asynq.MaxRetry(q.maxRetry),
 			asynq.Timeout(q.notifyTaskTimeout()))
@@ -119,7 +132,7 @@ func (q *Queue) Redeliver(ctx context.Context, eventID string) error {
 		return fmt.Errorf("jobs: redeliver: %w: %w", ErrEventNotFound, err)
 	}
 	now := time.Now().UTC()
-	rec, err := q.events.update(eventID, func(r *EventRecord) error {
+	rec, err := q.events.update(ctx, eventID, func(r *EventRecord) error {
 		r.Redeliveries++
 		for i := range r.Deliveries {
 			d := &r.Deliveries[i]
@@ -135,31 +148,44 @@ func (q *Queue) Redeliver(ctx context.Context, eventID string) error {
 	return q.enqueuePending(ctx, rec)
 }
 
+// storeTimeout bounds a read of the event store by a caller that gives no
+// context.
+const storeTimeout = 10 * time.Second
+
 // Event returns the stored record of an event, with the state of its
-// deliveries; the error wraps ErrEventNotFound for an unknown id.
+// deliveries; the error wraps ErrEventNotFound for an unknown id. With a
+// shared Redis every node answers the same, whoever delivered the event.
 func (q *Queue) Event(eventID string) (EventRecord, error) {
 	if err := validEventID(eventID); err != nil {
 		return EventRecord{}, fmt.Errorf("jobs: %w: %w", ErrEventNotFound, err)
 	}
-	return q.events.get(eventID)
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	return q.events.get(ctx, eventID)
 }
 
 // PendingEvents lists the stored events not yet delivered to every URL (and
 // not given up), oldest first.
 func (q *Queue) PendingEvents() ([]EventRecord, error) {
-	return q.events.list(StatePending)
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	return q.events.pending(ctx)
 }
 
 // ResumePending queues the delivery of every pending event again. Call it at
-// start: the embedded Redis forgets its tasks on restart, a real one may
-// have lost them (restarted without persistence); tasks Redis still holds
-// keep their ids and are not duplicated.
+// start and now and then: the embedded Redis forgets its tasks on restart
+// (its event files do not), and a real one may have lost tasks its records
+// still name. Tasks Redis still holds, or completed less than
+// CompletedRetention ago, keep their ids and are not queued twice; an event
+// delivered meanwhile, by any worker, is not pending and is not sent again.
+// Any node may call it, with the same result.
 func (q *Queue) ResumePending(ctx context.Context) error {
-	recs, err := q.PendingEvents()
+	outboxErr := q.resumeOutbox(ctx)
+	recs, err := q.events.pending(ctx)
 	if err != nil {
-		return err
+		return errors.Join(outboxErr, err)
 	}
-	var errs []error
+	errs := []error{outboxErr}
 	for _, rec := range recs {
 		if err := q.enqueuePending(ctx, rec); err != nil {
 			errs = append(errs, err)
@@ -185,7 +211,7 @@ func (q *Queue) handleNotify(ctx context.Context, task *asynq.Task) error {
 
 	// The record decides whether this task is still wanted: a duplicate of
 	// a delivered event, or an old task of a redelivered one, sends nothing.
-	rec, err := q.events.get(id)
+	rec, err := q.events.get(ctx, id)
 	haveRecord := err == nil
 	if err != nil && !errors.Is(err, ErrEventNotFound) {
 		return err
@@ -205,7 +231,11 @@ func (q *Queue) handleNotify(ctx context.Context, task *asynq.Task) error {
 	started := time.Now().UTC()
 	postErr := q.post(ctx, p.URL, p.Event)
 	if haveRecord {
-		_, err := q.events.update(id, func(r *EventRecord) error {
+		// The outcome is recorded even when the task's context ended during
+		// the POST (timeout, shutdown): a delivery left "pending" is sent again.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), taskBookkeeping)
+		defer cancel()
+		_, err := q.events.update(rctx, id, func(r *EventRecord) error {
 			d := &r.Deliveries[p.Index]
 			d.Attempts++
 			d.LastAttemptAt = &started
@@ -271,13 +301,14 @@ func (q *Queue) post(ctx context.Context, url string, ev Event) error {
 
 // notifyGaveUp marks a delivery failed once asynq stops retrying it. A
 // stale task (superseded by a redelivery) changes nothing.
-func (q *Queue) notifyGaveUp(taskID string, task *asynq.Task, cause error) {
+func (q *Queue) notifyGaveUp(ctx context.Context, taskID string, task *asynq.Task, cause error) {
 	var p notifyPayload
 	if err := json.Unmarshal(task.Payload(), &p); err != nil {
 		return
 	}
 	marked := false
-	_, err := q.events.update(p.Event.EventID, func(r *EventRecord) error {
+	_, err := q.events.update(ctx, p.Event.EventID, func(r *EventRecord) error {
+		marked = false // fn runs again when another worker changed the record
 		if p.Index >= len(r.Deliveries) {
 			return nil
 		}

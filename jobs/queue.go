@@ -18,11 +18,13 @@ import (
 )
 
 // Queue is livetape's job queue: an asynq client, server and inspector on
-// one Redis (real, or embedded), plus the callback event store.
+// one Redis (real, or embedded), plus the callback event store (in that
+// Redis when it is a real one, shared by every node; in the data dir with
+// the embedded one).
 //
 // Lifecycle: [Open], [Queue.Register] the task handlers, [Queue.Start], and
 // [Queue.Close] at shutdown. Enqueueing works from Open on; tasks run from
-// Start on.
+// Start on, from the queues Config.Serve names.
 type Queue struct {
 	cfg      Config
 	log      *slog.Logger
@@ -31,11 +33,13 @@ type Queue struct {
 	tickDone chan struct{}
 
 	client    *asynq.Client
+	rdb       redis.UniversalClient // for the event store, the catalog index, the outbox check
 	server    *asynq.Server
 	inspector *asynq.Inspector
 	mux       *asynq.ServeMux
 
-	events     *eventStore
+	events     eventStore
+	outbox     *outbox // with a shared Redis and a data dir: events this node notified
 	httpClient *http.Client
 	maxRetry   int
 
@@ -47,35 +51,30 @@ type Queue struct {
 // TaskNotify delivers one event to one callback URL.
 const TaskNotify = "callback:notify"
 
-// queueName is the asynq queue of every livetape task.
-const queueName = "default"
-
 // embeddedTick is how often the embedded Redis clock is advanced.
 const embeddedTick = 100 * time.Millisecond
 
 // Open connects to the configured Redis, or starts the embedded one, and
-// prepares the queue; dataDir holds the event store (dataDir/events). It
-// fails if Redis does not answer before ctx ends.
+// prepares the queue. With the embedded Redis, dataDir holds the event store
+// (dataDir/events), which outlives the Redis; with a real one the events are
+// kept in Redis and dataDir holds the outbox of the events this node notifies
+// (dataDir/outbox; a process that notifies nothing, a worker, passes ""). Open fails if
+// Redis does not answer before ctx ends.
 func Open(ctx context.Context, cfg Config, dataDir string, log *slog.Logger) (*Queue, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if dataDir == "" {
-		return nil, errors.New("jobs: open: no data directory")
+	if cfg.RedisAddr == "" && dataDir == "" {
+		return nil, errors.New("jobs: open: the embedded queue needs a data directory for its events")
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("component", "jobs")
 	routeRedisLog(log)
-	events, err := openEventStore(filepath.Join(dataDir, "events"))
-	if err != nil {
-		return nil, err
-	}
 	q := &Queue{
 		cfg:      cfg,
 		log:      log,
-		events:   events,
 		mux:      asynq.NewServeMux(),
 		maxRetry: retriesFor(cfg.CallbackRetryFor, cfg.RetryBaseDelay),
 		httpClient: &http.Client{
@@ -88,6 +87,7 @@ func Open(ctx context.Context, cfg Config, dataDir string, log *slog.Logger) (*Q
 	}
 
 	var connOpt asynq.RedisConnOpt
+	var err error
 	if cfg.RedisAddr == "" {
 		m, err := miniredis.Run()
 		if err != nil {
@@ -105,16 +105,37 @@ func Open(ctx context.Context, cfg Config, dataDir string, log *slog.Logger) (*Q
 
 	q.client = asynq.NewClient(connOpt)
 	if err := ping(ctx, q.client); err != nil {
+		name := q.redisName() // before stopEmbedded: a stopped miniredis has no address
 		q.client.Close()
 		q.stopEmbedded()
-		return nil, fmt.Errorf("jobs: redis %s: %w", q.redisName(), err)
+		return nil, fmt.Errorf("jobs: redis %s: %w", name, err)
+	}
+	q.rdb = connOpt.MakeRedisClient().(redis.UniversalClient)
+	if q.embedded != nil {
+		q.events, err = openFileEventStore(filepath.Join(dataDir, "events"))
+	} else {
+		q.events = &redisEventStore{rdb: q.rdb}
+	}
+	if err == nil && q.embedded == nil && dataDir != "" {
+		q.outbox, err = openOutbox(filepath.Join(dataDir, "outbox"))
+	}
+	if err != nil {
+		q.client.Close()
+		q.rdb.Close()
+		q.stopEmbedded()
+		return nil, err
 	}
 	q.inspector = asynq.NewInspector(connOpt)
+	q.mux.Handle(TaskNotify, asynq.HandlerFunc(q.handleNotify))
+	if cfg.Serve == 0 {
+		return q, nil // enqueues only
+	}
 	logLevel := asynq.InfoLevel
 	if log.Enabled(ctx, slog.LevelDebug) {
 		logLevel = asynq.DebugLevel
 	}
 	q.server = asynq.NewServer(connOpt, asynq.Config{
+		Queues:                   queues(cfg),
 		Concurrency:              cfg.Concurrency,
 		TaskCheckInterval:        cfg.PollInterval,
 		DelayedTaskCheckInterval: cfg.PollInterval,
@@ -125,7 +146,6 @@ func Open(ctx context.Context, cfg Config, dataDir string, log *slog.Logger) (*Q
 		Logger:       slogAdapter{log},
 		LogLevel:     logLevel,
 	})
-	q.mux.Handle(TaskNotify, asynq.HandlerFunc(q.handleNotify))
 	return q, nil
 }
 
@@ -185,14 +205,15 @@ func (q *Queue) Register(taskType string, h asynq.Handler) {
 	q.mux.Handle(taskType, h)
 }
 
-// Start starts processing tasks with Config.Concurrency workers.
+// Start starts processing tasks with Config.Concurrency workers, from the
+// queues of Config.Serve; with Serve 0 it does nothing.
 func (q *Queue) Start() error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
 		return errors.New("jobs: start: queue closed")
 	}
-	if q.started {
+	if q.started || q.server == nil {
 		return nil
 	}
 	if err := q.server.Start(q.mux); err != nil {
@@ -222,6 +243,12 @@ func (q *Queue) Close() error {
 	if err := q.inspector.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("jobs: close inspector: %w", err))
 	}
+	if err := q.events.close(); err != nil {
+		errs = append(errs, fmt.Errorf("jobs: close event store: %w", err))
+	}
+	if err := q.rdb.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("jobs: close redis client: %w", err))
+	}
 	q.stopEmbedded()
 	return errors.Join(errs...)
 }
@@ -240,11 +267,24 @@ func (q *Queue) RedisConnOpt() asynq.RedisConnOpt {
 	return opt
 }
 
-// Enqueue queues task. Callers give it a task id derived from what the task
-// works on (asynq.TaskID); enqueueing a task whose id is already queued,
-// running or retrying is a success that changes nothing, which is what makes
-// enqueueing again after a restart safe. Once a task has completed, its id is
-// free again: the handler itself must see that the work is done.
+// Redis is a client of the queue's Redis, the embedded one included, for what shares
+// it (the catalog index). It is closed by Close.
+func (q *Queue) Redis() redis.UniversalClient { return q.rdb }
+
+// Embedded reports whether the queue runs on its embedded Redis, which is this
+// process's alone and forgets everything when it stops.
+func (q *Queue) Embedded() bool { return q.embedded != nil }
+
+// NodeID is Config.NodeID: the node whose spool this process's uploads read.
+func (q *Queue) NodeID() string { return q.cfg.NodeID }
+
+// Enqueue queues task, on QueueCPU unless opts name another queue (asynq.Queue).
+// Callers give it a task id derived from what the task works on
+// (asynq.TaskID); enqueueing a task whose id is already queued, running,
+// retrying, or completed less than CompletedRetention ago is a success that
+// changes nothing, which is what makes enqueueing again after a restart, or
+// from a periodic reconcile, safe. After that the id is free again: a
+// handler must still see when its work is already done.
 func (q *Queue) Enqueue(ctx context.Context, task *asynq.Task, opts ...asynq.Option) error {
 	if _, err := q.enqueue(ctx, task, opts...); err != nil {
 		return fmt.Errorf("jobs: enqueue %s: %w", task.Type(), err)
@@ -255,7 +295,9 @@ func (q *Queue) Enqueue(ctx context.Context, task *asynq.Task, opts ...asynq.Opt
 // enqueue is Enqueue that also says whether the task was new, and leaves
 // the error unwrapped for the caller to say what it was enqueueing.
 func (q *Queue) enqueue(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (bool, error) {
-	info, err := q.client.EnqueueContext(ctx, task, append([]asynq.Option{asynq.Queue(queueName)}, opts...)...)
+	// asynq applies options in order: the caller's come last and win.
+	defaults := []asynq.Option{asynq.Queue(QueueCPU), asynq.Retention(CompletedRetention)}
+	info, err := q.client.EnqueueContext(ctx, task, append(defaults, opts...)...)
 	switch {
 	case errors.Is(err, asynq.ErrTaskIDConflict), errors.Is(err, asynq.ErrDuplicateTask):
 		q.log.Debug("task already queued", "type", task.Type(), "err", err)
@@ -263,7 +305,7 @@ func (q *Queue) enqueue(ctx context.Context, task *asynq.Task, opts ...asynq.Opt
 	case err != nil:
 		return false, err
 	}
-	q.log.Debug("task queued", "type", task.Type(), "task_id", info.ID)
+	q.log.Debug("task queued", "type", task.Type(), "task_id", info.ID, "queue", info.Queue)
 	return true, nil
 }
 
@@ -278,7 +320,10 @@ func (q *Queue) handleError(ctx context.Context, task *asynq.Task, err error) {
 	q.log.Warn("task failed", "type", task.Type(), "task_id", id,
 		"retried", retried, "max_retry", maxRetry, "final", final, "err", err)
 	if final && task.Type() == TaskNotify {
-		q.notifyGaveUp(id, task, err)
+		// ctx is the task's: a task that timed out has it done already.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+		defer cancel()
+		q.notifyGaveUp(ctx, id, task, err)
 	}
 }
 

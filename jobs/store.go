@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -84,21 +85,41 @@ func (r *EventRecord) summarize() {
 // ErrEventNotFound: no event with that id is stored.
 var ErrEventNotFound = errors.New("jobs: event not found")
 
-// eventStore keeps one JSON file per event in dir. Each file is replaced
-// atomically (temporary file, fsync, rename), so a crash leaves either the
-// old or the new record, never a torn one. One mutex serialises the
-// read-modify-write of records: the deliveries to several URLs of one event
-// finish concurrently.
-type eventStore struct {
+// eventStore keeps the event records and their delivery state. Records
+// change by read-modify-write: deliveries to several URLs of one event, on
+// several workers, finish concurrently, so update is atomic per record.
+type eventStore interface {
+	// create stores rec unless a record with its id exists; it returns the
+	// stored record and whether it was created.
+	create(ctx context.Context, rec EventRecord) (EventRecord, bool, error)
+	// update applies fn to the stored record and writes the result back,
+	// summarized and stamped. fn may run more than once (a concurrent
+	// change makes the store read the record again), so it must only
+	// change the record it is given.
+	update(ctx context.Context, id string, fn func(*EventRecord) error) (EventRecord, error)
+	// get returns the record; the error wraps ErrEventNotFound.
+	get(ctx context.Context, id string) (EventRecord, error)
+	// pending lists the records in StatePending, oldest first.
+	pending(ctx context.Context) ([]EventRecord, error)
+	close() error
+}
+
+// fileEventStore keeps one JSON file per event in dir: the store of the
+// embedded queue, whose Redis is lost at every restart while the data dir
+// is not. Each file is replaced atomically (temporary file, fsync, rename),
+// so a crash leaves either the old or the new record, never a torn one. One
+// mutex serialises the read-modify-write of records; only this process
+// reaches the embedded Redis, so no other process writes them.
+type fileEventStore struct {
 	dir string
 	mu  sync.Mutex
 }
 
-func openEventStore(dir string) (*eventStore, error) {
+func openFileEventStore(dir string) (*fileEventStore, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("jobs: event store: %w", err)
 	}
-	return &eventStore{dir: dir}, nil
+	return &fileEventStore{dir: dir}, nil
 }
 
 // validEventID keeps ids usable as file names and task ids.
@@ -120,11 +141,9 @@ func validEventID(id string) error {
 	return nil
 }
 
-func (s *eventStore) path(id string) string { return filepath.Join(s.dir, id+".json") }
+func (s *fileEventStore) path(id string) string { return filepath.Join(s.dir, id+".json") }
 
-// create stores rec unless a record with its id exists; it returns the
-// stored record and whether it was created.
-func (s *eventStore) create(rec EventRecord) (EventRecord, bool, error) {
+func (s *fileEventStore) create(_ context.Context, rec EventRecord) (EventRecord, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old, err := s.read(rec.Event.EventID)
@@ -141,8 +160,7 @@ func (s *eventStore) create(rec EventRecord) (EventRecord, bool, error) {
 	return rec, true, nil
 }
 
-// update applies fn to the stored record and writes the result back.
-func (s *eventStore) update(id string, fn func(*EventRecord) error) (EventRecord, error) {
+func (s *fileEventStore) update(_ context.Context, id string, fn func(*EventRecord) error) (EventRecord, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rec, err := s.read(id)
@@ -160,15 +178,13 @@ func (s *eventStore) update(id string, fn func(*EventRecord) error) (EventRecord
 	return rec, nil
 }
 
-func (s *eventStore) get(id string) (EventRecord, error) {
+func (s *fileEventStore) get(_ context.Context, id string) (EventRecord, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.read(id)
 }
 
-// list returns the records in the state want (all when want is ""), oldest
-// first.
-func (s *eventStore) list(want DeliveryState) ([]EventRecord, error) {
+func (s *fileEventStore) pending(context.Context) ([]EventRecord, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	entries, err := os.ReadDir(s.dir)
@@ -185,7 +201,7 @@ func (s *eventStore) list(want DeliveryState) ([]EventRecord, error) {
 		if err != nil {
 			return nil, err
 		}
-		if want == "" || rec.State == want {
+		if rec.State == StatePending {
 			recs = append(recs, rec)
 		}
 	}
@@ -193,7 +209,7 @@ func (s *eventStore) list(want DeliveryState) ([]EventRecord, error) {
 	return recs, nil
 }
 
-func (s *eventStore) read(id string) (EventRecord, error) {
+func (s *fileEventStore) read(id string) (EventRecord, error) {
 	b, err := os.ReadFile(s.path(id))
 	if errors.Is(err, fs.ErrNotExist) {
 		return EventRecord{}, fmt.Errorf("jobs: event %q: %w", id, ErrEventNotFound)
@@ -211,7 +227,7 @@ func (s *eventStore) read(id string) (EventRecord, error) {
 // write replaces the record's file atomically: a temporary file in the same
 // directory, fsynced, renamed over the old one, then the directory fsynced so
 // that the rename itself survives a power cut.
-func (s *eventStore) write(rec EventRecord) error {
+func (s *fileEventStore) write(rec EventRecord) error {
 	id := rec.Event.EventID
 	b, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
@@ -242,3 +258,5 @@ func (s *eventStore) write(rec EventRecord) error {
 	}
 	return nil
 }
+
+func (s *fileEventStore) close() error { return nil }

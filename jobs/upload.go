@@ -1,21 +1,19 @@
 package jobs
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
 
 	"github.com/livetape/livetape/storage"
+	"github.com/livetape/livetape/storage/catalog"
 )
 
 // TaskUpload uploads a closed recording fragment from the spool to storage, writes its
@@ -27,92 +25,47 @@ const TaskUpload = "recording:upload"
 // the spool keeps the file meanwhile, and nothing is lost while storage is down.
 const uploadMaxRetry = 1000
 
-// Recording is the catalog entry of a stored recording: the JSON manifest kept beside
-// the media in storage ({key stem}.json), the only record of it livetape needs.
-type Recording struct {
-	FileID      string    `json:"file_id"`
-	App         string    `json:"app"`
-	StreamID    string    `json:"stream_id"`
-	PushID      string    `json:"push_id"`
-	Seq         int       `json:"seq"`
-	Format      string    `json:"format"`            // mp4, flv or hls
-	Key         string    `json:"key"`               // the object to play (HLS: its playlist)
-	Objects     []string  `json:"objects,omitempty"` // every object of the recording (HLS: playlist and segments)
-	StartTime   time.Time `json:"start_time"`
-	EndTime     time.Time `json:"end_time"`
-	Duration    float64   `json:"duration"`     // seconds
-	Size        int64     `json:"size"`         // bytes, all objects
-	StreamParam string    `json:"stream_param"` // without txSecret/txTime
-	AudioOnly   bool      `json:"audio_only,omitempty"`
-	Recovered   bool      `json:"recovered,omitempty"`
-	VideoURL    string    `json:"video_url"`
-	StoredAt    time.Time `json:"stored_at"`
-	// CatalogKey is the key of this entry itself.
-	CatalogKey string `json:"catalog_key"`
-}
+// Recording is the catalog entry of a stored recording (storage/catalog owns it): what
+// an upload task carries, completes and stores.
+type Recording = catalog.Recording
 
-// DefaultKeyTemplate names a recording's objects in storage; {ext} is mp4 or flv, and an
-// HLS recording is a folder of that name (without the extension) holding index.m3u8
-// and its segments.
-const DefaultKeyTemplate = "{app}/{stream_id}/{start}_{file_id}.{ext}"
-
-// ValidateKeyTemplate checks that a template names each recording apart.
-func ValidateKeyTemplate(t string) error {
-	if !strings.Contains(t, "{file_id}") || !strings.HasSuffix(t, ".{ext}") {
-		return fmt.Errorf("key template %q: must contain {file_id} and end with .{ext}", t)
-	}
-	return nil
-}
-
-// ManifestKey is where the catalog entry of a recording lives: beside its media, with
-// the extension .json.
-func ManifestKey(r *Recording) string {
-	if r.CatalogKey != "" {
-		return r.CatalogKey
-	}
-	return r.keyStem(DefaultKeyTemplate) + ".json"
-}
-
-// keyStem expands the template without its ".{ext}": the recording's objects share it.
-func (r *Recording) keyStem(template string) string {
-	return strings.NewReplacer(
-		"{app}", r.App,
-		"{stream_id}", r.StreamID,
-		"{start}", r.StartTime.UTC().Format("20060102T150405Z"),
-		"{file_id}", r.FileID,
-		"{format}", r.Format,
-		"{date}", r.StartTime.UTC().Format("2006/01/02"),
-	).Replace(strings.TrimSuffix(template, ".{ext}"))
-}
-
-// UploadPayload is the task of one fragment.
+// UploadPayload is the task of one fragment: which fragment of which node's spool,
+// and the catalog entry to complete. It holds no local path.
 type UploadPayload struct {
-	Recording Recording `json:"recording"`
-	// LocalPath is the spooled file, or for HLS the folder holding index.m3u8 and the
-	// segments.
-	LocalPath string `json:"local_path"`
-	// SpoolManifest is the recorder's manifest, removed with the spooled file.
-	SpoolManifest string `json:"spool_manifest"`
+	Fragment  FragmentHandle `json:"fragment"`
+	Recording Recording      `json:"recording"`
 }
 
-// EnqueueUpload queues the upload of a closed fragment; the task id is derived from
-// the file id, so enqueueing it again (after a restart) is harmless.
-func (q *Queue) EnqueueUpload(ctx context.Context, p UploadPayload) error {
+// EnqueueUpload queues the upload of a fragment this node recorded and closed: rec is
+// its catalog entry so far (file id, app, stream, push, seq, format, times, push
+// parameters). The task waits in this node's queue, which only this node serves,
+// names the fragment by a handle its spool resolves, and has an id derived from the
+// file id, so enqueueing it again (after a restart, from a reconcile) is harmless.
+func (q *Queue) EnqueueUpload(ctx context.Context, rec Recording) error {
+	p := UploadPayload{
+		Fragment: FragmentHandle{NodeID: q.cfg.NodeID, App: rec.App, StreamID: rec.StreamID,
+			PushID: rec.PushID, Seq: rec.Seq, Format: rec.Format},
+		Recording: rec,
+	}
 	b, err := json.Marshal(p)
 	if err != nil {
 		return fmt.Errorf("jobs: upload payload: %w", err)
 	}
-	return q.Enqueue(ctx, asynq.NewTask(TaskUpload, b),
-		asynq.TaskID("upload:"+p.Recording.FileID), asynq.MaxRetry(uploadMaxRetry), asynq.Timeout(time.Hour))
+	return q.Enqueue(ctx, asynq.NewTask(TaskUpload, b), asynq.Queue(NodeQueue(q.cfg.NodeID)),
+		asynq.TaskID("upload:"+rec.FileID), asynq.MaxRetry(uploadMaxRetry), asynq.Timeout(time.Hour))
 }
 
-// Uploader handles TaskUpload.
+// Uploader handles TaskUpload, on the node whose spool holds the fragments.
 type Uploader struct {
 	Store storage.Store
-	Queue *Queue
+	// Catalog receives the entry of every stored fragment.
+	Catalog *catalog.Catalog
+	Queue   *Queue
+	// Spool resolves fragment handles to files on this node's disk.
+	Spool Spool
 	// PublicURL is the base of replay URLs (video_url = PublicURL + "/vod/" + key).
 	PublicURL string
-	// KeyTemplate names the objects (DefaultKeyTemplate when empty); placeholders
+	// KeyTemplate names the objects (catalog.DefaultKeyTemplate when empty); placeholders
 	// {app} {stream_id} {start} {file_id} {format} {date} {ext}.
 	KeyTemplate string
 	Log         *slog.Logger
@@ -127,8 +80,16 @@ func (u *Uploader) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	rec := p.Recording
 	// A fragment spooled by an older version may still carry the push credentials.
 	rec.StreamParam = RedactStreamParam(rec.StreamParam)
-	log := u.Log.With("file_id", rec.FileID)
-	if _, err := os.Stat(p.LocalPath); errors.Is(err, os.ErrNotExist) {
+	log := u.Log.With("file_id", rec.FileID, "fragment", p.Fragment.String())
+	if node := u.Queue.NodeID(); p.Fragment.NodeID != node {
+		// Only this node serves its queue: two nodes share a node id, or a task was
+		// moved by hand. Another disk holds the fragment; running it here would find
+		// nothing, or the wrong file.
+		return fmt.Errorf("jobs: upload %s: fragment of node %q, this is node %q: %w",
+			rec.FileID, p.Fragment.NodeID, node, asynq.SkipRetry)
+	}
+	frag, err := u.Spool.Fragment(p.Fragment)
+	if errors.Is(err, ErrFragmentGone) {
 		// A run that stored it and deleted the spool copy, then died before or while
 		// notifying: the catalog entry in storage says so.
 		stored, err := u.loadStored(ctx, &rec)
@@ -137,49 +98,52 @@ func (u *Uploader) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		}
 		return u.notify(ctx, stored)
 	}
+	if err != nil {
+		return fmt.Errorf("jobs: upload %s: spool: %w", rec.FileID, err)
+	}
+	if err := checkFragment(rec.Format, frag); err != nil {
+		return fmt.Errorf("jobs: upload %s: spool gave %s: %w: %w", rec.FileID, p.Fragment, err, asynq.SkipRetry)
+	}
 	start := time.Now()
-	if err := u.store(ctx, &rec, p.LocalPath); err != nil {
+	if err := u.store(ctx, &rec, frag); err != nil {
 		return fmt.Errorf("jobs: upload %s: %w", rec.FileID, err)
 	}
 	// Storage confirmed every object: the spool copy can go.
-	if err := os.RemoveAll(p.LocalPath); err != nil {
+	if err := u.Spool.Remove(p.Fragment); err != nil {
 		log.Warn("upload: spool copy not removed", "err", err)
-	}
-	if p.SpoolManifest != "" {
-		os.Remove(p.SpoolManifest)
 	}
 	log.Info("recording stored", "key", rec.Key, "size", rec.Size, "took", time.Since(start).Round(time.Millisecond))
 	return u.notify(ctx, &rec)
 }
 
-// store uploads the file (HLS: segments, then the playlist) and the catalog entry.
-func (u *Uploader) store(ctx context.Context, rec *Recording, local string) error {
-	stem := rec.keyStem(u.template())
-	rec.CatalogKey = stem + ".json"
+// store uploads the fragment's files (HLS: segments, then the playlist), then puts
+// its catalog entry; frag passed checkFragment.
+func (u *Uploader) store(ctx context.Context, rec *Recording, frag Fragment) error {
+	rec.Template = u.KeyTemplate
+	if rec.Template == catalog.DefaultKeyTemplate {
+		rec.Template = ""
+	}
+	rec.CatalogKey = "" // Put names it from the template
+	rec.NodeID, rec.Type = u.Queue.NodeID(), catalog.TypeFragment
+	stem := rec.KeyStem(rec.Template)
 	type upload struct{ key, file string }
 	var ups []upload
 	if rec.Format == "hls" {
-		entries, err := os.ReadDir(local)
-		if err != nil {
-			return err
-		}
 		var playlist upload
-		for _, e := range entries {
-			up := upload{stem + "/" + e.Name(), filepath.Join(local, e.Name())}
-			if strings.HasSuffix(e.Name(), ".m3u8") {
+		for _, f := range frag.Files {
+			up := upload{stem + "/" + f.Name, f.Path}
+			if strings.HasSuffix(f.Name, ".m3u8") {
 				playlist = up
 				continue
 			}
 			ups = append(ups, up)
 		}
-		if playlist.key == "" {
-			return fmt.Errorf("no playlist in %s: %w", local, asynq.SkipRetry)
-		}
 		// The playlist last: once it is there, everything it names is.
 		ups = append(ups, playlist)
 		rec.Key = playlist.key
 	} else {
-		ups = []upload{{stem + path.Ext(local), local}}
+		f := frag.Files[0]
+		ups = []upload{{stem + path.Ext(f.Name), f.Path}}
 		rec.Key = ups[0].key
 	}
 	rec.Objects, rec.Size = nil, 0
@@ -193,39 +157,12 @@ func (u *Uploader) store(ctx context.Context, rec *Recording, local string) erro
 	}
 	rec.VideoURL = strings.TrimSuffix(u.PublicURL, "/") + "/vod/" + rec.Key
 	rec.StoredAt = time.Now().UTC()
-	b, err := json.MarshalIndent(rec, "", "  ")
-	if err != nil {
-		return err
-	}
-	_, err = u.Store.Put(ctx, ManifestKey(rec), bytes.NewReader(b), int64(len(b)), "application/json")
-	return err
+	return u.Catalog.Put(ctx, rec)
 }
 
+// loadStored is the catalog entry an earlier run of the task stored.
 func (u *Uploader) loadStored(ctx context.Context, rec *Recording) (*Recording, error) {
-	return LoadRecording(ctx, u.Store, rec.keyStem(u.template())+".json")
-}
-
-func (u *Uploader) template() string {
-	if u.KeyTemplate == "" {
-		return DefaultKeyTemplate
-	}
-	return u.KeyTemplate
-}
-
-// LoadRecording reads a catalog entry from storage.
-func LoadRecording(ctx context.Context, st storage.Store, key string) (*Recording, error) {
-	rc, _, err := st.Open(ctx, key, 0, -1)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	var r Recording
-	if err := json.NewDecoder(rc).Decode(&r); err != nil {
-		return nil, fmt.Errorf("jobs: catalog entry %s: %w", key, err)
-	}
-	// Entries stored by older versions may still carry the push credentials.
-	r.StreamParam = RedactStreamParam(r.StreamParam)
-	return &r, nil
+	return u.Catalog.Get(ctx, rec.FileID)
 }
 
 // notify sends the "recording ready" event (100); its id is derived from the file id,

@@ -1,9 +1,7 @@
 package jobs
 
 import (
-	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,10 +12,12 @@ import (
 
 	"github.com/livetape/livetape/internal/s3test"
 	"github.com/livetape/livetape/storage"
+	"github.com/livetape/livetape/storage/catalog"
 )
 
-// uploadRig is a queue with the uploader registered, on the embedded Redis and a real S3.
-func uploadRig(t testing.TB, rc *receiver, poll time.Duration) (*Queue, storage.Store) {
+// uploadRig is a queue with the uploader registered, on the embedded Redis, a real S3
+// and a spool on disk.
+func uploadRig(t testing.TB, rc *receiver, poll time.Duration) (*Queue, storage.Store, *diskSpool) {
 	t.Helper()
 	s3 := s3test.Start(t)
 	store, err := storage.NewS3(context.Background(), storage.S3Config{Endpoint: s3.Endpoint, Region: s3.Region,
@@ -34,58 +34,78 @@ func uploadRig(t testing.TB, rc *receiver, poll time.Duration) (*Queue, storage.
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { q.Close() })
-	q.Register(TaskUpload, &Uploader{Store: store, Queue: q, PublicURL: "http://vod.example", Log: testLogger(t)})
+	spool := newDiskSpool(t)
+	q.Register(TaskUpload, &Uploader{Store: store, Catalog: testCatalog(t, q, store), Queue: q, Spool: spool,
+		PublicURL: "http://vod.example", Log: testLogger(t)})
 	if err := q.Start(); err != nil {
 		t.Fatal(err)
 	}
-	return q, store
+	return q, store, spool
 }
 
-// spoolFragment writes a fake closed fragment of size bytes and its spool manifest.
-func spoolFragment(t testing.TB, dir string, i, size int) UploadPayload {
+// testCatalog is the catalog of store indexed in q's Redis.
+func testCatalog(t testing.TB, q *Queue, store storage.Store) *catalog.Catalog {
 	t.Helper()
-	path := filepath.Join(dir, fmt.Sprintf("%04d.flv", i))
-	if err := os.WriteFile(path, make([]byte, size), 0o644); err != nil {
+	c, err := catalog.New(catalog.Config{Store: store, Redis: q.Redis(), Log: testLogger(t)})
+	if err != nil {
 		t.Fatal(err)
 	}
-	manifest := path + ".json"
-	os.WriteFile(manifest, []byte("{}"), 0o644)
-	return UploadPayload{
-		Recording: Recording{FileID: fmt.Sprintf("s_push_%04d_flv", i), App: "live", StreamID: "s", Seq: i, Format: "flv",
-			StartTime: time.Unix(1_800_000_000, 0), EndTime: time.Unix(1_800_000_005, 0), Duration: 5},
-		LocalPath: path, SpoolManifest: manifest,
-	}
+	return c
+}
+
+// spoolFragment writes a closed FLV fragment of size bytes in the spool of q's node.
+func spoolFragment(t testing.TB, q *Queue, spool *diskSpool, i, size int) Recording {
+	t.Helper()
+	rec := testRecording(i, "flv")
+	spool.add(t, handleOf(q.NodeID(), rec), map[string][]byte{"": make([]byte, size)})
+	return rec
 }
 
 func TestUploadThenNotify(t *testing.T) {
 	rc := newReceiver(t, nil)
-	q, store := uploadRig(t, rc, 20*time.Millisecond)
-	p := spoolFragment(t, t.TempDir(), 1, 100_000)
-	if err := q.EnqueueUpload(context.Background(), p); err != nil {
+	q, store, spool := uploadRig(t, rc, 20*time.Millisecond)
+	r := spoolFragment(t, q, spool, 1, 100_000)
+	if err := q.EnqueueUpload(context.Background(), r); err != nil {
 		t.Fatal(err)
 	}
-	got := rc.await(t, EventID(EventRecordingReady, p.Recording.FileID), 20*time.Second)
+	got := rc.await(t, EventID(EventRecordingReady, r.FileID), 20*time.Second)
 	if got.ev.FileSize != 100_000 || got.ev.VideoURL != "http://vod.example/vod/live/s/20270115T080000Z_s_push_0001_flv.flv" {
 		t.Errorf("event %+v", got.ev)
 	}
-	if _, err := os.Stat(p.LocalPath); !os.IsNotExist(err) {
+	h := handleOf(q.NodeID(), r)
+	if spool.has(h) {
 		t.Error("spool copy kept after the upload")
 	}
-	if _, err := os.Stat(p.SpoolManifest); !os.IsNotExist(err) {
+	if _, err := os.Stat(spool.manifest(h)); !os.IsNotExist(err) {
 		t.Error("spool manifest kept after the upload")
 	}
-	rec, err := LoadRecording(context.Background(), store, ManifestKey(&p.Recording))
-	if err != nil || rec.Size != 100_000 || len(rec.Objects) != 1 {
+	if _, err := os.Stat(filepath.Join(spool.root, "live")); !os.IsNotExist(err) {
+		t.Error("emptied spool folders kept after the upload")
+	}
+	rec, err := testCatalog(t, q, store).Get(context.Background(), r.FileID)
+	if err != nil || rec.Size != 100_000 || len(rec.Objects) != 1 || rec.NodeID != "node-a" || rec.Type != catalog.TypeFragment {
 		t.Fatalf("catalog entry %+v, %v", rec, err)
 	}
-	// A second run (the task replayed after a crash) finds it stored and sends nothing new.
-	if err := q.EnqueueUpload(context.Background(), p); err != nil {
+	// The task names the fragment, not where it lies on this node's disk.
+	info, err := q.Inspector().GetTaskInfo(NodeQueue("node-a"), "upload:"+r.FileID)
+	if err != nil {
 		t.Fatal(err)
 	}
-	p2 := spoolFragment(t, t.TempDir(), 2, 10)
-	q.EnqueueUpload(context.Background(), p2)
-	rc.await(t, EventID(EventRecordingReady, p2.Recording.FileID), 20*time.Second)
-	if n := rc.count(EventID(EventRecordingReady, p.Recording.FileID)); n != 1 {
+	if strings.Contains(string(info.Payload), spool.root) || !strings.Contains(string(info.Payload), `"node_id":"node-a"`) {
+		t.Errorf("upload payload %s: want a handle naming node-a and no local path", info.Payload)
+	}
+	// A second run (the task replayed after a crash, once its completed task is gone)
+	// finds it stored and sends nothing new.
+	if err := q.Inspector().DeleteTask(NodeQueue("node-a"), "upload:"+r.FileID); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.EnqueueUpload(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	r2 := spoolFragment(t, q, spool, 2, 10)
+	q.EnqueueUpload(context.Background(), r2)
+	rc.await(t, EventID(EventRecordingReady, r2.FileID), 20*time.Second)
+	if n := rc.count(EventID(EventRecordingReady, r.FileID)); n != 1 {
 		t.Errorf("event sent %d times", n)
 	}
 }
@@ -96,18 +116,18 @@ func TestUploadThenNotify(t *testing.T) {
 func TestUploadDropsPushCredentials(t *testing.T) {
 	const secret = "0123456789abcdef0123456789abcdef"
 	rc := newReceiver(t, nil)
-	q, store := uploadRig(t, rc, 20*time.Millisecond)
-	p := spoolFragment(t, t.TempDir(), 1, 1000)
-	p.Recording.StreamParam = "foo=bar&record=flv&txSecret=" + secret + "&txTime=5867D600"
-	if err := q.EnqueueUpload(context.Background(), p); err != nil {
+	q, store, spool := uploadRig(t, rc, 20*time.Millisecond)
+	rec := spoolFragment(t, q, spool, 1, 1000)
+	rec.StreamParam = "foo=bar&record=flv&txSecret=" + secret + "&txTime=5867D600"
+	if err := q.EnqueueUpload(context.Background(), rec); err != nil {
 		t.Fatal(err)
 	}
-	got := rc.await(t, EventID(EventRecordingReady, p.Recording.FileID), 20*time.Second)
+	got := rc.await(t, EventID(EventRecordingReady, rec.FileID), 20*time.Second)
 	if got.ev.StreamParam != "foo=bar&record=flv" || strings.Contains(string(got.body), secret) {
 		t.Errorf("callback: stream_param %q\n%s", got.ev.StreamParam, got.body)
 	}
 	ctx := context.Background()
-	key := ManifestKey(&p.Recording)
+	key := catalog.EntryKey(&rec)
 	rc2, _, err := store.Open(ctx, key, 0, -1)
 	if err != nil {
 		t.Fatal(err)
@@ -118,18 +138,6 @@ func TestUploadDropsPushCredentials(t *testing.T) {
 		t.Errorf("catalog entry:\n%s", stored)
 	}
 
-	// An entry an older version stored with the credentials.
-	old := bytes.Replace(stored, []byte(`foo=bar\u0026record=flv`), []byte(`foo=bar\u0026record=flv\u0026txSecret=`+secret+`\u0026txTime=5867D600`), 1)
-	if !bytes.Contains(old, []byte(secret)) {
-		t.Fatalf("test setup: no credentials put back in\n%s", old)
-	}
-	if _, err := store.Put(ctx, key, bytes.NewReader(old), int64(len(old)), "application/json"); err != nil {
-		t.Fatal(err)
-	}
-	rec, err := LoadRecording(ctx, store, key)
-	if err != nil || rec.StreamParam != "foo=bar&record=flv" {
-		t.Errorf("old entry read back: %q, %v", rec.StreamParam, err)
-	}
 }
 
 // BenchmarkFragmentToCallback measures a closed fragment (5 s of 2.5 Mbit/s, ~1.6 MB)
@@ -137,16 +145,15 @@ func TestUploadDropsPushCredentials(t *testing.T) {
 // loopback, catalog entry, callback.
 func BenchmarkFragmentToCallback(b *testing.B) {
 	rc := newReceiver(b, nil)
-	q, _ := uploadRig(b, rc, DefaultPollInterval) // as deployed
-	dir := b.TempDir()
+	q, _, spool := uploadRig(b, rc, DefaultPollInterval) // as deployed
 	var lat []time.Duration
 	for i := 0; b.Loop(); i++ {
-		p := spoolFragment(b, dir, i, 1_600_000)
+		r := spoolFragment(b, q, spool, i, 1_600_000)
 		start := time.Now()
-		if err := q.EnqueueUpload(context.Background(), p); err != nil {
+		if err := q.EnqueueUpload(context.Background(), r); err != nil {
 			b.Fatal(err)
 		}
-		rc.await(b, EventID(EventRecordingReady, p.Recording.FileID), 30*time.Second)
+		rc.await(b, EventID(EventRecordingReady, r.FileID), 30*time.Second)
 		lat = append(lat, time.Since(start))
 	}
 	slices.Sort(lat)

@@ -8,9 +8,14 @@
 //	SPOOL/{app}/{stream_id}/{push_id}/0001.flv.json  its manifest
 //	SPOOL/{app}/{stream_id}/{push_id}/0002.mp4.part  being written (fragmented MP4)
 //	SPOOL/{app}/{stream_id}/{push_id}/0002.hls/      HLS: index.m3u8 and seg-N.ts
+//
+// The layout is this package's alone: the upload job names a closed fragment by app,
+// stream, push, sequence number and format, and [Spool] gives its files and removes it
+// (with the folders that leaves empty) once storage holds it.
 package recorder
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -48,8 +53,15 @@ type Recorder struct {
 	wg      sync.WaitGroup // sessions
 	closing sync.WaitGroup // fragments being finalized
 
+	finMu      sync.Mutex
+	toFinalize []*fragment // closed fragments waiting for a finalizer
+	finalizers int         // goroutines finalizing, at most maxFinalizers
+
 	mu     sync.Mutex
 	active map[string]bool // manifest files of the fragments being written or finalized
+
+	dirMu     sync.Mutex
+	recording map[string]int // push folders sessions record into: Spool.Remove leaves them
 }
 
 var _ stream.Observer = (*Recorder)(nil)
@@ -69,6 +81,62 @@ func (r *Recorder) Wait() {
 	r.closing.Wait()
 }
 
+// WaitContext is Wait until ctx ends; it then returns ctx's error, and what is not
+// finalized yet stays in the spool ("recording"), finalized at the next start.
+func (r *Recorder) WaitContext(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		r.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("recorder: fragments not finalized: %w", ctx.Err())
+	}
+}
+
+// maxFinalizers bounds the fragments finalized at once: an MP4 rewrite reads and
+// writes the whole file, and a cut of many streams at once (a shutdown, a record
+// interval shared by every push) must not start one disk-bound rewrite per fragment.
+const maxFinalizers = 2
+
+// finalize queues a closed fragment for a finalizer, starting one if fewer than
+// maxFinalizers run. The queue is not bounded: a session never waits for the disk.
+func (r *Recorder) finalize(f *fragment, why string) {
+	r.closing.Add(1)
+	r.finMu.Lock()
+	f.why = why
+	r.toFinalize = append(r.toFinalize, f)
+	start := r.finalizers < maxFinalizers
+	if start {
+		r.finalizers++
+	}
+	r.finMu.Unlock()
+	if start {
+		go r.runFinalizer()
+	}
+}
+
+// runFinalizer finalizes queued fragments until none is left.
+func (r *Recorder) runFinalizer() {
+	for {
+		r.finMu.Lock()
+		if len(r.toFinalize) == 0 {
+			r.finalizers--
+			r.finMu.Unlock()
+			return
+		}
+		f := r.toFinalize[0]
+		r.toFinalize[0] = nil
+		r.toFinalize = r.toFinalize[1:]
+		r.finMu.Unlock()
+		f.close(f.why)
+		r.closing.Done()
+	}
+}
+
 // PublishStarted starts recording p when its URL or the configuration asks for it.
 func (r *Recorder) PublishStarted(p *stream.Publication) {
 	formats, interval := r.cfg.plan(p.Params)
@@ -77,12 +145,14 @@ func (r *Recorder) PublishStarted(p *stream.Publication) {
 	}
 	// Stream ids and push ids were validated by live: they are safe path elements.
 	dir := filepath.Join(r.spool, p.Params.App, p.Params.StreamID, p.PushID)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	release, err := r.makePushDir(dir)
+	if err != nil {
 		r.log.Error("cannot record: spool folder", "stream", p.Params.Key(), "err", err)
 		return
 	}
 	sub, _, err := p.Stream.SubscribeNoDrop(r.cfg.Queue)
 	if err != nil {
+		release()
 		return
 	}
 	s := &session{
@@ -93,6 +163,7 @@ func (r *Recorder) PublishStarted(p *stream.Publication) {
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
+		defer release()
 		s.run(sub)
 	}()
 }
@@ -357,11 +428,7 @@ func (s *session) closeFragment(why string) {
 	s.frag = nil
 	f.end = time.Now()
 	// Finalizing (an MP4 rewrite) can take seconds: the next fragment starts meanwhile.
-	s.r.closing.Add(1)
-	go func() {
-		defer s.r.closing.Done()
-		f.close(why)
-	}()
+	s.r.finalize(f, why)
 }
 
 func restamp(p *media.Packet, ts uint32) *media.Packet {
@@ -386,6 +453,7 @@ type fragment struct {
 	end       time.Time
 	audioOnly bool
 	outs      []output
+	why       string // why it was cut, for the log of its finalizing
 	last      uint32 // last rebased timestamp
 	lastDur   uint32 // last frame-to-frame step, to end the last frame
 	synced    uint32 // rebased time of the last fsync

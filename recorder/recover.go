@@ -86,7 +86,7 @@ func (r *Recorder) finalizeLeft(m *Manifest) bool {
 	default:
 		log.Warn("spool: nothing to recover, fragment removed", "reason", err)
 		discard(m)
-		removeEmptyDirs(m.dir, 3)
+		r.removeEmptyPushDir(m.dir)
 	}
 	return false
 }

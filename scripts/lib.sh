@@ -16,6 +16,7 @@ declare -A test_packages=(
 	[gcc]=gcc         # go test -race needs cgo
 	[redis-server]=redis-server # jobs tests run asynq against a real Redis
 	[flvmeta]=flvmeta # FLV recordings are checked with flvmeta --check
+	[docker-compose]=docker-compose # TestComposeFile validates docker-compose.yml (no daemon needed)
 )
 
 # Minimum Go version (major.minor), as in go.mod.

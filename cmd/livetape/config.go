@@ -19,6 +19,7 @@ import (
 	"github.com/livetape/livetape/jobs"
 	"github.com/livetape/livetape/live"
 	"github.com/livetape/livetape/recorder"
+	"github.com/livetape/livetape/storage/catalog"
 	"github.com/livetape/livetape/stream"
 )
 
@@ -37,6 +38,10 @@ type Config struct {
 	Record recorder.Config `yaml:"record"`
 	// Jobs configures the queue (Redis or embedded) and the callbacks.
 	Jobs jobs.Config `yaml:"jobs"`
+	// NoWorker makes `livetape serve` leave the shared work (callbacks; transcode
+	// and stitch to come) to `livetape worker` processes: it still uploads its own
+	// spool. Needs a shared Redis.
+	NoWorker bool `yaml:"no_worker"`
 	// Storage is where recordings go: a local folder (default) or an S3 bucket.
 	Storage StorageConfig `yaml:"storage"`
 	// PublicURL is the base URL players reach livetape at; callbacks' video_url
@@ -97,7 +102,7 @@ func defaultConfig() Config {
 		Live:              live.DefaultConfig(),
 		Record:            recorder.DefaultConfig(),
 		Jobs:              jobs.DefaultConfig(),
-		Storage:           StorageConfig{S3: S3Config{Region: "us-east-1", PathStyle: true}, KeyTemplate: jobs.DefaultKeyTemplate},
+		Storage:           StorageConfig{S3: S3Config{Region: "us-east-1", PathStyle: true}, KeyTemplate: catalog.DefaultKeyTemplate},
 		PublicURL:         "http://localhost:8080",
 		ReconcileInterval: 30 * time.Second,
 	}
@@ -129,10 +134,13 @@ func (c Config) Validate() error {
 	if err := c.Jobs.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if c.NoWorker && c.Jobs.RedisAddr == "" {
+		errs = append(errs, errors.New("no_worker (serve --no-worker): needs a shared Redis (jobs.redis_addr, LIVETAPE_REDIS_ADDR): the embedded queue is this process's alone, so no worker could deliver its callbacks"))
+	}
 	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("public_url %q: must be an http(s) URL", c.PublicURL))
 	}
-	if err := jobs.ValidateKeyTemplate(c.Storage.KeyTemplate); err != nil {
+	if err := catalog.ValidateKeyTemplate(c.Storage.KeyTemplate); err != nil {
 		errs = append(errs, fmt.Errorf("storage.key_template: %w", err))
 	}
 	if c.ReconcileInterval < 100*time.Millisecond {
@@ -200,6 +208,8 @@ type setting struct {
 type field struct {
 	get func(*Config) string
 	set func(*Config, string) error
+	// isBool makes the flag a switch (--no-worker, --no-worker=false).
+	isBool bool
 }
 
 // settings lists every setting. To add one: add the Config field (with its yaml tag and
@@ -252,6 +262,10 @@ var settings = []setting{
 		}}},
 	{YAML: "jobs.redis_addr", Env: "LIVETAPE_REDIS_ADDR", Help: "Redis of the job queue (host:port or redis:// URI); empty runs an embedded one",
 		field: stringField(func(c *Config) *string { return &c.Jobs.RedisAddr })},
+	{YAML: "jobs.node_id", Env: "LIVETAPE_NODE_ID", Flag: "node-id", Help: "name of this node on the shared Redis (letters, digits, . _ -); its spool's uploads wait in queue node:NAME. Default: the host name",
+		field: stringField(func(c *Config) *string { return &c.Jobs.NodeID })},
+	{YAML: "no_worker", Env: "LIVETAPE_NO_WORKER", Flag: "no-worker", Help: "serve only: leave callbacks (the shared work) to `livetape worker` processes; needs jobs.redis_addr",
+		field: boolField(func(c *Config) *bool { return &c.NoWorker })},
 	{YAML: "jobs.concurrency", Help: "jobs run at once by this process",
 		field: intField(func(c *Config) *int { return &c.Jobs.Concurrency })},
 	{YAML: "jobs.callback_urls", Env: "LIVETAPE_CALLBACK_URL", Help: "URLs that receive the event callbacks (comma-separated in the environment); empty turns callbacks off",
@@ -311,7 +325,8 @@ func listField(p func(*Config) *[]string) field {
 
 func boolField(p func(*Config) *bool) field {
 	return field{
-		get: func(c *Config) string { return strconv.FormatBool(*p(c)) },
+		isBool: true,
+		get:    func(c *Config) string { return strconv.FormatBool(*p(c)) },
 		set: func(c *Config, v string) error {
 			b, err := strconv.ParseBool(v)
 			if err != nil {
@@ -401,7 +416,12 @@ func registerFlags(fs *flag.FlagSet) {
 		if s.Flag == "" || s.set == nil {
 			continue
 		}
-		fs.String(s.Flag, "", fmt.Sprintf("%s (default %q, env %s)", s.Help, s.get(&def), s.Env))
+		usage := fmt.Sprintf("%s (default %q, env %s)", s.Help, s.get(&def), s.Env)
+		if s.isBool {
+			fs.Bool(s.Flag, false, usage)
+			continue
+		}
+		fs.String(s.Flag, "", usage)
 	}
 }
 
@@ -452,11 +472,36 @@ func loadConfig(path string, env func(string) (string, bool), flags *flag.FlagSe
 			}
 		})
 	}
+	cfg.fillHostDefaults()
 	errs = append(errs, cfg.Validate())
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, fmt.Errorf("configuration: %w", err)
 	}
 	return cfg, nil
+}
+
+// fillHostDefaults sets what defaults to a property of the host, after loading:
+// defaultConfig stays the same on every host (README's table is generated from it).
+func (c *Config) fillHostDefaults() {
+	if c.Jobs.NodeID == "" {
+		c.Jobs.NodeID = hostNodeID()
+	}
+}
+
+// hostNodeID is the default node id: the host name, with any character a node id
+// cannot hold replaced by '-' (a container's host name is its id, which fits).
+func hostNodeID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		return "livetape"
+	}
+	b := []byte(host)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			b[i] = '-'
+		}
+	}
+	return string(b[:min(len(b), 64)])
 }
 
 // decodeFile reads a YAML file over cfg, rejecting unknown keys.

@@ -167,6 +167,7 @@ func TestLoadConfig(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := defaultConfig()
+			want.fillHostDefaults()
 			tt.want(&want)
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("config\n got %+v\nwant %+v", got, want)
@@ -176,7 +177,9 @@ func TestLoadConfig(t *testing.T) {
 }
 
 func TestDefaultConfigIsValid(t *testing.T) {
-	if err := defaultConfig().Validate(); err != nil {
+	c := defaultConfig()
+	c.fillHostDefaults()
+	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,7 +1,9 @@
 // Command livetape is a live-streaming server: RTMP ingest with signed push URLs and
 // live HTTP-FLV, HLS and RTMP playback.
 //
-//	livetape serve [--config FILE] [flags]   run the server
+//	livetape serve [--config FILE] [flags]   run the server (--no-worker: leave callbacks to workers)
+//	livetape worker [--config FILE] [flags]  run the shared jobs (callbacks) on a shared Redis
+//	livetape catalog rebuild [flags]         rebuild the recordings index from the storage
 //	livetape sign --stream ID [flags]        print signed push and play URLs
 //	livetape version                         print the version
 //	livetape help [COMMAND]                  show help

@@ -82,6 +82,7 @@ func startServe(t *testing.T, cfg Config) *pipelineRig {
 	cfg.Live.RTMPAddr = freePort(t)
 	cfg.HTTPAddr = freePort(t)
 	cfg.PublicURL = "http://" + cfg.HTTPAddr
+	cfg.fillHostDefaults()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

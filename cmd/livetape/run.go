@@ -34,7 +34,9 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"serve", "run the server: RTMP ingest, live playback, recording, upload, callbacks, VOD replay and the API", func() *flag.FlagSet { fs, _ := serveFlags(); return fs }, cmdServe},
+		{"serve", "run the server: RTMP ingest, live playback, recording, upload, callbacks, VOD replay and the API (--no-worker: callbacks left to workers)", func() *flag.FlagSet { fs, _ := serveFlags(); return fs }, cmdServe},
+		{"worker", "run the shared jobs only (callbacks) against a shared Redis, beside serve nodes", func() *flag.FlagSet { fs, _ := workerFlags(); return fs }, cmdWorker},
+		{"catalog", "'catalog rebuild': rebuild the recordings index in Redis from the storage", func() *flag.FlagSet { fs, _ := catalogFlags(); return fs }, cmdCatalog},
 		{"sign", "print signed push and play URLs for a stream", func() *flag.FlagSet { fs, _ := signFlags(); return fs }, cmdSign},
 		{"stitch", "join MP4 recordings into one MP4 without re-encoding: livetape stitch OUT IN...", func() *flag.FlagSet { fs, _ := stitchFlags(); return fs }, cmdStitch},
 		{"version", "print the version", nil, cmdVersion},

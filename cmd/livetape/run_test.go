@@ -27,7 +27,12 @@ func TestRunCommandLine(t *testing.T) {
 	}{
 		{name: "no command", args: nil, usage: true, wantErr: []string{"no command"}},
 		{name: "unknown command", args: []string{"frobnicate"}, usage: true, wantErr: []string{`"frobnicate"`}},
-		{name: "help", args: []string{"help"}, wantStdout: []string{"serve", "sign", "version"}},
+		{name: "help", args: []string{"help"}, wantStdout: []string{"serve", "worker", "sign", "version"}},
+		{name: "help worker", args: []string{"help", "worker"}, wantStdout: []string{"-config", "-node-id"}},
+		{name: "worker without redis", args: []string{"worker"}, wantErr: []string{"worker", "LIVETAPE_REDIS_ADDR", "embedded"}},
+		{name: "serve --no-worker without redis", args: []string{"serve", "--no-worker"}, wantErr: []string{"no_worker", "LIVETAPE_REDIS_ADDR"}},
+		{name: "no_worker from env without redis", args: []string{"serve"}, env: map[string]string{"LIVETAPE_NO_WORKER": "true"}, wantErr: []string{"no_worker", "LIVETAPE_REDIS_ADDR"}},
+		{name: "bad node id", args: []string{"worker"}, env: map[string]string{"LIVETAPE_NODE_ID": "a/b", "LIVETAPE_REDIS_ADDR": "127.0.0.1:1"}, wantErr: []string{"node_id", `"a/b"`}},
 		{name: "--help", args: []string{"--help"}, wantStdout: []string{"Usage: livetape"}},
 		{name: "help serve", args: []string{"help", "serve"}, wantStdout: []string{"-config", "-rtmp-addr", "-http-addr", "-data-dir", "-log-level", "-log-format"}},
 		{name: "help sign", args: []string{"help", "sign"}, wantStdout: []string{"-stream", "-play-key", "-record-type"}},

@@ -17,8 +17,9 @@ import (
 	"github.com/livetape/livetape/recorder"
 )
 
-// shutdownTimeout bounds the graceful part of shutdown.
-const shutdownTimeout = 10 * time.Second
+// shutdownTimeout bounds the graceful part of shutdown, uploads of the spool included:
+// within docker-compose's stop_grace_period (30 s) with a margin for the queue to close.
+const shutdownTimeout = 25 * time.Second
 
 // runServe runs the serve role (RTMP ingest, live playback over HTTP) until ctx is done,
 // then stops accepting, ends publishers and closes viewers.
@@ -44,20 +45,32 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return fail(err)
 	}
-	queue, err := jobs.Open(ctx, cfg.Jobs, cfg.DataDir, log)
+	// A serve node always uploads its own spool; the shared work too unless
+	// --no-worker leaves it to `livetape worker` processes.
+	jcfg := cfg.Jobs
+	jcfg.Serve = jobs.ServeAll
+	if cfg.NoWorker {
+		jcfg.Serve = jobs.ServeNode
+	}
+	queue, err := jobs.Open(ctx, jcfg, cfg.DataDir, log)
 	if err != nil {
 		return fail(err)
 	}
 	defer queue.Close()
-	queue.Register(jobs.TaskUpload, &jobs.Uploader{Store: store, Queue: queue, PublicURL: cfg.PublicURL,
-		KeyTemplate: cfg.Storage.KeyTemplate, Log: log})
-	if err := queue.Start(); err != nil {
+	cat, err := openCatalog(ctx, store, queue, log)
+	if err != nil {
 		return fail(err)
 	}
 	rec, err := recorder.New(cfg.Record, filepath.Join(cfg.DataDir, "spool"), uploadSink{queue}, log)
 	if err != nil {
 		return fail(err)
 	}
+	queue.Register(jobs.TaskUpload, &jobs.Uploader{Store: store, Catalog: cat, Queue: queue, Spool: uploadSpool{rec.Spool()},
+		PublicURL: cfg.PublicURL, KeyTemplate: cfg.Storage.KeyTemplate, Log: log})
+	if err := queue.Start(); err != nil {
+		return fail(err)
+	}
+	log.Info("serve", "node_id", cfg.Jobs.NodeID, "shared_work", !cfg.NoWorker)
 	// What a crash left in the spool is finished and queued again before new pushes
 	// arrive, and callbacks not yet delivered are queued again.
 	if n, err := rec.Recover(); err != nil {
@@ -75,13 +88,14 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 	} else if n > 0 {
 		log.Info("push-end events queued for pushes live at the crash", "count", n)
 	}
-	liveSrv := live.NewServer(cfg.Live, log, rec, pushEvents{q: queue, live: pushes, log: log})
-	go reconcile(ctx, cfg.ReconcileInterval, rec, queue, log)
+	events := newPushEvents(queue, pushes, log)
+	liveSrv := live.NewServer(cfg.Live, log, rec, events)
+	go reconcile(ctx, cfg.ReconcileInterval, rec, queue, cat, log)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.Handle("/vod/", &api.VOD{Store: store, Presigned: cfg.VOD.Redirect == "presigned", Log: log})
-	mux.Handle("/api/v1/", api.NewHandler(api.Config{Store: store, Queue: queue, Key: cfg.APIKey, Log: log}))
+	mux.Handle("/api/v1/", api.NewHandler(api.Config{Catalog: cat, Queue: queue, Key: cfg.APIKey, Log: log}))
 	mux.Handle("/", liveSrv.Handler())
 	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	log.Info("http listening", "addr", httpLn.Addr().String(), "data_dir", cfg.DataDir)
@@ -103,13 +117,34 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 		errc <- err
 	}()
 	<-ctx.Done()
-	log.Info("shutting down")
+	return shutdown(cfg, log, httpSrv, errc, events, rec, queue)
+}
+
+// shutdown stops serve in order, within shutdownTimeout: stop accepting RTMP and end
+// the publishers (ServeRTMP did, as ctx ended) → wait for the publications' end hooks
+// (push-end events handed on, recordings cut) → stop HTTP → the recorder finalizes its
+// last fragments and hands them to the queue → the push event sender is drained → this
+// node's queued uploads finish (DrainNode) → the queue closes (runServe's defer). What
+// the deadline cuts short stays in the spool and the outbox for the next start.
+func shutdown(cfg Config, log *slog.Logger, httpSrv *http.Server, errc chan error, events *pushEvents, rec *recorder.Recorder, queue *jobs.Queue) error {
+	log.Info("shutting down", "deadline", shutdownTimeout)
+	start := time.Now()
 	sctx, scancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer scancel()
+	rtmpErr := <-errc // ServeRTMP or HTTP, whichever ended first
+	if err := events.waitEnded(sctx); err != nil {
+		log.Warn("shutdown: publications still ending", "err", err)
+	}
 	// Hijacked HTTP-FLV connections end when their streams end (ServeRTMP closes them).
 	shutErr := httpSrv.Shutdown(sctx)
-	errs := errors.Join(<-errc, <-errc, shutErr)
-	// Streams have ended: let the recorder finalize its last fragments.
-	rec.Wait()
+	errs := errors.Join(rtmpErr, <-errc, shutErr)
+	if err := rec.WaitContext(sctx); err != nil {
+		log.Warn("shutdown: left in the spool for the next start", "err", err)
+	}
+	events.Close()
+	if err := queue.DrainNode(sctx); err != nil {
+		log.Warn("shutdown: uploads left for the next start", "err", err)
+	}
+	log.Info("shut down", "took", time.Since(start).Round(time.Millisecond), "node_id", cfg.Jobs.NodeID)
 	return errs
 }

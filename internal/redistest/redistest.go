@@ -40,6 +40,7 @@ type Server struct {
 	addr     string
 	external bool
 	dir      string
+	aof      bool // append-only file, fsynced at every write
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -64,20 +65,43 @@ func Start(tb testing.TB) *Server {
 		mediatest.MissingTool(tb, "redistest: redis-server not found on PATH: install it (apt-get install redis-server, or scripts/test.sh does) or set %s", EnvAddr)
 	}
 	s := &Server{tb: tb, dir: tb.TempDir()}
+	s.startOnFreePort(bin)
+	return s
+}
+
+// startOnFreePort starts the server on a free port of 127.0.0.1 and stops
+// it when the test ends.
+func (s *Server) startOnFreePort(bin string) {
 	var lastErr error
 	for range 5 { // the free port may be taken between probe and start
 		port, err := freePort()
 		if err != nil {
-			tb.Fatalf("redistest: %v", err)
+			s.tb.Fatalf("redistest: %v", err)
 		}
 		s.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		if lastErr = s.start(bin); lastErr == nil {
-			tb.Cleanup(s.Stop)
-			return s
+			s.tb.Cleanup(s.Stop)
+			return
 		}
 	}
-	tb.Fatalf("redistest: %v", lastErr)
-	return nil
+	s.tb.Fatalf("redistest: %v", lastErr)
+}
+
+// StartAOF is Start with persistence: an append-only file fsynced at every
+// write, kept across Restart, as a production Redis holding shared state
+// runs. It skips the test on an external Redis (it cannot be restarted).
+func StartAOF(tb testing.TB) *Server {
+	tb.Helper()
+	if os.Getenv(EnvAddr) != "" {
+		tb.Skip("redistest: a persistent redis-server cannot be started with " + EnvAddr + " set")
+	}
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		tb.Skip("redistest: redis-server not found on PATH")
+	}
+	s := &Server{tb: tb, dir: tb.TempDir(), aof: true}
+	s.startOnFreePort(bin)
+	return s
 }
 
 // Addr is host:port of the server.
@@ -115,7 +139,7 @@ func (s *Server) Stop() {
 }
 
 // Restart stops the server if it runs and starts it again on the same port,
-// empty.
+// empty (a StartAOF server reloads its append-only file).
 func (s *Server) Restart() {
 	s.tb.Helper()
 	s.Stop()
@@ -142,15 +166,18 @@ func (s *Server) Restart() {
 // start runs redis-server on s.addr and waits until it answers PING.
 func (s *Server) start(bin string) error {
 	_, port, _ := net.SplitHostPort(s.addr)
-	cmd := exec.Command(bin,
+	aof := []string{"--appendonly", "no"}
+	if s.aof {
+		aof = []string{"--appendonly", "yes", "--appendfsync", "always"}
+	}
+	cmd := exec.Command(bin, append(aof,
 		"--port", port,
 		"--bind", "127.0.0.1",
 		"--save", "",
-		"--appendonly", "no",
 		"--dir", s.dir,
 		"--daemonize", "no",
 		"--loglevel", "warning",
-	)
+	)...)
 	out := &mediatest.SyncBuffer{} // the exec copier and this goroutine share it
 	cmd.Stdout = out
 	cmd.Stderr = out

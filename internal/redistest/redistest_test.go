@@ -39,3 +39,16 @@ func TestStartHonoursRequireTools(t *testing.T) {
 	}
 	mediatest.CheckRequireTools(t, "redis-server not found")
 }
+
+func TestStartAOFKeepsDataAcrossRestart(t *testing.T) {
+	s := StartAOF(t)
+	if err := s.do([]string{"SET", "k", "v"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Restart()
+	// Reloaded from the append-only file: GET answers the bulk string "v"
+	// ("$1"), not the nil reply of an empty server.
+	if err := s.do([]string{"GET", "k"}); err == nil || err.Error() != "GET: $1" {
+		t.Errorf("GET k after restart: %v, want the bulk string $1", err)
+	}
+}

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"log/slog"
+
+	"github.com/livetape/livetape/jobs"
+)
+
+// workerFlags defines the flags of `livetape worker`: the same settings as serve, read
+// from the same file and LIVETAPE_* variables (those a worker does not use, such as
+// the listen addresses, are accepted and ignored, so that one file serves every role).
+func workerFlags() (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	config := fs.String("config", "", "YAML configuration file (env "+envConfigFile+")")
+	registerFlags(fs)
+	return fs, config
+}
+
+func cmdWorker(ctx context.Context, args []string, env func(string) (string, bool), stdout, stderr io.Writer) error {
+	fs, configPath := workerFlags()
+	if done, err := parseFlags(fs, args, stdout); done || err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*configPath, env, fs)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		return err
+	}
+	return runWorker(ctx, cfg, log)
+}
+
+// errWorkerNeedsRedis: a worker shares the queue of serve nodes, which the embedded
+// Redis of a serve process is not.
+var errWorkerNeedsRedis = errors.New("worker: needs a shared Redis (jobs.redis_addr, LIVETAPE_REDIS_ADDR): the embedded queue of `livetape serve` is that process's alone")
+
+// runWorker works on the shared queues (callbacks) until ctx is done. It opens no
+// listener and has no spool.
+func runWorker(ctx context.Context, cfg Config, log *slog.Logger) error {
+	if cfg.Jobs.RedisAddr == "" {
+		return errWorkerNeedsRedis
+	}
+	jcfg := cfg.Jobs
+	jcfg.Serve = jobs.ServeShared
+	queue, err := jobs.Open(ctx, jcfg, "", log)
+	if err != nil {
+		return err
+	}
+	if err := queue.Start(); err != nil {
+		queue.Close()
+		return err
+	}
+	log.Info("worker started", "node_id", cfg.Jobs.NodeID, "redis", cfg.Jobs.RedisAddr)
+	<-ctx.Done()
+	log.Info("worker stopping")
+	// Close lets running tasks finish (asynq's shutdown timeout), the rest stay queued.
+	return queue.Close()
+}
