@@ -5,15 +5,15 @@ import (
 	"fmt"
 )
 
-// ScanAMF0 is for decoders this package does not control (go-amf0 under go-rtmp decodes
-// RTMP commands recursively, without limits): run it on untrusted bytes first.
-//
 // ScanAMF0 walks the AMF0 values in b without recursion and fails when objects or
 // arrays nest deeper than maxDepth, or a strict array announces more elements than b
 // has bytes left (a decoder may allocate the announced count before reading any). It stops
 // without error at the first value it cannot walk (an unknown marker, a truncated
 // value): a decoder reads the same bytes in the same order, so it fails there too
 // having gone no deeper, and its error is kept as it was.
+//
+// Run it on untrusted bytes before a decoder this package does not control: go-amf0,
+// under go-rtmp, decodes RTMP commands recursively and without limits.
 func ScanAMF0(b []byte, maxDepth int) error {
 	// Each open container: an object (keys and values up to the end marker) or a
 	// strict array with elements left.
