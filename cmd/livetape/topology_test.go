@@ -180,7 +180,7 @@ type node struct {
 func (tp *topology) env(nodeID string) []string {
 	s := tp.s3
 	return append(os.Environ(), "LIVETAPE_CONFIG="+tp.config, "LIVETAPE_NODE_ID="+nodeID,
-		"LIVETAPE_REDIS_ADDR="+tp.redis.Addr(), "LIVETAPE_PUSH_KEY=", "LIVETAPE_API_KEY=", "LIVETAPE_LOG_LEVEL=info",
+		"LIVETAPE_REDIS_ADDR="+tp.redis.URL(), "LIVETAPE_PUSH_KEY=", "LIVETAPE_API_KEY=", "LIVETAPE_LOG_LEVEL=info",
 		"LIVETAPE_S3_ENDPOINT="+s.Endpoint, "LIVETAPE_S3_BUCKET="+s.Bucket, "LIVETAPE_S3_REGION="+s.Region,
 		"LIVETAPE_S3_ACCESS_KEY="+s.AccessKey, "LIVETAPE_S3_SECRET_KEY="+s.SecretKey,
 		"LIVETAPE_CALLBACK_URL="+tp.hook, "LIVETAPE_CALLBACK_KEY="+callbackKey)
@@ -446,7 +446,7 @@ func TestTopologyWorkerKilledMidRetry(t *testing.T) {
 
 	// Events notified as a serve node does, from a queue that only enqueues.
 	cfg := jobs.DefaultConfig()
-	cfg.RedisAddr, cfg.NodeID, cfg.Serve = tp.redis.Addr(), "test-client", 0
+	cfg.RedisAddr, cfg.NodeID, cfg.Serve = tp.redis.URL(), "test-client", 0
 	cfg.CallbackURLs, cfg.CallbackKey = []string{hookURL}, callbackKey
 	q, err := jobs.Open(context.Background(), cfg, "", nil)
 	if err != nil {
@@ -615,8 +615,7 @@ func (tp *topology) catalog(t *testing.T) *catalog.Catalog {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: tp.redis.Addr()})
-	t.Cleanup(func() { rdb.Close() })
+	rdb := tp.redisClient(t)
 	c, err := catalog.New(catalog.Config{Store: store, Redis: rdb})
 	if err != nil {
 		t.Fatal(err)
@@ -624,12 +623,22 @@ func (tp *topology) catalog(t *testing.T) *catalog.Catalog {
 	return c
 }
 
+// redisClient is a client of the topology's Redis database, closed when the test ends.
+func (tp *topology) redisClient(t *testing.T) *redis.Client {
+	t.Helper()
+	opt, err := redis.ParseURL(tp.redis.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
 // indexEntries counts the entries of the catalog index in Redis (storage/catalog's
 // doc names its keys).
 func (tp *topology) indexEntries(t *testing.T) (int64, error) {
-	rdb := redis.NewClient(&redis.Options{Addr: tp.redis.Addr()})
-	defer rdb.Close()
-	return rdb.HLen(context.Background(), catalog.DefaultPrefix+"entries").Result()
+	return tp.redisClient(t).HLen(context.Background(), catalog.DefaultPrefix+"entries").Result()
 }
 
 // Idle cost of the roles, for the README's figures: LIVETAPE_BENCH_IDLE=1 go test
