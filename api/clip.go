@@ -22,15 +22,6 @@ import (
 // memory (some 4 bytes per sample), so the window bounds the memory of a request.
 const DefaultMaxClipWindow = 6 * time.Hour
 
-// maxClipInputs bounds the recordings one clip reads (a moov each, before the first
-// byte is sent): 6 h of 30-minute fragments is 12; 1 000 is a window of 20-second ones.
-const maxClipInputs = catalog.MaxPageSize
-
-// maxFragmentSpan is the longest a recorded fragment lasts: record_interval is at most
-// 7 200 s and the cut waits for a keyframe. Fragments that started this long before a
-// window are the earliest that can reach into it.
-const maxFragmentSpan = 2*time.Hour + 10*time.Minute
-
 // namePattern is what an app or a stream id may be (stream.ValidStreamID's rule): a
 // clip URL names them, and nothing else reaches the catalog.
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
@@ -89,8 +80,8 @@ func (c *Clip) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	recs, err := clipRecordings(r.Context(), c.Catalog, app, streamID, start, end)
 	switch {
-	case errors.Is(err, errTooManyInputs):
-		c.refuse(w, r, http.StatusBadRequest, err.Error())
+	case errors.Is(err, catalog.ErrTooMany):
+		c.refuse(w, r, http.StatusBadRequest, "the window holds more than 1000 recordings: ask for a shorter one")
 		return
 	case err != nil:
 		c.fail(w, r, err)
@@ -204,32 +195,14 @@ func parseGaps(s string, def mp4concat.GapMode) (mp4concat.GapMode, error) {
 	return def, fmt.Errorf("gaps %.20q: want keep or close", s)
 }
 
-var errTooManyInputs = fmt.Errorf("the window holds more than %d recordings: ask for a shorter one", maxClipInputs)
-
 // clipRecordings returns the recorded MP4 fragments of a stream that overlap
 // [start, end), oldest first.
 func clipRecordings(ctx context.Context, cat *catalog.Catalog, app, streamID string, start, end time.Time) ([]*catalog.Recording, error) {
-	res, err := cat.List(ctx, catalog.Query{
-		App: app, StreamID: streamID, Format: "mp4", Type: catalog.TypeFragment,
-		From: start.Add(-maxFragmentSpan), To: end, PageSize: maxClipInputs,
-	})
+	recs, err := cat.Overlapping(ctx, catalog.Query{App: app, StreamID: streamID, Format: "mp4", Type: catalog.TypeFragment}, start, end)
 	if err != nil {
 		return nil, fmt.Errorf("list the recordings of %s/%s: %w", app, streamID, err)
 	}
-	if res.Total > maxClipInputs {
-		return nil, errTooManyInputs
-	}
-	var out []*catalog.Recording
-	for _, rec := range res.Recordings {
-		recEnd := rec.EndTime
-		if recEnd.IsZero() {
-			recEnd = rec.StartTime.Add(time.Duration(rec.Duration * float64(time.Second)))
-		}
-		if rec.StartTime.Before(end) && recEnd.After(start) {
-			out = append(out, rec)
-		}
-	}
-	return out, nil
+	return recs, nil
 }
 
 // openInputs opens each recording's object as an mp4concat.Input read through storage

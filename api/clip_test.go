@@ -22,81 +22,17 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/livetape/livetape/internal/mediatest"
+	"github.com/livetape/livetape/internal/mp4test"
 	"github.com/livetape/livetape/internal/s3test"
 	"github.com/livetape/livetape/live/sign"
-	"github.com/livetape/livetape/media"
-	"github.com/livetape/livetape/packager/fmp4"
 	"github.com/livetape/livetape/storage"
 	"github.com/livetape/livetape/storage/catalog"
 )
 
-// recordMP4 records testdata/av.flv (100 frames at 25 fps, a keyframe every second)
-// repeat times in a row as the recorder does (packager/fmp4 flushed per keyframe and
-// second, then finalized) and returns the MP4's bytes. Each repetition lasts exactly
-// 4 s (the audio frames that would run past it are left out), so the keyframes of the
-// recording are at every whole second.
+// recordMP4 is testdata/av.flv recorded repeat times in a row: 4 s each, a keyframe
+// every second.
 func recordMP4(t *testing.T, repeat int) []byte {
-	t.Helper()
-	const period = 4000 // ms
-	var tracks fmp4.Tracks
-	var pkts []*media.Packet
-	for _, p := range mediatest.ReadFLV(t, filepath.Join("..", "testdata", "av.flv")) {
-		var err error
-		switch {
-		case p.Kind == media.KindData:
-			continue
-		case p.Kind == media.KindVideo && len(p.Body()) > 1 && p.Body()[1] == 2:
-			continue // the AVC end of sequence ffmpeg writes last: not a frame
-		case p.Kind == media.KindAudio && !p.SequenceHeader && p.Timestamp+24 > period:
-			continue
-		case p.Kind == media.KindVideo && p.SequenceHeader:
-			tracks.Video, err = media.ParseAVCConfig(p.Payload())
-		case p.Kind == media.KindAudio && p.SequenceHeader:
-			tracks.Audio, err = media.ParseAACConfig(p.Payload())
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		pkts = append(pkts, p)
-	}
-	dir := t.TempDir()
-	part, final := filepath.Join(dir, "rec.mp4.part"), filepath.Join(dir, "rec.mp4")
-	f, err := os.Create(part)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	w, err := fmp4.NewWriter(f, tracks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for r := range repeat {
-		for _, p := range pkts {
-			if r > 0 && p.SequenceHeader {
-				continue
-			}
-			p = p.WithTimestamp(p.Timestamp + uint32(r)*period)
-			if err := w.WritePacket(p); err != nil {
-				t.Fatal(err)
-			}
-			if p.Kind == media.KindVideo && p.Keyframe && !p.SequenceHeader || w.Pending() >= time.Second {
-				if err := w.Flush(); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := fmp4.FinalizeFile(part, final); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(final)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return mp4test.Record(t, filepath.Join("..", "testdata", "av.flv"), repeat, 4*time.Second)
 }
 
 // countingStore is a real store that counts the ranged reads opened on it.

@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -15,8 +17,9 @@ import (
 
 // A push recorded as 2-second MP4 fragments through a real serve: a clip of a window
 // across fragments, from /vod/clip/, starts on a keyframe and lasts the window within
-// one GOP.
-func TestServeClip(t *testing.T) {
+// one GOP; POST /api/v1/stitch joins the fragments into one MP4 lasting their sum,
+// announced by event 300 and shown done by GET /api/v1/jobs/{id}.
+func TestServeClipAndStitch(t *testing.T) {
 	mediatest.NeedFFmpeg(t)
 	rc := &receiver{t: t, hits: map[string]int{}}
 	r := startServe(t, pipelineConfig(t, rc))
@@ -28,7 +31,11 @@ func TestServeClip(t *testing.T) {
 	var list struct {
 		Total      int `json:"total"`
 		Recordings []struct {
-			StartTime time.Time `json:"start_time"`
+			FileID      string    `json:"file_id"`
+			StartTime   time.Time `json:"start_time"`
+			Duration    float64   `json:"duration"`
+			Type        *string   `json:"type"`
+			BroadcastID *string   `json:"broadcast_id"`
 		} `json:"recordings"`
 	}
 	mediatest.WaitFor(t, "every fragment catalogued", 30*time.Second, func() bool {
@@ -57,7 +64,69 @@ func TestServeClip(t *testing.T) {
 	if part := httpBody(t, u, "bytes=100-1099"); string(part) != string(body[100:1100]) {
 		t.Errorf("range of the clip: %d bytes, not those of the whole", len(part))
 	}
+
+	// Stitch every fragment by file id.
+	var ids []string
+	var sum float64
+	for _, rec := range list.Recordings {
+		if rec.Type == nil || *rec.Type != "fragment" || rec.BroadcastID == nil {
+			t.Errorf("recording %s: type %v, broadcast_id %v: want both present", rec.FileID, rec.Type, rec.BroadcastID)
+		}
+		ids = append(ids, rec.FileID)
+		sum += rec.Duration
+	}
+	req, _ := json.Marshal(map[string]any{"file_ids": ids})
+	code, answer := postJSON(t, r.httpURL+"/api/v1/stitch", string(req))
+	var job struct {
+		JobID string `json:"job_id"`
+	}
+	if err := json.Unmarshal(answer, &job); code != 202 || err != nil || job.JobID == "" {
+		t.Fatalf("POST /api/v1/stitch: %d %s", code, answer)
+	}
+	var done jobs.Event
+	mediatest.WaitFor(t, "event 300", 30*time.Second, func() bool {
+		for _, ev := range rc.snapshot() {
+			if ev.EventType == jobs.EventStitchDone && ev.JobID == job.JobID {
+				done = ev
+				return true
+			}
+		}
+		return false
+	})
+	if done.ErrCode != 0 || done.Duration < sum-0.1 || done.Duration > sum+0.1 {
+		t.Errorf("event 300: %+v, want errcode 0 and the fragments' %.3f s", done, sum)
+	}
+	if d := mediatest.Probe(t, done.VideoURL).Duration(); d < sum-0.1 || d > sum+0.1 {
+		t.Errorf("stitched MP4 from %s: %.3f s, want the fragments' %.3f s", done.VideoURL, d, sum)
+	}
+	var state struct {
+		State string `json:"state"`
+	}
+	if err := json.Unmarshal(httpBody(t, r.httpURL+"/api/v1/jobs/"+job.JobID, ""), &state); err != nil || state.State != "done" {
+		t.Errorf("GET /api/v1/jobs/%s: %q %v, want done", job.JobID, state.State, err)
+	}
+	// The same request is the same job; a malformed one is refused.
+	if code, again := postJSON(t, r.httpURL+"/api/v1/stitch", string(req)); code != 202 || !strings.Contains(string(again), job.JobID) {
+		t.Errorf("POST again: %d %s, want 202 and job %s", code, again, job.JobID)
+	}
+	if code, _ := postJSON(t, r.httpURL+"/api/v1/stitch", `{"file_id":"x"}`); code != 400 {
+		t.Errorf("POST with an unknown field: %d, want 400", code)
+	}
 	if strings.Contains(r.logs.String(), "vod: clip refused") {
 		t.Errorf("a clip was refused:\n%s", r.logs)
 	}
+}
+
+func postJSON(t *testing.T, url, body string) (int, []byte) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, b
 }

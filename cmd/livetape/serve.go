@@ -67,6 +67,8 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	queue.Register(jobs.TaskUpload, &jobs.Uploader{Store: store, Catalog: cat, Queue: queue, Spool: uploadSpool{rec.Spool()},
 		PublicURL: cfg.PublicURL, KeyTemplate: cfg.Storage.KeyTemplate, Log: log})
+	queue.Register(jobs.TaskStitch, &jobs.Stitcher{Store: store, Catalog: cat, Queue: queue,
+		PublicURL: cfg.PublicURL, KeyTemplate: cfg.Storage.KeyTemplate, Log: log})
 	if err := queue.Start(); err != nil {
 		return fail(err)
 	}
