@@ -134,6 +134,7 @@ type Stats struct {
 	ClientAddr    string // the publisher's address (host:port)
 	ClientApp     string // the publisher's software, from RTMP connect's flashVer
 	Started       time.Time
+	StreamParam   string // the push URL's query without its credentials
 
 	VideoCodec, AudioCodec string // RFC 6381 codecs strings; empty when absent
 	Profile, Level         uint8  // H.264 profile_idc and level_idc
@@ -164,7 +165,7 @@ func (s *Stream) Stats() Stats {
 	s.mu.Lock()
 	in := &s.in
 	st := Stats{
-		App: s.Params.App, StreamID: s.Params.StreamID, Started: s.Started,
+		App: s.Params.App, StreamID: s.Params.StreamID, Started: s.Started, StreamParam: s.Params.StreamParam(),
 		VideoCodec: in.videoCodec, AudioCodec: in.audioCodec, Profile: in.profile, Level: in.level,
 		Width: in.width, Height: in.height, SampleRate: in.sampleRate, Channels: in.channels,
 		KeyframeInterval: time.Duration(in.keyInterval) * time.Millisecond,
@@ -200,7 +201,6 @@ func (s *Stream) Stats() Stats {
 	}
 	for _, p := range Protocols {
 		st.BytesOut[p] = s.bytesOut[p]
-		st.Viewers[p] += 0 // every protocol listed, 0 included
 	}
 	delete(st.Viewers, ProtoInternal)
 	if pub := s.pub; pub != nil {
