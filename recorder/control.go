@@ -91,8 +91,8 @@ func (c *control) closed(format string, size int64) {
 	c.bytes[format] += size
 }
 
-// Start records the live stream app/streamID in formats, cut every interval, from its
-// next keyframe on. It fails with ErrNotLive, or ErrAlreadyRecording when the stream
+// Start records the live stream app/streamID in formats, cut every interval, from the
+// keyframe the stream's GOP cache starts with (up to one GOP before the call). It fails with ErrNotLive, or ErrAlreadyRecording when the stream
 // records already (from its push URL, the configuration or an earlier Start).
 func (r *Recorder) Start(app, streamID string, formats []string, interval time.Duration) error {
 	if len(formats) == 0 {
