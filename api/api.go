@@ -25,6 +25,11 @@ type Config struct {
 	// API answers only clients on the loopback interface.
 	Key string
 	Log *slog.Logger
+	// Streams, when set, serves /api/v1/streams (streams.go); Locator lists and finds
+	// the streams of other nodes, NodeID names this one.
+	Streams LiveStreams
+	Locator Locator
+	NodeID  string
 }
 
 // NewHandler returns the HTTP API:
@@ -36,6 +41,11 @@ type Config struct {
 //	POST   /api/v1/events/{event_id}/redeliver send a callback again
 //	POST   /api/v1/stitch                      queue a stitch job (stitch.go)
 //	GET    /api/v1/jobs/{id}                   state of a job
+//	GET    /api/v1/streams[?app=]                live streams (streams.go)
+//	GET    /api/v1/streams/{app}/{stream_id}
+//	DELETE /api/v1/streams/{app}/{stream_id}[?ban=SECONDS]
+//	POST   /api/v1/streams/{app}/{stream_id}/record   {formats, interval}
+//	DELETE /api/v1/streams/{app}/{stream_id}/record
 func NewHandler(cfg Config) http.Handler {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -49,6 +59,7 @@ func NewHandler(cfg Config) http.Handler {
 	mux.HandleFunc("POST /api/v1/events/{event_id}/redeliver", a.redeliver)
 	mux.HandleFunc("POST /api/v1/stitch", a.postStitch)
 	mux.HandleFunc("GET /api/v1/jobs/{id}", a.getJob)
+	a.registerStreams(mux)
 	if cfg.Key == "" {
 		cfg.Log.Warn("api: no API key set (LIVETAPE_API_KEY): /api/v1 answers loopback clients only")
 		return a.loopbackOnly(mux)
@@ -58,6 +69,19 @@ func NewHandler(cfg Config) http.Handler {
 }
 
 type apiHandler struct{ cfg Config }
+
+// Guard puts h behind the API's access rule: with a key, "Authorization: Bearer KEY";
+// without one, loopback clients only. /metrics uses it.
+func Guard(key string, log *slog.Logger, h http.Handler) http.Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	a := &apiHandler{cfg: Config{Key: key, Log: log}}
+	if key == "" {
+		return a.loopbackOnly(h)
+	}
+	return a.bearer(h)
+}
 
 // loopbackOnly guards the API when no key is set, as MediaMTX does: only a client on
 // this host may list or delete recordings. The TCP peer address decides, never a

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +34,15 @@ type Config struct {
 	MaxMessageSize ByteSize `yaml:"max_message_size"`
 	// HLS configures live HLS output.
 	HLS HLSConfig `yaml:"hls"`
+	// OnPublish, when set, is a URL asked before a push is accepted (after the
+	// signature check): a POST of JSON {app, stream, client_ip, params, node_id};
+	// a 2xx answer accepts, anything else refuses with the answer's body as reason.
+	OnPublish string `yaml:"on_publish"`
+	// OnPublishTimeout bounds the on_publish request; no answer in time refuses the
+	// push (default 3s).
+	OnPublishTimeout time.Duration `yaml:"on_publish_timeout"`
+	// NodeID names this node in the on_publish request (set from jobs.node_id).
+	NodeID string `yaml:"-"`
 }
 
 // HLSConfig configures live HLS.
@@ -52,6 +62,8 @@ func DefaultConfig() Config {
 		ViewerQueue:    512,
 		MaxMessageSize: 8 << 20,
 		HLS:            HLSConfig{SegmentDuration: 2 * time.Second, Window: 6},
+
+		OnPublishTimeout: 3 * time.Second,
 	}
 }
 
@@ -75,6 +87,14 @@ func (c Config) Validate() error {
 	}
 	if c.HLS.Window < 2 || c.HLS.Window > 100 {
 		errs = append(errs, fmt.Errorf("live.hls.window %d: must be in 2..100", c.HLS.Window))
+	}
+	if c.OnPublish != "" {
+		if u, err := url.Parse(c.OnPublish); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("live.on_publish %q: must be an http(s) URL", c.OnPublish))
+		}
+	}
+	if c.OnPublishTimeout < 100*time.Millisecond || c.OnPublishTimeout > time.Minute {
+		errs = append(errs, fmt.Errorf("live.on_publish_timeout %v: must be in 100ms..1m", c.OnPublishTimeout))
 	}
 	return errors.Join(errs...)
 }

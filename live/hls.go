@@ -151,6 +151,9 @@ func (s *Server) servePlaylist(w http.ResponseWriter, r *http.Request, app, id s
 	w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Write(body)
+	if st := s.hub.Lookup(app, id); st != nil {
+		countHLSViewer(st, hs, s.cfg.HLS.SegmentDuration, r, len(body))
+	}
 }
 
 // handleSegment answers GET /{app}/{id}/seg-N.ts.
@@ -181,4 +184,7 @@ func (s *Server) handleSegment(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
 	w.Header().Set("Cache-Control", "max-age=60")
 	w.Write(data)
+	if st := s.hub.Lookup(app, id); st != nil {
+		st.HLSSegmentServed(len(data))
+	}
 }

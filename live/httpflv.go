@@ -42,7 +42,7 @@ func (s *Server) serveFLV(w http.ResponseWriter, r *http.Request, app, id string
 		http.Error(w, "HTTP-FLV needs HTTP/1.1", http.StatusHTTPVersionNotSupported)
 		return
 	}
-	sub, info, err := stream.Subscribe(0)
+	sub, info, err := stream.SubscribeAs(protoHTTPFLV, 0)
 	if err != nil {
 		playError(w, err)
 		return

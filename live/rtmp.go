@@ -107,8 +107,10 @@ type rtmpConn struct {
 	remote string
 	log    *slog.Logger
 
-	app     string
-	tcQuery url.Values
+	app      string
+	tcQuery  url.Values
+	flashVer string      // the client's software, from connect
+	kicked   atomic.Bool // set by Server.Kick before it closes the connection
 
 	// Publisher state, owned by the connection's reader goroutine.
 	pub         *stream.Publication
@@ -136,6 +138,7 @@ func (c *rtmpConn) OnConnect(_ uint32, cmd *message.NetConnectionConnect) error 
 	}
 	app, q := SplitName(cmd.Command.App)
 	c.app = app
+	c.flashVer = cleanReason([]byte(cmd.Command.FlashVer[:min(len(cmd.Command.FlashVer), 128)]))
 	// Some encoders put the push URL's query on the tcUrl (rtmp://h/live?txSecret=…),
 	// or on the app name.
 	c.tcQuery = url.Values{}
@@ -180,12 +183,17 @@ func (c *rtmpConn) OnPublish(ctx *rtmp.StreamContext, _ uint32, cmd *message.Net
 			return c.reject(ctx, "NetStream.Publish.Unauthorized", fmt.Errorf("push signature: %w", err))
 		}
 	}
+	if err := c.srv.admit(params, c.remote); err != nil { // control.go: bans, the on_publish hook
+		return c.reject(ctx, "NetStream.Publish.Rejected", err)
+	}
 	st, err := c.srv.hub.Publish(params)
 	if err != nil {
 		return c.reject(ctx, "NetStream.Publish.BadName", err)
 	}
-	c.pub = &stream.Publication{PushID: newPushID(), Params: params, ClientAddr: c.remote, Started: st.Started, Stream: st}
+	c.pub = &stream.Publication{PushID: newPushID(), Params: params, ClientAddr: c.remote, ClientApp: c.flashVer, Started: st.Started, Stream: st}
+	st.SetPublication(c.pub)
 	c.log = log.With("push_id", c.pub.PushID)
+	c.srv.publishers.add(params.Key(), c)
 	c.nc.setTimeout(c.srv.cfg.IdleTimeout)
 	c.log.Info("publish started", "record", params.Record, "record_interval", params.RecordInterval)
 	c.srv.publishStarted(c.pub)
@@ -270,7 +278,7 @@ func (c *rtmpConn) OnPlay(ctx *rtmp.StreamContext, _ uint32, cmd *message.NetStr
 	if err != nil {
 		return c.reject(ctx, "NetStream.Play.StreamNotFound", err)
 	}
-	sub, _, err := stream.Subscribe(0)
+	sub, _, err := stream.SubscribeAs(protoRTMP, 0)
 	if err != nil {
 		return c.reject(ctx, "NetStream.Play.StreamNotFound", err)
 	}
@@ -335,11 +343,14 @@ func (c *rtmpConn) endPublish() {
 	switch {
 	case c.unpublished:
 		reason = stream.EndNormal
+	case c.kicked.Load():
+		reason = stream.EndKicked
 	case c.nc.timedOut.Load():
 		reason = stream.EndIdle
 	case c.srv.stopping.Load():
 		reason = stream.EndKicked
 	}
+	c.srv.publishers.remove(c.pub.Params.Key(), c)
 	c.pub.Stream.Close()
 	c.log.Info("publish ended", "reason", string(reason), "duration", time.Since(c.pub.Started).Round(time.Millisecond),
 		"packets", c.pub.Stream.Packets(), "bytes", c.pub.Stream.Bytes())

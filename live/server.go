@@ -26,6 +26,8 @@ type Server struct {
 	hub        *stream.Hub
 	observers  []stream.Observer
 	hls        *hlsOutput
+	hook       *publishHook
+	publishers publishers // control.go: kick and ban
 
 	stopping atomic.Bool
 	connMu   sync.Mutex
@@ -44,6 +46,9 @@ func NewServer(cfg Config, log *slog.Logger, observers ...stream.Observer) *Serv
 		conns:      make(map[net.Conn]struct{}),
 	}
 	s.hls = newHLSOutput(cfg.HLS, log)
+	if cfg.OnPublish != "" {
+		s.hook = newPublishHook(cfg, log)
+	}
 	if len(s.pushKeys()) == 0 {
 		log.Warn("push authentication is OFF: no push key configured (set LIVETAPE_PUSH_KEY); anyone can publish")
 	}

@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/livetape/livetape/media"
@@ -62,6 +63,8 @@ type Recorder struct {
 
 	dirMu     sync.Mutex
 	recording map[string]int // push folders sessions record into: Spool.Remove leaves them
+
+	ctl control // control.go: live publications, recording start/stop by the API, counters
 }
 
 var _ stream.Observer = (*Recorder)(nil)
@@ -139,37 +142,59 @@ func (r *Recorder) runFinalizer() {
 
 // PublishStarted starts recording p when its URL or the configuration asks for it.
 func (r *Recorder) PublishStarted(p *stream.Publication) {
+	ps := r.ctl.track(p)
 	formats, interval := r.cfg.plan(p.Params)
 	if len(formats) == 0 {
 		return
 	}
+	if err := r.startSession(ps, formats, interval); err != nil {
+		r.log.Error("cannot record", "stream", p.Params.Key(), "err", err)
+	}
+}
+
+// startSession starts recording the publication of ps; the caller holds no lock.
+func (r *Recorder) startSession(ps *pubState, formats []string, interval time.Duration) error {
+	p := ps.pub
 	// Stream ids and push ids were validated by live: they are safe path elements.
 	dir := filepath.Join(r.spool, p.Params.App, p.Params.StreamID, p.PushID)
 	release, err := r.makePushDir(dir)
 	if err != nil {
-		r.log.Error("cannot record: spool folder", "stream", p.Params.Key(), "err", err)
-		return
+		return fmt.Errorf("spool folder: %w", err)
 	}
 	sub, _, err := p.Stream.SubscribeNoDrop(r.cfg.Queue)
 	if err != nil {
 		release()
-		return
+		return err
 	}
 	s := &session{
 		r: r, pub: p, dir: dir, formats: formats, interval: interval, audioOnly: p.Params.AudioOnly,
-		log: r.log.With("stream", p.Params.Key(), "push_id", p.PushID),
+		log: r.log.With("stream", p.Params.Key(), "push_id", p.PushID), sub: sub, state: ps, done: make(chan struct{}),
+	}
+	// A recording restarted by the API goes on numbering the push's fragments.
+	s.seq = int(ps.lastSeq.Load())
+	s.firstSeq = s.seq
+	if !r.ctl.setSession(ps, s) {
+		sub.Close()
+		release()
+		return ErrAlreadyRecording
 	}
 	s.log.Info("recording", "formats", formats, "interval", interval, "audio_only", s.audioOnly)
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
 		defer release()
+		defer close(s.done)
+		defer r.ctl.sessionEnded(ps, s)
 		s.run(sub)
 	}()
+	return nil
 }
 
-// PublishEnded is a no-op: the recording ends when the stream's subscription does.
-func (r *Recorder) PublishEnded(*stream.Publication, stream.EndReason, time.Time) {}
+// PublishEnded forgets the publication; its recording ends when the stream's
+// subscription does.
+func (r *Recorder) PublishEnded(p *stream.Publication, _ stream.EndReason, _ time.Time) {
+	r.ctl.untrack(p)
+}
 
 // session records one push.
 type session struct {
@@ -180,17 +205,25 @@ type session struct {
 	interval  time.Duration
 	audioOnly bool
 	log       *slog.Logger
+	sub       *stream.Subscriber
+	state     *pubState
+	done      chan struct{} // closed when run returned (its last fragment is finalizing)
 
-	seq            int
-	frag           *fragment
-	videoHdr       *media.Packet
-	audioHdr       *media.Packet
-	videoCfg       *media.AVCConfig
-	audioCfg       *media.AACConfig
-	meta           *flv.Metadata
-	metaNoVideo    bool // the publisher's metadata announces no video
-	skipped        int64
-	audioSinceVHdr int // audio frames seen while no video header: a long run means audio-only
+	seq      int
+	firstSeq int // seq before this session's first fragment
+	// Read by Status from other goroutines: the open fragment's sequence number (0:
+	// none), its media time, and the media time of the fragments closed before it.
+	openSeq          atomic.Int64
+	openMS, closedMS atomic.Int64
+	frag             *fragment
+	videoHdr         *media.Packet
+	audioHdr         *media.Packet
+	videoCfg         *media.AVCConfig
+	audioCfg         *media.AACConfig
+	meta             *flv.Metadata
+	metaNoVideo      bool // the publisher's metadata announces no video
+	skipped          int64
+	audioSinceVHdr   int // audio frames seen while no video header: a long run means audio-only
 
 	// What the push sent that cannot be recorded; each reason is logged once, never
 	// per packet.
@@ -206,6 +239,7 @@ func (s *session) run(sub *stream.Subscriber) {
 		if n := sub.Skipped.Load(); n != s.skipped {
 			// The queue overflowed: never record across a hole.
 			s.log.Error("recording gap: the recorder fell behind and skipped packets; fragment cut", "skipped", n-s.skipped)
+			s.r.ctl.gaps.Add(1)
 			s.skipped = n
 			s.closeFragment("gap")
 		}
@@ -222,7 +256,7 @@ func (s *session) run(sub *stream.Subscriber) {
 		}
 	}
 	s.closeFragment("push ended")
-	if s.seq == 0 {
+	if s.seq == s.firstSeq {
 		s.log.Warn("push ended with nothing recorded", "why", s.nothingRecordedWhy(),
 			"video_frames", s.videoFrames, "audio_frames", s.audioFrames,
 			"video_header", headerState(s.videoHdr != nil, s.videoHdrInvalid),
@@ -380,6 +414,11 @@ func (s *session) audioOnlyStream() bool {
 
 func (s *session) open(first *media.Packet) error {
 	s.seq++
+	if s.state != nil { // nil in tests that drive a session by hand
+		s.state.lastSeq.Store(int64(s.seq))
+	}
+	s.openSeq.Store(int64(s.seq))
+	s.openMS.Store(0)
 	h := headers{audio: restamp(s.audioHdr, 0), meta: s.meta}
 	if !s.audioOnly {
 		h.video = restamp(s.videoHdr, 0)
@@ -427,6 +466,9 @@ func (s *session) closeFragment(why string) {
 	}
 	s.frag = nil
 	f.end = time.Now()
+	s.closedMS.Add(f.duration().Milliseconds())
+	s.openSeq.Store(0)
+	s.openMS.Store(0)
 	// Finalizing (an MP4 rewrite) can take seconds: the next fragment starts meanwhile.
 	s.r.finalize(f, why)
 }
@@ -485,6 +527,7 @@ func (f *fragment) write(p *media.Packet) error {
 	if rel > f.last {
 		f.lastDur = min(rel-f.last, 100)
 		f.last = rel
+		f.s.openMS.Store(int64(f.last + f.lastDur))
 	}
 	q := p.WithTimestamp(rel)
 	for i := range f.outs {
@@ -552,6 +595,7 @@ func (f *fragment) close(why string) {
 		if o.failed {
 			o.w.abort()
 			o.m.remove()
+			f.s.r.ctl.lost.Add(1)
 			continue
 		}
 		name, size, err := o.w.finish()
@@ -572,6 +616,7 @@ func (f *fragment) close(why string) {
 		// finalizes the part again.
 		os.Remove(o.m.File() + partSuffix)
 		log.Info("fragment closed", "format", o.m.Format, "file", o.m.File(), "duration", d, "size", size, "why", why)
+		f.s.r.ctl.closed(o.m.Format, size)
 		f.s.r.handOn(o.m)
 	}
 }

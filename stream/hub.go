@@ -49,6 +49,7 @@ func (h *Hub) Publish(params *PushParams) (*Stream, error) {
 		hub:     h,
 		log:     h.log.With("stream", key),
 	}
+	s.in.reset()
 	h.streams[key] = s
 	return s, nil
 }
@@ -97,8 +98,15 @@ type Stream struct {
 	gop      []*media.Packet // packets since the last video keyframe, keyframe first
 	gopBytes int
 
-	// Counters read by stats and metrics.
-	packets, bytes atomic.Int64
+	// Counters read by stats and metrics (stats.go); guarded by mu but packets and bytes.
+	packets, bytes  atomic.Int64
+	in              ingest
+	pub             *Publication
+	bytesOut        [numProtocols]int64
+	viewerSkipped   int64
+	internalSkipped int64
+	drops           int64
+	hls             hlsViewers
 }
 
 // Packets is how many packets the publisher has written.
@@ -137,6 +145,11 @@ func (s *Stream) WritePacket(p *media.Packet) {
 		return
 	}
 	s.cache(p)
+	if p.SequenceHeader {
+		s.in.header(p)
+	} else if p.Kind != media.KindData {
+		s.in.count(p)
+	}
 	hasVideo := s.videoHdr != nil
 	for _, sub := range s.subs {
 		sub.offer(p, hasVideo)
@@ -266,6 +279,7 @@ type Subscriber struct {
 	noDrop bool
 
 	// Guarded by stream.mu.
+	proto      Protocol
 	skipping   bool // dropping until the next keyframe after an overflow
 	lostHeader bool // a sequence header was dropped while skipping: resend on resume
 	closed     bool
@@ -294,7 +308,7 @@ func (sub *Subscriber) offer(p *media.Packet, hasVideo bool) {
 		resume := p.SequenceHeader || p.Kind == media.KindData ||
 			(p.Keyframe && (p.Kind == media.KindVideo || !hasVideo))
 		if !resume {
-			sub.Skipped.Add(1)
+			sub.skip()
 			return
 		}
 	}
@@ -309,6 +323,7 @@ func (sub *Subscriber) offer(p *media.Packet, hasVideo bool) {
 	}
 	select {
 	case sub.ch <- p:
+		sub.stream.bytesOut[sub.proto] += int64(len(p.Tag))
 		if !p.SequenceHeader && p.Kind != media.KindData {
 			sub.skipping = false
 		}
@@ -319,6 +334,7 @@ func (sub *Subscriber) offer(p *media.Packet, hasVideo bool) {
 		if sub.skipping && p.Keyframe && !p.SequenceHeader && !sub.noDrop {
 			sub.stream.log.Warn("dropping viewer: it stayed behind for a whole GOP", "skipped", sub.Skipped.Load())
 			sub.close(ErrTooSlow)
+			sub.stream.drops++
 			sub.stream.removeLocked(sub)
 			if sub.onDrop != nil {
 				sub.onDrop()
@@ -326,7 +342,18 @@ func (sub *Subscriber) offer(p *media.Packet, hasVideo bool) {
 			return
 		}
 		sub.skipping = true
-		sub.Skipped.Add(1)
+		sub.skip()
+	}
+}
+
+// skip counts a packet lost to an overflow, for the subscriber and the stream's stats.
+// Called with stream.mu held.
+func (sub *Subscriber) skip() {
+	sub.Skipped.Add(1)
+	if sub.noDrop {
+		sub.stream.internalSkipped++
+	} else {
+		sub.stream.viewerSkipped++
 	}
 }
 

@@ -22,7 +22,10 @@ type Publication struct {
 	PushID     string
 	Params     *PushParams
 	ClientAddr string
-	Started    time.Time
+	// ClientApp is the publisher's software as RTMP connect's flashVer names it
+	// ("FMLE/3.0 (compatible; Lavf61.7.100)"), bounded to 128 bytes.
+	ClientApp string
+	Started   time.Time
 	// Stream is the live stream; observers may Subscribe to it in PublishStarted.
 	Stream *Stream
 }

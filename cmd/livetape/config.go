@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -50,6 +51,9 @@ type Config struct {
 	// APIKey, when set, is required as a bearer token by /api/v1; without it the API
 	// answers loopback clients only.
 	APIKey string `yaml:"api_key"`
+	// NodeURL is the base URL other nodes reach this node's API at, for the stream
+	// locator (default http://HOSTNAME:HTTP_PORT).
+	NodeURL string `yaml:"node_url"`
 	// VOD configures replay.
 	VOD VODConfig `yaml:"vod"`
 	// ReconcileInterval is how often unfinished work on disk (closed fragments in the
@@ -136,6 +140,9 @@ func (c Config) Validate() error {
 	}
 	if c.NoWorker && c.Jobs.RedisAddr == "" {
 		errs = append(errs, errors.New("no_worker (serve --no-worker): needs a shared Redis (jobs.redis_addr, LIVETAPE_REDIS_ADDR): the embedded queue is this process's alone, so no worker could deliver its callbacks"))
+	}
+	if u, err := url.Parse(c.NodeURL); c.NodeURL != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+		errs = append(errs, fmt.Errorf("node_url %q: must be an http(s) URL", c.NodeURL))
 	}
 	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("public_url %q: must be an http(s) URL", c.PublicURL))
@@ -298,6 +305,12 @@ var settings = []setting{
 		field: stringField(func(c *Config) *string { return &c.PublicURL })},
 	{YAML: "api_key", Env: "LIVETAPE_API_KEY", Help: "bearer token required by /api/v1 (Authorization: Bearer KEY); empty: /api/v1 answers loopback clients only",
 		field: stringField(func(c *Config) *string { return &c.APIKey })},
+	{YAML: "node_url", Env: "LIVETAPE_NODE_URL", Help: "base URL of this node's API for other nodes (the stream locator proxies stream calls to it). Default: http://HOSTNAME:HTTP_PORT",
+		field: stringField(func(c *Config) *string { return &c.NodeURL })},
+	{YAML: "live.on_publish", Env: "LIVETAPE_ON_PUBLISH_URL", Help: "URL asked before a push is accepted (POST JSON app, stream, client_ip, params, node_id); non-2xx or no answer refuses with the body as reason; empty: no hook",
+		field: stringField(func(c *Config) *string { return &c.Live.OnPublish })},
+	{YAML: "live.on_publish_timeout", Help: "how long on_publish may take before the push is refused (100ms..1m)",
+		field: durationField(func(c *Config) *time.Duration { return &c.Live.OnPublishTimeout })},
 	{YAML: "vod.redirect", Help: "empty: livetape streams replays; presigned: 302 to a presigned S3 URL",
 		field: stringField(func(c *Config) *string { return &c.VOD.Redirect })},
 	{YAML: "reconcile_interval", Help: "how often closed fragments left in the spool and undelivered callbacks are queued again",
@@ -486,6 +499,12 @@ func (c *Config) fillHostDefaults() {
 	if c.Jobs.NodeID == "" {
 		c.Jobs.NodeID = hostNodeID()
 	}
+	if c.NodeURL == "" {
+		host, _ := os.Hostname()
+		_, port, _ := net.SplitHostPort(c.HTTPAddr)
+		c.NodeURL = "http://" + net.JoinHostPort(cmp.Or(host, "localhost"), port)
+	}
+	c.Live.NodeID = c.Jobs.NodeID
 }
 
 // hostNodeID is the default node id: the host name, with any character a node id

@@ -34,7 +34,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"serve", "run the server: RTMP ingest, live playback, recording, upload, callbacks, VOD replay and the API (--no-worker: callbacks left to workers)", func() *flag.FlagSet { fs, _ := serveFlags(); return fs }, cmdServe},
+		{"serve", "run the server: RTMP ingest, live playback, recording, upload, callbacks, VOD replay, the API and /metrics (--no-worker: callbacks left to workers)", func() *flag.FlagSet { fs, _ := serveFlags(); return fs }, cmdServe},
 		{"worker", "run the shared jobs only (callbacks) against a shared Redis, beside serve nodes", func() *flag.FlagSet { fs, _ := workerFlags(); return fs }, cmdWorker},
 		{"catalog", "'catalog rebuild': rebuild the recordings index in Redis from the storage", func() *flag.FlagSet { fs, _ := catalogFlags(); return fs }, cmdCatalog},
 		{"sign", "print signed push and play URLs for a stream", func() *flag.FlagSet { fs, _ := signFlags(); return fs }, cmdSign},
@@ -76,7 +76,8 @@ func runEnv(ctx context.Context, args []string, env func(string) (string, bool),
 func printUsage(w io.Writer) {
 	fmt.Fprintln(w, "livetape is a live-streaming server: RTMP ingest, live HTTP-FLV, HLS and RTMP playback,")
 	fmt.Fprintln(w, "recording to MP4, HLS and FLV fragments uploaded to a folder or S3, callbacks, VOD replay")
-	fmt.Fprintln(w, "(/vod/) and an HTTP API for recordings and callback events (/api/v1/).")
+	fmt.Fprintln(w, "(/vod/), an HTTP API for recordings, callback events and live streams (stats, kick and")
+	fmt.Fprintln(w, "ban, recording start/stop: /api/v1/), an on_publish hook and Prometheus metrics (/metrics).")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Usage: livetape COMMAND [flags]")
 	fmt.Fprintln(w)

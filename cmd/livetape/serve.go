@@ -65,10 +65,15 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return fail(err)
 	}
-	queue.Register(jobs.TaskUpload, &jobs.Uploader{Store: store, Catalog: cat, Queue: queue, Spool: uploadSpool{rec.Spool()},
+	uploads := newCountingStore(store) // metrics.go
+	queue.Register(jobs.TaskUpload, &jobs.Uploader{Store: uploads, Catalog: cat, Queue: queue, Spool: uploadSpool{rec.Spool()},
 		PublicURL: cfg.PublicURL, KeyTemplate: cfg.Storage.KeyTemplate, Log: log})
-	queue.Register(jobs.TaskStitch, &jobs.Stitcher{Store: store, Catalog: cat, Queue: queue,
+	queue.Register(jobs.TaskStitch, &jobs.Stitcher{Store: uploads, Catalog: cat, Queue: queue,
 		PublicURL: cfg.PublicURL, KeyTemplate: cfg.Storage.KeyTemplate, Log: log})
+	reg, err := newRegistry(queue) // metrics.go
+	if err != nil {
+		return fail(err)
+	}
 	if err := queue.Start(); err != nil {
 		return fail(err)
 	}
@@ -91,7 +96,12 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 		log.Info("push-end events queued for pushes live at the crash", "count", n)
 	}
 	events := newPushEvents(queue, pushes, log)
-	liveSrv := live.NewServer(cfg.Live, log, rec, events)
+	loc := newLocator(queue.Redis(), cfg.Jobs.NodeID, cfg.NodeURL, log) // streams.go
+	liveSrv := live.NewServer(cfg.Live, log, rec, events, loc)
+	metrics, err := metricsHandler(reg, liveSrv.Hub(), rec, uploads, cfg.APIKey, log)
+	if err != nil {
+		return fail(err)
+	}
 	go reconcile(ctx, cfg.ReconcileInterval, rec, queue, cat, log)
 
 	mux := http.NewServeMux()
@@ -99,13 +109,16 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 	vod := &api.VOD{Store: store, Presigned: cfg.VOD.Redirect == "presigned", Log: log}
 	mux.Handle("/vod/clip/", &api.Clip{Catalog: cat, Store: store, PlayKey: cfg.Live.PlayKey, Next: vod, Log: log})
 	mux.Handle("/vod/", vod)
-	mux.Handle("/api/v1/", api.NewHandler(api.Config{Catalog: cat, Queue: queue, Key: cfg.APIKey, Log: log}))
+	mux.Handle("/api/v1/", api.NewHandler(api.Config{Catalog: cat, Queue: queue, Key: cfg.APIKey, Log: log,
+		Streams: liveStreams{live: liveSrv, rec: rec, nodeID: cfg.Jobs.NodeID}, Locator: loc, NodeID: cfg.Jobs.NodeID}))
+	mux.Handle("GET /metrics", metrics)
 	mux.Handle("/", liveSrv.Handler())
 	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	log.Info("http listening", "addr", httpLn.Addr().String(), "data_dir", cfg.DataDir)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	go loc.run(ctx, liveSrv.Hub())
 	errc := make(chan error, 2)
 	go func() {
 		err := liveSrv.ServeRTMP(ctx, rtmpLn)
