@@ -263,14 +263,18 @@ func newFilterGraph(c *closer, d *decoder, chain string) (*filterGraph, error) {
 	if srcFilter == nil || sinkFilter == nil {
 		return nil, fmt.Errorf("filters %s/%s missing from libavfilter", srcName, sinkName)
 	}
+	// The graph frees its filters, but go-astiav forgets the contexts it wrapped only in
+	// FilterContext.Free (avfilter_free, which also takes them out of the graph).
 	src, err := g.NewFilterContext(srcFilter, "in", args)
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", srcName, err)
 	}
+	c.add(src.Free)
 	sink, err := g.NewFilterContext(sinkFilter, "out", nil)
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", sinkName, err)
 	}
+	c.add(sink.Free)
 	outputs.SetName("in")
 	outputs.SetFilterContext(src)
 	outputs.SetPadIdx(0)

@@ -12,7 +12,7 @@ import (
 
 // unbuilt are things the design plans that the code does not have yet: help must not
 // offer them.
-var unbuilt = []string{"/metrics", "metrics", "transcod", "stitch", "worker", "console", "streams API"}
+var unbuilt = []string{"/metrics", "metrics", "stitch", "worker", "console", "streams API"}
 
 // `livetape help` and the help of every command describe what exists.
 func TestHelpDescribesOnlyWhatExists(t *testing.T) {

@@ -36,6 +36,7 @@ func commands() []command {
 	return []command{
 		{"serve", "run the server: RTMP ingest, live playback, recording, upload, callbacks, VOD replay and the API", func() *flag.FlagSet { fs, _ := serveFlags(); return fs }, cmdServe},
 		{"sign", "print signed push and play URLs for a stream", func() *flag.FlagSet { fs, _ := signFlags(); return fs }, cmdSign},
+		{"transcode", "transcode IN OUT: a local file to MP4 renditions or an HLS ABR set, with a progress bar", func() *flag.FlagSet { fs, _ := transcodeFlags(); return fs }, cmdTranscode},
 		{"version", "print the version", nil, cmdVersion},
 		{"help", "show help for livetape or a command", nil, nil},
 	}
