@@ -2,11 +2,27 @@
 #
 # The package tables map a command on PATH to the Debian/Ubuntu package that provides
 # it; ensure_commands installs the packages of the commands that are missing. To add a
-# dependency (redis-server, libavcodec-dev for the transcoder…), add a row to the table
-# of the scripts that need it.
+# dependency (redis-server…), add a row to the table of the scripts that need it. The
+# library table (build_libraries) maps a pkg-config name to its -dev package the same
+# way; ensure_libraries installs the missing ones.
 
 # Needed to run livetape (scripts/run.sh and scripts/test.sh).
 declare -A run_packages=(
+	[gcc]=gcc                # the transcoder package links FFmpeg through cgo
+	[pkg-config]=pkg-config  # cgo finds the FFmpeg libraries with it
+)
+
+# Libraries needed to build livetape, by pkg-config name: the transcoder links FFmpeg
+# 5.1 (Debian 12) through go-astiav. ensure_libraries installs the -dev package of
+# every one that `pkg-config --exists` does not find.
+declare -A build_libraries=(
+	[libavcodec]=libavcodec-dev
+	[libavdevice]=libavdevice-dev # go-astiav links it, though livetape uses no device
+	[libavfilter]=libavfilter-dev
+	[libavformat]=libavformat-dev
+	[libavutil]=libavutil-dev
+	[libswresample]=libswresample-dev
+	[libswscale]=libswscale-dev
 )
 
 # Needed by the tests only (scripts/test.sh).
@@ -26,7 +42,7 @@ go_min_minor=26
 log() { echo "$(basename "$0"): $*" >&2; }
 
 # ensure_commands TABLE... installs the packages providing every missing command listed in
-# the named associative arrays, with apt-get (through sudo when not root).
+# the named associative arrays.
 ensure_commands() {
 	local -A want=()
 	local table cmd
@@ -39,10 +55,33 @@ ensure_commands() {
 		done
 		unset -n tbl
 	done
-	if ((${#want[@]} == 0)); then
+	install_packages "${!want[@]}"
+}
+
+# ensure_libraries TABLE... installs the -dev packages of every library listed (by
+# pkg-config name) in the named associative arrays that pkg-config cannot find.
+# Run it after ensure_commands has installed pkg-config.
+ensure_libraries() {
+	local -A want=()
+	local table lib
+	for table in "$@"; do
+		local -n tbl="$table"
+		for lib in "${!tbl[@]}"; do
+			if ! pkg-config --exists "$lib" 2>/dev/null; then
+				want["${tbl[$lib]}"]=1
+			fi
+		done
+		unset -n tbl
+	done
+	install_packages "${!want[@]}"
+}
+
+# install_packages PKG... installs the packages with apt-get (through sudo when not root).
+install_packages() {
+	if (($# == 0)); then
 		return 0
 	fi
-	local pkgs=("${!want[@]}")
+	local pkgs=("$@")
 	if ! command -v apt-get >/dev/null 2>&1; then
 		log "missing packages ${pkgs[*]} and no apt-get to install them: install them by hand"
 		exit 1

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 ensure_commands run_packages
+ensure_libraries build_libraries
 ensure_go
 go mod download
 go build -o bin/livetape ./cmd/livetape

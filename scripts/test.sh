@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 ensure_commands run_packages test_packages
+ensure_libraries build_libraries
 ensure_go
 go mod download
 ensure_versitygw

@@ -39,6 +39,7 @@ func commands() []command {
 		{"catalog", "'catalog rebuild': rebuild the recordings index in Redis from the storage", func() *flag.FlagSet { fs, _ := catalogFlags(); return fs }, cmdCatalog},
 		{"sign", "print signed push and play URLs for a stream", func() *flag.FlagSet { fs, _ := signFlags(); return fs }, cmdSign},
 		{"stitch", "join MP4 recordings into one MP4 without re-encoding: livetape stitch OUT IN...", func() *flag.FlagSet { fs, _ := stitchFlags(); return fs }, cmdStitch},
+		{"transcode", "transcode IN OUT: a local file to MP4 renditions or an HLS ABR set, with a progress bar", func() *flag.FlagSet { fs, _ := transcodeFlags(); return fs }, cmdTranscode},
 		{"version", "print the version", nil, cmdVersion},
 		{"help", "show help for livetape or a command", nil, nil},
 	}
