@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -77,7 +78,14 @@ func TestPushEndAfterKill(t *testing.T) {
 		t.Errorf("pushes still remembered after their end was queued: %v", left)
 	}
 
-	// Another kill and restart: nothing is left to report.
+	// Another kill and restart: nothing is left to report. The receiver counts a POST when
+	// it arrives; livetape records the delivery a moment later, and a kill in between
+	// would rightly send it again (at least once): wait for the record.
+	mediatest.WaitFor(t, "the push end recorded as delivered", 10*time.Second, func() bool {
+		var rec jobs.EventRecord
+		return json.Unmarshal(httpBody(t, "http://"+httpAddr+"/api/v1/events/"+end.EventID, ""), &rec) == nil &&
+			rec.State == jobs.StateDelivered
+	})
 	kill()
 	logs, _ = restart()
 	if strings.Contains(logs.String(), "push ended by a crash") {
