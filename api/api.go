@@ -39,6 +39,8 @@ type Config struct {
 //	DELETE /api/v1/recordings/{file_id}        media and catalog entry
 //	GET    /api/v1/events/{event_id}           delivery state of a callback
 //	POST   /api/v1/events/{event_id}/redeliver send a callback again
+//	POST   /api/v1/stitch                      queue a stitch job (stitch.go)
+//	GET    /api/v1/jobs/{id}                   state of a job
 //	GET    /api/v1/streams[?app=]                live streams (streams.go)
 //	GET    /api/v1/streams/{app}/{stream_id}
 //	DELETE /api/v1/streams/{app}/{stream_id}[?ban=SECONDS]
@@ -55,6 +57,8 @@ func NewHandler(cfg Config) http.Handler {
 	mux.HandleFunc("DELETE /api/v1/recordings/{file_id}", a.deleteRecording)
 	mux.HandleFunc("GET /api/v1/events/{event_id}", a.getEvent)
 	mux.HandleFunc("POST /api/v1/events/{event_id}/redeliver", a.redeliver)
+	mux.HandleFunc("POST /api/v1/stitch", a.postStitch)
+	mux.HandleFunc("GET /api/v1/jobs/{id}", a.getJob)
 	a.registerStreams(mux)
 	if cfg.Key == "" {
 		cfg.Log.Warn("api: no API key set (LIVETAPE_API_KEY): /api/v1 answers loopback clients only")

@@ -156,6 +156,12 @@ type Event struct {
 	ErrMsg string `json:"errmsg,omitempty"`
 	// ClientIP (client_ip) is the publisher's IP address (push events).
 	ClientIP string `json:"client_ip,omitempty"`
+
+	// JobID (job_id) is the job that made the file (events 300, 301), as
+	// POST /api/v1/stitch answered it.
+	JobID string `json:"job_id,omitempty"`
+	// BroadcastID (broadcast_id) is the broadcast the file belongs to.
+	BroadcastID string `json:"broadcast_id,omitempty"`
 }
 
 // wireEvent fixes which fields of an Event are always present: a pointer
@@ -180,6 +186,8 @@ type wireEvent struct {
 	ErrCode     *int      `json:"errcode,omitempty"`
 	ErrMsg      *string   `json:"errmsg,omitempty"`
 	ClientIP    *string   `json:"client_ip,omitempty"`
+	JobID       string    `json:"job_id,omitempty"`
+	BroadcastID string    `json:"broadcast_id,omitempty"`
 }
 
 // MarshalJSON writes the fields of the event's type always, and any other
@@ -194,6 +202,9 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		EventID:   e.EventID,
 		T:         e.T,
 		Sign:      e.Sign,
+		// Set by the jobs that make files; absent from the LVB events.
+		JobID:       e.JobID,
+		BroadcastID: e.BroadcastID,
 	}
 	var file, push, result bool
 	switch e.EventType {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/livetape/livetape/internal/mediatest"
 	"github.com/livetape/livetape/media"
+	"github.com/livetape/livetape/packager/flv"
 	"github.com/livetape/livetape/stream"
 )
 
@@ -183,7 +184,7 @@ func TestCheckAMF0(t *testing.T) {
 		{"unknown marker: left to the decoder", []byte{0x11, 0x03, 0x03}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := checkAMF0(tc.body, maxAMFDepth)
+			err := flv.ScanAMF0(tc.body, maxAMFDepth)
 			if tc.wantErr == "" && err != nil {
 				t.Fatalf("refused: %v", err)
 			}

@@ -3,10 +3,8 @@ package recorder
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"maps"
 	"math"
-	"net"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -17,7 +15,6 @@ import (
 	"time"
 
 	"github.com/livetape/livetape/internal/mediatest"
-	"github.com/livetape/livetape/live"
 	"github.com/livetape/livetape/media"
 	"github.com/livetape/livetape/stream"
 )
@@ -132,7 +129,7 @@ func craftedPush(t *testing.T, shape timelineShape) []*media.Packet {
 func TestMP4TimelineMatchesFLVAndHLS(t *testing.T) {
 	mediatest.NeedFFmpeg(t)
 	received := &packetCounter{n: map[string]*atomic.Int64{}}
-	r := newObservedRig(t, DefaultConfig(), received)
+	r := newRig(t, DefaultConfig(), received)
 	names := slices.Sorted(maps.Keys(timelineShapes))
 	for _, name := range names {
 		pub := mediatest.PublishRTMP(t, "rtmp://"+r.rtmpAddr+"/live/"+name+"?record=mp4|flv|hls")
@@ -209,37 +206,6 @@ func checkSameTimeline(t *testing.T, mp4, flv, hls string) {
 	if math.Abs(trackEnd["video"]-trackEnd["audio"]) > frameMS/1000.0 {
 		t.Errorf("%s: video lasts %.3f s, audio %.3f s", filepath.Base(mp4), trackEnd["video"], trackEnd["audio"])
 	}
-}
-
-// newObservedRig is newRig with one more observer of the live server, told about
-// pushes after the recorder.
-func newObservedRig(t *testing.T, cfg Config, obs stream.Observer) *rig {
-	t.Helper()
-	dir := t.TempDir()
-	logs := &mediatest.SyncBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	out := filepath.Join(dir, "recordings")
-	rec, err := New(cfg, filepath.Join(dir, "spool"), &LocalSink{Dir: out, Log: log}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := live.NewServer(live.DefaultConfig(), log, rec, obs)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { srv.ServeRTMP(ctx, ln); close(done) }()
-	r := &rig{rec: rec, rtmpAddr: ln.Addr().String(), out: out, logs: logs}
-	r.stop = func() { cancel(); <-done; rec.Wait() }
-	t.Cleanup(func() {
-		r.stop()
-		if t.Failed() {
-			t.Logf("log:\n%s", logs)
-		}
-	})
-	return r
 }
 
 // packetCounter is a stream.Observer counting the packets each push delivers.

@@ -19,6 +19,7 @@ import (
 	"github.com/livetape/livetape/live"
 	"github.com/livetape/livetape/media"
 	"github.com/livetape/livetape/packager/flv"
+	"github.com/livetape/livetape/stream"
 )
 
 type rig struct {
@@ -30,8 +31,9 @@ type rig struct {
 	stop     func()
 }
 
-// newRig runs a live server with a recorder, recording into a LocalSink.
-func newRig(t *testing.T, cfg Config) *rig {
+// newRig runs a live server with a recorder, recording into a LocalSink; observers are
+// told about pushes after the recorder.
+func newRig(t *testing.T, cfg Config, observers ...stream.Observer) *rig {
 	t.Helper()
 	dir := t.TempDir()
 	logs := &mediatest.SyncBuffer{}
@@ -42,7 +44,7 @@ func newRig(t *testing.T, cfg Config) *rig {
 		t.Fatal(err)
 	}
 	lc := live.DefaultConfig()
-	srv := live.NewServer(lc, log, rec)
+	srv := live.NewServer(lc, log, append([]stream.Observer{rec}, observers...)...)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -68,6 +68,8 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 	uploads := newCountingStore(store) // metrics.go
 	queue.Register(jobs.TaskUpload, &jobs.Uploader{Store: uploads, Catalog: cat, Queue: queue, Spool: uploadSpool{rec.Spool()},
 		PublicURL: cfg.PublicURL, KeyTemplate: cfg.Storage.KeyTemplate, Log: log})
+	queue.Register(jobs.TaskStitch, &jobs.Stitcher{Store: store, Catalog: cat, Queue: queue,
+		PublicURL: cfg.PublicURL, KeyTemplate: cfg.Storage.KeyTemplate, Log: log})
 	reg, err := newRegistry(queue) // metrics.go
 	if err != nil {
 		return fail(err)
@@ -104,7 +106,9 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.Handle("/vod/", &api.VOD{Store: store, Presigned: cfg.VOD.Redirect == "presigned", Log: log})
+	vod := &api.VOD{Store: store, Presigned: cfg.VOD.Redirect == "presigned", Log: log}
+	mux.Handle("/vod/clip/", &api.Clip{Catalog: cat, Store: store, PlayKey: cfg.Live.PlayKey, Next: vod, Log: log})
+	mux.Handle("/vod/", vod)
 	mux.Handle("/api/v1/", api.NewHandler(api.Config{Catalog: cat, Queue: queue, Key: cfg.APIKey, Log: log,
 		Streams: liveStreams{live: liveSrv, rec: rec, nodeID: cfg.Jobs.NodeID}, Locator: loc, NodeID: cfg.Jobs.NodeID}))
 	mux.Handle("GET /metrics", metrics)

@@ -42,6 +42,11 @@ const (
 	amf0StrictArray = 0x0a
 	amf0Date        = 0x0b
 	amf0LongString  = 0x0c
+	// Markers this package does not decode but ScanAMF0 walks past.
+	amf0Reference   = 0x07
+	amf0Unsupported = 0x0d
+	amf0XMLDocument = 0x0f
+	amf0TypedObject = 0x10
 )
 
 // MaxAMF0Depth bounds the nesting of objects and arrays, both when decoding (so hostile

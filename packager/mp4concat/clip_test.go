@@ -30,6 +30,9 @@ func TestClipAcrossFragments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if want := ins[0].Start.Add(2 * time.Second); !m.Start.Equal(want) {
+		t.Errorf("clip Start %s, want %s (the keyframe at 2 s)", m.Start, want)
+	}
 	out := filepath.Join(t.TempDir(), "clip.mp4")
 	writeMovie(t, m, out)
 

@@ -39,7 +39,7 @@ func Concat(inputs []Input, opts Options) (*Movie, error) {
 			return nil, err
 		}
 	}
-	return b.movie()
+	return b.movieFrom(wall0)
 }
 
 // Clip cuts the window [start, end) of wall-clock time out of a run of recordings
@@ -92,7 +92,16 @@ func Clip(inputs []Input, start, end time.Time, opts Options) (*Movie, error) {
 			return nil, err
 		}
 	}
-	return b.movie()
+	return b.movieFrom(wall0)
+}
+
+// movieFrom is b.movie with its time 0 at wall0.
+func (b *builder) movieFrom(wall0 time.Time) (*Movie, error) {
+	m, err := b.movie()
+	if m != nil {
+		m.Start = wall0
+	}
+	return m, err
 }
 
 // cut selects the samples of src in [from, to) (input time, ns) into p.sel. In the

@@ -34,7 +34,10 @@ type Movie struct {
 	inputs  []io.ReaderAt
 	opts    Options
 
-	Duration    time.Duration // the longest track, from 0
+	Duration time.Duration // the longest track, from 0
+	// Start is the wall-clock time of the movie's time 0, from the inputs' Start
+	// (zero when the first input has none).
+	Start       time.Time
 	VideoFrames int
 	AudioFrames int
 }

@@ -124,7 +124,8 @@ func trackID(trak *mp4.TrakBox) uint32 {
 // readMoov walks the top-level boxes and decodes the moov. A moov with an mvex
 // (fragmented) or a file without an mdat is refused.
 func readMoov(in Input) (moov *mp4.MoovBox, err error) {
-	var moovAt, moovSize int64 = -1, 0
+	var moovAt int64 = -1
+	var buf []byte // the moov
 	var hdr [16]byte
 	sawMdat := false
 	for off := int64(0); off < in.Size; {
@@ -163,7 +164,16 @@ func readMoov(in Input) (moov *mp4.MoovBox, err error) {
 			if moovAt >= 0 {
 				return nil, fmt.Errorf("second moov at %d: %w", off, ErrUnsupported)
 			}
-			moovAt, moovSize = off, size
+			if size > maxMoov {
+				return nil, fmt.Errorf("moov of %d bytes (at most %d): %w", size, maxMoov, ErrUnsupported)
+			}
+			// Read now, after its header, in file order: an input read from storage
+			// keeps one request open while its reads follow each other.
+			moovAt, buf = off, make([]byte, size)
+			copy(buf, hdr[:hdrLen])
+			if _, err := in.R.ReadAt(buf[hdrLen:], off+hdrLen); err != nil {
+				return nil, fmt.Errorf("read moov: %w", err)
+			}
 		case "mdat":
 			sawMdat = true
 		case "moof":
@@ -173,13 +183,6 @@ func readMoov(in Input) (moov *mp4.MoovBox, err error) {
 	}
 	if moovAt < 0 || !sawMdat {
 		return nil, fmt.Errorf("no moov or no mdat: %w", ErrUnsupported)
-	}
-	if moovSize > maxMoov {
-		return nil, fmt.Errorf("moov of %d bytes (at most %d): %w", moovSize, maxMoov, ErrUnsupported)
-	}
-	buf := make([]byte, moovSize)
-	if _, err := in.R.ReadAt(buf, moovAt); err != nil {
-		return nil, fmt.Errorf("read moov: %w", err)
 	}
 	// mp4ff is not written for hostile input: a panic on a damaged box is an error.
 	defer func() {

@@ -37,10 +37,13 @@ type Recording struct {
 	NodeID string `json:"node_id,omitempty"`
 	// Type is one of the Type* constants; empty reads as TypeFragment.
 	Type string `json:"type,omitempty"`
-	// BroadcastID groups the fragments stitched into one broadcast.
-	BroadcastID string `json:"broadcast_id,omitempty"`
+	// BroadcastID groups the fragments stitched into one broadcast. Always in the JSON
+	// (empty when the recording belongs to none): API clients rely on the field.
+	BroadcastID string `json:"broadcast_id"`
 	// SourceFileID is the recording a rendition or clip was made from.
 	SourceFileID string `json:"source_file_id,omitempty"`
+	// SourceFileIDs are the recordings a stitch joined (broadcast, clip), in order.
+	SourceFileIDs []string `json:"source_file_ids,omitempty"`
 	// Template is the key template the objects were named with (DefaultKeyTemplate
 	// when empty), so that the keys can be derived again.
 	Template string `json:"template,omitempty"`

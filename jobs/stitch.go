@@ -1,0 +1,391 @@
+package jobs
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/livetape/livetape/packager/mp4concat"
+	"github.com/livetape/livetape/storage"
+	"github.com/livetape/livetape/storage/catalog"
+)
+
+// TaskStitch joins stored MP4 recordings into one (packager/mp4concat, a remux),
+// stores and catalogs it and sends event 300. It reads and writes storage only, so it
+// runs on any worker (QueueCPU).
+const TaskStitch = "recording:stitch"
+
+// Stitch limits, checked before a job is queued.
+const (
+	// MaxStitchInputs bounds the recordings of one stitch (a moov each in memory).
+	MaxStitchInputs = 1000
+	// MaxStitchWindow bounds a stitch by time range.
+	MaxStitchWindow = 24 * time.Hour
+)
+
+// stitchMaxRetry: storage outages are retried for a few hours (backoff capped at
+// 10 minutes), then the job fails with event 300 saying why.
+const stitchMaxRetry = 25
+
+// StitchRequest is the body of POST /api/v1/stitch: exactly one of FileIDs,
+// BroadcastID, or App+StreamID+From+To.
+type StitchRequest struct {
+	// FileIDs are MP4 recordings of one stream, joined whole in the order given.
+	FileIDs []string `json:"file_ids,omitempty"`
+	// BroadcastID joins the MP4 fragments of a broadcast, oldest first (App and
+	// StreamID name its stream).
+	BroadcastID string `json:"broadcast_id,omitempty"`
+	// App, StreamID, From and To cut the window [From, To) out of a stream's MP4
+	// fragments, as /vod/clip does, and store it.
+	App      string    `json:"app,omitempty"`
+	StreamID string    `json:"stream_id,omitempty"`
+	From     time.Time `json:"from,omitzero"`
+	To       time.Time `json:"to,omitzero"`
+	// Gaps is "close" (the default: each recording follows the previous one) or
+	// "keep" (the time between them stays, the last frame held).
+	Gaps string `json:"gaps,omitempty"`
+}
+
+// StitchPayload is a stitch task: the request resolved to recordings.
+type StitchPayload struct {
+	JobID   string   `json:"job_id"`
+	FileIDs []string `json:"file_ids"` // in output order
+	// Type is the output's catalog type: broadcast or clip.
+	Type        string    `json:"type"`
+	BroadcastID string    `json:"broadcast_id,omitempty"`
+	From        time.Time `json:"from,omitzero"` // a window to cut; zero: whole recordings
+	To          time.Time `json:"to,omitzero"`
+	Gaps        string    `json:"gaps"`
+}
+
+// OutputFileID is the file id of the job's result: {stream_id}_{job_id}_mp4.
+func (p StitchPayload) OutputFileID(streamID string) string {
+	return streamID + "_" + p.JobID + "_mp4"
+}
+
+// ErrBadStitch marks a stitch request that cannot be done as asked (the API's 400).
+var ErrBadStitch = errors.New("bad stitch request")
+
+func badStitch(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrBadStitch, fmt.Sprintf(format, args...))
+}
+
+// ResolveStitch checks a request and finds its recordings in the catalog. Errors wrap
+// ErrBadStitch (the request is wrong) or storage.ErrNotFound (a file id, or nothing
+// in the window).
+func ResolveStitch(ctx context.Context, cat *catalog.Catalog, req StitchRequest) (StitchPayload, error) {
+	p := StitchPayload{Gaps: req.Gaps}
+	switch req.Gaps {
+	case "":
+		p.Gaps = "close"
+	case "close", "keep":
+	default:
+		return p, badStitch("gaps %.20q: want keep or close", req.Gaps)
+	}
+	byRange := req.App != "" || req.StreamID != "" || !req.From.IsZero() || !req.To.IsZero()
+	modes := 0
+	for _, set := range []bool{len(req.FileIDs) > 0, req.BroadcastID != "", byRange && req.BroadcastID == ""} {
+		if set {
+			modes++
+		}
+	}
+	if modes != 1 {
+		return p, badStitch("give exactly one of file_ids, broadcast_id (with app and stream_id), or app+stream_id+from+to")
+	}
+	var recs []*catalog.Recording
+	var err error
+	switch {
+	case len(req.FileIDs) > 0:
+		p.Type = catalog.TypeClip
+		recs, err = resolveFileIDs(ctx, cat, req.FileIDs)
+	case req.BroadcastID != "":
+		p.Type, p.BroadcastID = catalog.TypeBroadcast, req.BroadcastID
+		recs, err = resolveBroadcast(ctx, cat, req)
+	default:
+		p.Type, p.From, p.To = catalog.TypeClip, req.From, req.To
+		recs, err = resolveWindow(ctx, cat, req)
+	}
+	if err != nil {
+		return p, err
+	}
+	for _, rec := range recs {
+		p.FileIDs = append(p.FileIDs, rec.FileID)
+	}
+	p.JobID = stitchJobID(p)
+	return p, nil
+}
+
+func resolveFileIDs(ctx context.Context, cat *catalog.Catalog, ids []string) ([]*catalog.Recording, error) {
+	if len(ids) > MaxStitchInputs {
+		return nil, badStitch("%d file ids: at most %d", len(ids), MaxStitchInputs)
+	}
+	seen := map[string]bool{}
+	var recs []*catalog.Recording
+	for _, id := range ids {
+		if seen[id] {
+			return nil, badStitch("file id %.80q given twice", id)
+		}
+		seen[id] = true
+		rec, err := cat.Get(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("recording %.80q: %w", id, err)
+		}
+		if rec.Format != "mp4" {
+			return nil, badStitch("recording %s is %s: a stitch joins MP4 recordings", id, rec.Format)
+		}
+		if len(recs) > 0 && (rec.App != recs[0].App || rec.StreamID != recs[0].StreamID) {
+			return nil, badStitch("recording %s is of %s/%s, %s of %s/%s: a stitch joins the recordings of one stream",
+				id, rec.App, rec.StreamID, recs[0].FileID, recs[0].App, recs[0].StreamID)
+		}
+		recs = append(recs, rec)
+	}
+	return recs, nil
+}
+
+// resolveBroadcast lists a broadcast's MP4 fragments. The catalog index has no
+// broadcast facet yet, so the stream must be named: its fragments are filtered.
+func resolveBroadcast(ctx context.Context, cat *catalog.Catalog, req StitchRequest) ([]*catalog.Recording, error) {
+	if req.App == "" || req.StreamID == "" || !req.From.IsZero() || !req.To.IsZero() {
+		return nil, badStitch("broadcast_id needs app and stream_id (the stream of the broadcast), and no from/to")
+	}
+	var recs []*catalog.Recording
+	for page := 1; ; page++ {
+		res, err := cat.List(ctx, catalog.Query{App: req.App, StreamID: req.StreamID, Format: "mp4",
+			Type: catalog.TypeFragment, Page: page, PageSize: catalog.MaxPageSize})
+		if err != nil {
+			return nil, fmt.Errorf("list the recordings of %s/%s: %w", req.App, req.StreamID, err)
+		}
+		for _, rec := range res.Recordings {
+			if rec.BroadcastID == req.BroadcastID {
+				recs = append(recs, rec)
+			}
+		}
+		if len(recs) > MaxStitchInputs {
+			return nil, badStitch("broadcast %s has more than %d recordings", req.BroadcastID, MaxStitchInputs)
+		}
+		if page*catalog.MaxPageSize >= res.Total {
+			break
+		}
+	}
+	if len(recs) == 0 {
+		return nil, fmt.Errorf("no MP4 recording of broadcast %.80q of %s/%s: %w", req.BroadcastID, req.App, req.StreamID, storage.ErrNotFound)
+	}
+	return recs, nil
+}
+
+func resolveWindow(ctx context.Context, cat *catalog.Catalog, req StitchRequest) ([]*catalog.Recording, error) {
+	switch {
+	case req.App == "" || req.StreamID == "" || req.From.IsZero() || req.To.IsZero():
+		return nil, badStitch("a stitch by time needs app, stream_id, from and to (RFC 3339)")
+	case !req.To.After(req.From):
+		return nil, badStitch("to must be after from")
+	case req.To.Sub(req.From) > MaxStitchWindow:
+		return nil, badStitch("window of %s: at most %s", req.To.Sub(req.From), MaxStitchWindow)
+	}
+	recs, err := cat.Overlapping(ctx, catalog.Query{App: req.App, StreamID: req.StreamID, Format: "mp4",
+		Type: catalog.TypeFragment}, req.From, req.To)
+	switch {
+	case errors.Is(err, catalog.ErrTooMany):
+		return nil, badStitch("%v", err)
+	case err != nil:
+		return nil, fmt.Errorf("list the recordings of %s/%s: %w", req.App, req.StreamID, err)
+	case len(recs) == 0:
+		return nil, fmt.Errorf("nothing of %s/%s recorded as MP4 between %s and %s: %w", req.App, req.StreamID,
+			req.From.Format(time.RFC3339), req.To.Format(time.RFC3339), storage.ErrNotFound)
+	}
+	return recs, nil
+}
+
+// stitchJobID derives the job id from what the job does, so that the same request
+// posted twice is one job (and one output).
+func stitchJobID(p StitchPayload) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s|%s|%s|%d|%d", p.Type, p.BroadcastID, p.Gaps, p.From.UnixNano(), p.To.UnixNano())
+	for _, id := range p.FileIDs {
+		fmt.Fprintf(h, "|%s", id)
+	}
+	return "stitch-" + hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// EnqueueStitch queues a resolved stitch on QueueCPU with the job id as task id: a
+// job queued again while it is queued, running, or completed less than
+// CompletedRetention ago is not run again.
+func (q *Queue) EnqueueStitch(ctx context.Context, p StitchPayload) error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("jobs: stitch payload: %w", err)
+	}
+	return q.Enqueue(ctx, asynq.NewTask(TaskStitch, b), asynq.Queue(QueueCPU), asynq.TaskID(p.JobID),
+		asynq.MaxRetry(stitchMaxRetry), asynq.Timeout(time.Hour))
+}
+
+// Stitcher handles TaskStitch.
+type Stitcher struct {
+	Store   storage.Store
+	Catalog *catalog.Catalog
+	Queue   *Queue
+	// PublicURL is the base of replay URLs (video_url = PublicURL + "/vod/" + key).
+	PublicURL string
+	// KeyTemplate names the output (catalog.DefaultKeyTemplate when empty).
+	KeyTemplate string
+	Log         *slog.Logger
+}
+
+// ProcessTask implements asynq.Handler. What cannot succeed on a retry (an input
+// deleted, codec configurations that differ, a damaged input) fails the job at once;
+// either way a failed job sends event 300 with errcode 1 and the reason.
+func (s *Stitcher) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	var p StitchPayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.JobID == "" || len(p.FileIDs) == 0 {
+		return fmt.Errorf("jobs: stitch: bad payload (%v): %w", err, asynq.SkipRetry)
+	}
+	log := s.Log.With("job_id", p.JobID)
+	rec, err := s.stitch(ctx, p, log)
+	if err != nil {
+		retried, _ := asynq.GetRetryCount(ctx)
+		maxRetry, _ := asynq.GetMaxRetry(ctx)
+		if errors.Is(err, asynq.SkipRetry) || retried >= maxRetry {
+			s.failed(ctx, p, err, log)
+		}
+		return fmt.Errorf("jobs: stitch %s: %w", p.JobID, err)
+	}
+	if err := s.notify(ctx, p, rec); err != nil {
+		return fmt.Errorf("jobs: stitch %s: notify: %w", p.JobID, err)
+	}
+	// The job's result, shown by GET /api/v1/jobs/{id}.
+	if b, err := json.Marshal(rec); err == nil {
+		t.ResultWriter().Write(b)
+	}
+	return nil
+}
+
+// stitch makes, stores and catalogs the output, or finds it done by an earlier run.
+func (s *Stitcher) stitch(ctx context.Context, p StitchPayload, log *slog.Logger) (*catalog.Recording, error) {
+	var ins []*catalog.Recording
+	for _, id := range p.FileIDs {
+		rec, err := s.Catalog.Get(ctx, id)
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, fmt.Errorf("recording %s was deleted: %w", id, asynq.SkipRetry)
+		}
+		if err != nil {
+			return nil, err
+		}
+		ins = append(ins, rec)
+	}
+	out := &catalog.Recording{
+		FileID: p.OutputFileID(ins[0].StreamID), App: ins[0].App, StreamID: ins[0].StreamID,
+		Format: "mp4", Type: p.Type, BroadcastID: p.BroadcastID, SourceFileIDs: p.FileIDs,
+		NodeID: s.Queue.NodeID(),
+	}
+	if done, err := s.Catalog.Get(ctx, out.FileID); err == nil {
+		log.Info("stitch: already stored by an earlier run", "file_id", out.FileID)
+		return done, nil
+	}
+
+	inputs := make([]mp4concat.Input, 0, len(ins))
+	var readers []*storage.ReaderAt
+	defer func() {
+		for _, r := range readers {
+			r.Close()
+		}
+	}()
+	for _, rec := range ins {
+		r, err := storage.OpenReaderAt(ctx, s.Store, rec.Key)
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, fmt.Errorf("recording %s: %s is gone from storage: %w", rec.FileID, rec.Key, asynq.SkipRetry)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("open recording %s: %w", rec.FileID, err)
+		}
+		readers = append(readers, r)
+		inputs = append(inputs, mp4concat.Input{Name: rec.FileID, R: r, Size: r.Size(), Start: rec.StartTime})
+	}
+	opts := mp4concat.Options{Gaps: mp4concat.CloseGaps}
+	if p.Gaps == "keep" {
+		opts.Gaps = mp4concat.KeepGaps
+	}
+	var movie *mp4concat.Movie
+	var err error
+	if p.From.IsZero() {
+		movie, err = mp4concat.Concat(inputs, opts)
+	} else {
+		movie, err = mp4concat.Clip(inputs, p.From, p.To, opts)
+	}
+	switch {
+	case errors.Is(err, mp4concat.ErrConfigMismatch):
+		// The transcoder (issue 9) is not wired yet: a common template would be needed.
+		return nil, fmt.Errorf("the recordings differ in codec configuration and cannot be joined without transcoding, which stitch does not do yet: %w: %w", err, asynq.SkipRetry)
+	case errors.Is(err, mp4concat.ErrUnsupported), errors.Is(err, mp4concat.ErrNoMedia):
+		return nil, fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	case err != nil:
+		return nil, err // reading an input failed: storage, retried
+	}
+
+	// Wall-clock times of the first and last frames; with gaps closed the duration is
+	// less than their difference.
+	out.StartTime = movie.Start.UTC()
+	out.Duration = movie.Duration.Seconds()
+	out.EndTime = ins[len(ins)-1].End().UTC()
+	if !p.To.IsZero() && p.To.Before(out.EndTime) {
+		out.EndTime = p.To.UTC()
+	}
+	out.Template = s.KeyTemplate
+	if out.Template == catalog.DefaultKeyTemplate {
+		out.Template = ""
+	}
+	out.Key = out.KeyStem(out.Template) + ".mp4"
+	out.Objects = []string{out.Key}
+	start := time.Now()
+	// A plain reader: the S3 backend streams it part by part in order, where a
+	// ReaderAt would be read at several places at once (one request per jump).
+	obj, err := s.Store.Put(ctx, out.Key, struct{ io.Reader }{movie.NewReader()}, movie.Size(), "video/mp4")
+	if err != nil {
+		return nil, fmt.Errorf("store %s: %w", out.Key, err)
+	}
+	out.Size = obj.Size
+	out.VideoURL = strings.TrimSuffix(s.PublicURL, "/") + "/vod/" + out.Key
+	out.StoredAt = time.Now().UTC()
+	if err := s.Catalog.Put(ctx, out); err != nil {
+		return nil, err
+	}
+	log.Info("stitch: stored", "file_id", out.FileID, "key", out.Key, "inputs", len(ins), "size", out.Size,
+		"duration", out.Duration, "took", time.Since(start).Round(time.Millisecond))
+	return out, nil
+}
+
+// notify sends event 300 for a stored output; its id derives from the file id.
+func (s *Stitcher) notify(ctx context.Context, p StitchPayload, rec *catalog.Recording) error {
+	return s.Queue.Notify(ctx, Event{
+		ChannelID: rec.StreamID, StreamID: rec.StreamID, App: rec.App,
+		EventType: EventStitchDone, EventID: EventID(EventStitchDone, rec.FileID),
+		FileID: rec.FileID, FileFormat: rec.Format, FileSize: rec.Size,
+		StartTime: rec.StartTime.Unix(), EndTime: rec.EndTime.Unix(), Duration: rec.Duration,
+		VideoID: rec.Key, VideoURL: rec.VideoURL, ErrCode: 0, ErrMsg: "ok",
+		JobID: p.JobID, BroadcastID: p.BroadcastID,
+	})
+}
+
+// failed sends event 300 with errcode 1 for a job that gave up.
+func (s *Stitcher) failed(ctx context.Context, p StitchPayload, cause error, log *slog.Logger) {
+	log.Error("stitch failed", "err", cause)
+	ev := Event{
+		EventType: EventStitchDone, EventID: EventID(EventStitchDone, p.JobID+"-failed"),
+		ErrCode: 1, ErrMsg: strings.TrimSuffix(cause.Error(), ": "+asynq.SkipRetry.Error()),
+		JobID: p.JobID, BroadcastID: p.BroadcastID,
+	}
+	if rec, err := s.Catalog.Get(ctx, p.FileIDs[0]); err == nil {
+		ev.ChannelID, ev.StreamID, ev.App = rec.StreamID, rec.StreamID, rec.App
+	}
+	if err := s.Queue.Notify(ctx, ev); err != nil {
+		log.Error("stitch: failure event not queued", "err", err)
+	}
+}
