@@ -29,7 +29,8 @@ function showBanner(msg) {
   $('banner').hidden = !msg;
 }
 
-// report shows err in the banner (auth problems) or as an alert-free status line.
+// report shows err in the banner (auth problems, which every section shares) or in
+// the section's own status line.
 function report(err, where) {
   const msg = explain(err);
   if (isAuthError(err) || !where) showBanner(msg);
@@ -86,11 +87,11 @@ async function playLive(s, kind) {
 }
 
 async function control(method, path, body) {
+  $('streams-error').textContent = '';
   try {
     await api(method, path, body);
-    showBanner('');
   } catch (err) {
-    report(err);
+    report(err, $('streams-error'));
   }
   refreshStreams();
 }
@@ -332,9 +333,10 @@ $('sign-form').addEventListener('submit', async (e) => {
     for (const k of ['push', 'play_flv', 'play_hls', 'play_rtmp']) $('sign-' + k).value = u[k];
     $('sign-expires').textContent = fmt.time(u.expires);
     $('sign-out').hidden = false;
-    showBanner('');
+    $('sign-error').textContent = '';
   } catch (err) {
-    report(err);
+    $('sign-out').hidden = true;
+    report(err, $('sign-error'));
   }
 });
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os/exec"
 	"strings"
 	"sync"
@@ -173,6 +174,23 @@ func TestConsoleInChromium(t *testing.T) {
 			strings.Contains(row, "avc1.") && strings.Contains(row, "320×240") && strings.Contains(row, "mp4a.40.2")
 	})
 
+	// Record start and stop from the row's buttons.
+	b.run(t, "start recording", chromedp.Click(`tr[data-stream="live/cam"] button[data-action="record-start"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`tr[data-stream="live/cam"] button[data-action="record-stop"]`, chromedp.ByQuery),
+		chromedp.Click(`tr[data-stream="live/cam"] button[data-action="record-stop"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`tr[data-stream="live/cam"] button[data-action="record-start"]`, chromedp.ByQuery))
+
+	// The push-URL generator signs with the server's push key.
+	var push string
+	b.run(t, "sign a push URL", chromedp.SetValue(`#sign-form [name="stream_id"]`, "new1", chromedp.ByQuery),
+		chromedp.Click(`#sign-form [name="record"][value="mp4"]`, chromedp.ByQuery),
+		chromedp.Click(`#sign-form button[type="submit"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#sign-out`, chromedp.ByID), chromedp.Value(`#sign-push`, &push, chromedp.ByID))
+	if u, err := url.Parse(push); err != nil || u.Scheme != "rtmp" || u.Path != "/live/new1" || u.Query().Get("record") != "mp4" ||
+		sign.Verify([]string{"pushkey"}, "new1", u.Query().Get("txSecret"), u.Query().Get("txTime"), time.Now()) != nil {
+		t.Errorf("signed push URL %q", push)
+	}
+
 	b.run(t, "play HTTP-FLV", chromedp.Click(`tr[data-stream="live/cam"] button[data-action="play-flv"]`, chromedp.ByQuery))
 	b.waitPlaying(t, "live-video")
 	b.run(t, "play HLS", chromedp.Click(`tr[data-stream="live/cam"] button[data-action="play-hls"]`, chromedp.ByQuery))
@@ -192,6 +210,13 @@ func TestConsoleInChromium(t *testing.T) {
 			chromedp.Click(`#recordings-body tr[data-file-id$="_`+format+`"] button[data-action="play-recording"]`, chromedp.ByQuery))
 		b.waitPlaying(t, "vod-video")
 	}
+
+	// Kick: the page asks for a ban (answered 0: none) and the stream leaves the list.
+	// The player is stopped first: a player of an ended stream fails, and says so.
+	var ok bool
+	b.eval(`window.prompt = () => "0"; true`, &ok)
+	b.run(t, "kick", chromedp.Click(`#live-stop`, chromedp.ByID), chromedp.Click(`tr[data-stream="live/cam"] button[data-action="kick"]`, chromedp.ByQuery),
+		chromedp.WaitNotPresent(`tr[data-stream="live/cam"]`, chromedp.ByQuery))
 
 	if errs := b.consoleErrors(); len(errs) > 0 {
 		t.Errorf("the browser console has errors:\n%s", strings.Join(errs, "\n"))
