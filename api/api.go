@@ -30,6 +30,8 @@ type Config struct {
 	Streams LiveStreams
 	Locator Locator
 	NodeID  string
+	// Sign is what POST /api/v1/sign signs push URLs with (sign.go).
+	Sign SignConfig
 }
 
 // NewHandler returns the HTTP API:
@@ -46,6 +48,7 @@ type Config struct {
 //	DELETE /api/v1/streams/{app}/{stream_id}[?ban=SECONDS]
 //	POST   /api/v1/streams/{app}/{stream_id}/record   {formats, interval}
 //	DELETE /api/v1/streams/{app}/{stream_id}/record
+//	POST   /api/v1/sign                        sign a push URL (sign.go)
 func NewHandler(cfg Config) http.Handler {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -60,6 +63,7 @@ func NewHandler(cfg Config) http.Handler {
 	mux.HandleFunc("POST /api/v1/stitch", a.postStitch)
 	mux.HandleFunc("GET /api/v1/jobs/{id}", a.getJob)
 	a.registerStreams(mux)
+	mux.HandleFunc("POST /api/v1/sign", a.postSign)
 	if cfg.Key == "" {
 		cfg.Log.Warn("api: no API key set (LIVETAPE_API_KEY): /api/v1 answers loopback clients only")
 		return a.loopbackOnly(mux)

@@ -33,6 +33,7 @@ declare -A test_packages=(
 	[redis-server]=redis-server # jobs tests run asynq against a real Redis
 	[flvmeta]=flvmeta # FLV recordings are checked with flvmeta --check
 	[docker-compose]=docker-compose # TestComposeFile validates docker-compose.yml (no daemon needed)
+	[chromium]=chromium # TestConsoleInChromium loads /console in headless Chromium
 )
 
 # Minimum Go version (major.minor), as in go.mod.

@@ -110,8 +110,10 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 	mux.Handle("/vod/clip/", &api.Clip{Catalog: cat, Store: store, PlayKey: cfg.Live.PlayKey, Next: vod, Log: log})
 	mux.Handle("/vod/", vod)
 	mux.Handle("/api/v1/", api.NewHandler(api.Config{Catalog: cat, Queue: queue, Key: cfg.APIKey, Log: log,
-		Streams: liveStreams{live: liveSrv, rec: rec, nodeID: cfg.Jobs.NodeID}, Locator: loc, NodeID: cfg.Jobs.NodeID}))
+		Streams: liveStreams{live: liveSrv, rec: rec, nodeID: cfg.Jobs.NodeID}, Locator: loc, NodeID: cfg.Jobs.NodeID, Sign: signConfig(cfg)}))
 	mux.Handle("GET /metrics", metrics)
+	closeDashboard := mountConsole(mux, cfg, queue, log) // console.go
+	defer closeDashboard()
 	mux.Handle("/", liveSrv.Handler())
 	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	log.Info("http listening", "addr", httpLn.Addr().String(), "data_dir", cfg.DataDir)
