@@ -191,7 +191,7 @@ func TestServeTranscodeJobs(t *testing.T) {
 
 	t.Run("requests refused", func(t *testing.T) {
 		for body, want := range map[string]int{
-			`{"file_id":"` + src.FileID + `","templates":["4k"],"format":"mp4"}`: 400,
+			`{"file_id":"` + src.FileID + `","templates":["4k"],"format":"mp4"}`:  400,
 			`{"file_id":"` + src.FileID + `","templates":["sd"],"format":"webm"}`: 400,
 			`{"file_id":"` + src.FileID + `","templates":[]}`:                     400,
 			`{"file_id":"nope","templates":["sd"],"format":"mp4"}`:                404,
