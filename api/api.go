@@ -32,6 +32,8 @@ type Config struct {
 	NodeID  string
 	// Sign is what POST /api/v1/sign signs push URLs with (sign.go).
 	Sign SignConfig
+	// TranscodeTemplates are the template names POST /api/v1/transcode accepts.
+	TranscodeTemplates []string
 }
 
 // NewHandler returns the HTTP API:
@@ -42,7 +44,10 @@ type Config struct {
 //	GET    /api/v1/events/{event_id}           delivery state of a callback
 //	POST   /api/v1/events/{event_id}/redeliver send a callback again
 //	POST   /api/v1/stitch                      queue a stitch job (stitch.go)
+//	POST   /api/v1/transcode                   queue a transcode job (transcode.go)
 //	GET    /api/v1/jobs/{id}                   state of a job
+//	GET    /api/v1/jobs?file_id=               the jobs of a recording
+//	DELETE /api/v1/jobs/{id}                   cancel a job
 //	GET    /api/v1/streams[?app=]                live streams (streams.go)
 //	GET    /api/v1/streams/{app}/{stream_id}
 //	DELETE /api/v1/streams/{app}/{stream_id}[?ban=SECONDS]
@@ -62,6 +67,9 @@ func NewHandler(cfg Config) http.Handler {
 	mux.HandleFunc("POST /api/v1/events/{event_id}/redeliver", a.redeliver)
 	mux.HandleFunc("POST /api/v1/stitch", a.postStitch)
 	mux.HandleFunc("GET /api/v1/jobs/{id}", a.getJob)
+	mux.HandleFunc("POST /api/v1/transcode", a.postTranscode)
+	mux.HandleFunc("GET /api/v1/jobs", a.listJobs)
+	mux.HandleFunc("DELETE /api/v1/jobs/{id}", a.deleteJob)
 	a.registerStreams(mux)
 	mux.HandleFunc("POST /api/v1/sign", a.postSign)
 	if cfg.Key == "" {

@@ -39,6 +39,7 @@ var mediaTypes = map[string]string{
 	".flv":  "video/x-flv",
 	".m3u8": "application/vnd.apple.mpegurl",
 	".ts":   "video/mp2t",
+	".jpg":  "image/jpeg", // posters
 }
 
 func (v *VOD) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -49,7 +50,7 @@ func (v *VOD) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	mediaType, ok := mediaTypes[path.Ext(key)]
 	if !ok {
-		http.Error(w, "no such recording: "+key+" (/vod/ serves media: .mp4 .m4a .m4s .flv .m3u8 .ts)", http.StatusNotFound)
+		http.Error(w, "no such recording: "+key+" (/vod/ serves media: .mp4 .m4a .m4s .flv .m3u8 .ts, and posters .jpg)", http.StatusNotFound)
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {

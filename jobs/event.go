@@ -31,15 +31,18 @@ const (
 	// EventRecordingReady (100): a recorded file (one fragment in one
 	// format) is stored and playable at VideoURL. Sent after the upload.
 	EventRecordingReady EventType = 100
-	// EventSnapshot (200): reserved for snapshots, which livetape does not
-	// take yet; the number is kept so that it means the same as in LVB.
+	// EventSnapshot (200): a snapshot (a recording's JPEG poster) is stored:
+	// PicURL is its storage key, PicFullURL where to fetch it, FileID the
+	// recording it was taken from, Width/Height/FileSize/CreateTime the picture.
 	EventSnapshot EventType = 200
 	// EventStitchDone (300): a stitch job joined several fragments into one
 	// file; the file fields describe the result, ErrCode/ErrMsg are 0/"ok"
 	// on success and say what went wrong otherwise.
 	EventStitchDone EventType = 300
 	// EventTranscodeDone (301): a transcode job produced a file from a
-	// recording; fields as for EventStitchDone.
+	// recording (one event per output: an MP4 rendition, or an HLS ABR set whose
+	// video_url is the master playlist); fields as for EventStitchDone, plus
+	// SourceFileID, Template, Width, Height and Bitrate.
 	EventTranscodeDone EventType = 301
 )
 
@@ -162,6 +165,25 @@ type Event struct {
 	JobID string `json:"job_id,omitempty"`
 	// BroadcastID (broadcast_id) is the broadcast the file belongs to.
 	BroadcastID string `json:"broadcast_id,omitempty"`
+
+	// SourceFileID (source_file_id) is the recording a rendition was made from
+	// (event 301).
+	SourceFileID string `json:"source_file_id,omitempty"`
+	// Template (template) is the transcode template of a rendition ("abr" for an
+	// ABR set) (event 301).
+	Template string `json:"template,omitempty"`
+	// Width and Height (width, height) are the picture size of a rendition
+	// (event 301; the highest variant of an ABR set) or of a snapshot (200).
+	Width  int `json:"width,omitempty"`
+	Height int `json:"height,omitempty"`
+	// Bitrate (bitrate) is a rendition's average bits/s, audio and video (301).
+	Bitrate int64 `json:"bitrate,omitempty"`
+	// PicURL (pic_url) is the storage key of a snapshot, PicFullURL
+	// (pic_full_url) its URL (event 200, as in LVB).
+	PicURL     string `json:"pic_url,omitempty"`
+	PicFullURL string `json:"pic_full_url,omitempty"`
+	// CreateTime (create_time) is the UNIX time a snapshot was taken (200).
+	CreateTime int64 `json:"create_time,omitempty"`
 }
 
 // wireEvent fixes which fields of an Event are always present: a pointer
@@ -188,6 +210,15 @@ type wireEvent struct {
 	ClientIP    *string   `json:"client_ip,omitempty"`
 	JobID       string    `json:"job_id,omitempty"`
 	BroadcastID string    `json:"broadcast_id,omitempty"`
+
+	SourceFileID *string `json:"source_file_id,omitempty"`
+	Template     *string `json:"template,omitempty"`
+	Width        *int    `json:"width,omitempty"`
+	Height       *int    `json:"height,omitempty"`
+	Bitrate      *int64  `json:"bitrate,omitempty"`
+	PicURL       *string `json:"pic_url,omitempty"`
+	PicFullURL   *string `json:"pic_full_url,omitempty"`
+	CreateTime   *int64  `json:"create_time,omitempty"`
 }
 
 // MarshalJSON writes the fields of the event's type always, and any other
@@ -206,7 +237,7 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		JobID:       e.JobID,
 		BroadcastID: e.BroadcastID,
 	}
-	var file, push, result bool
+	var file, push, result, rendition, snapshot bool
 	switch e.EventType {
 	case EventPushStarted:
 		push = true
@@ -214,12 +245,16 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		push, result = true, true
 	case EventRecordingReady:
 		file = true
-	case EventStitchDone, EventTranscodeDone:
+	case EventStitchDone:
 		file, result = true, true
+	case EventTranscodeDone:
+		file, result, rendition = true, true, true
+	case EventSnapshot:
+		snapshot = true
 	}
 	w.FileID = ptrIf(e.FileID, file)
 	w.FileFormat = ptrIf(e.FileFormat, file)
-	w.FileSize = ptrIf(e.FileSize, file)
+	w.FileSize = ptrIf(e.FileSize, file || snapshot)
 	w.StartTime = ptrIf(e.StartTime, file)
 	w.EndTime = ptrIf(e.EndTime, file)
 	w.Duration = ptrIf(e.Duration, file)
@@ -229,6 +264,14 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	w.ErrCode = ptrIf(e.ErrCode, result)
 	w.ErrMsg = ptrIf(e.ErrMsg, result)
 	w.ClientIP = ptrIf(e.ClientIP, false)
+	w.SourceFileID = ptrIf(e.SourceFileID, rendition)
+	w.Template = ptrIf(e.Template, rendition)
+	w.Width = ptrIf(e.Width, rendition || snapshot)
+	w.Height = ptrIf(e.Height, rendition || snapshot)
+	w.Bitrate = ptrIf(e.Bitrate, rendition)
+	w.PicURL = ptrIf(e.PicURL, snapshot)
+	w.PicFullURL = ptrIf(e.PicFullURL, snapshot)
+	w.CreateTime = ptrIf(e.CreateTime, snapshot)
 	return json.Marshal(w)
 }
 

@@ -114,7 +114,11 @@ func TestEventFieldsPerType(t *testing.T) {
 		{"push ended normally keeps errcode 0", Event{EventType: EventPushEnded, ErrMsg: PushEndNormal.String()},
 			with("stream_param", "errcode", "errmsg")},
 		{"recording ready, zero fields kept", Event{EventType: EventRecordingReady}, with(file...)},
-		{"transcode done", Event{EventType: EventTranscodeDone}, with(slices.Concat(file, []string{"errcode", "errmsg"})...)},
+		{"stitch done", Event{EventType: EventStitchDone}, with(slices.Concat(file, []string{"errcode", "errmsg"})...)},
+		{"transcode done", Event{EventType: EventTranscodeDone},
+			with(slices.Concat(file, []string{"errcode", "errmsg", "source_file_id", "template", "width", "height", "bitrate"})...)},
+		{"snapshot", Event{EventType: EventSnapshot, FileID: "f"},
+			with("file_id", "file_size", "width", "height", "pic_url", "pic_full_url", "create_time")},
 		{"unknown type: only set fields", Event{EventType: 999, FileID: "x"}, with("file_id")},
 	}
 	for _, c := range cases {

@@ -224,8 +224,14 @@ func (q *Queue) EnqueueStitch(ctx context.Context, p StitchPayload) error {
 	if err != nil {
 		return fmt.Errorf("jobs: stitch payload: %w", err)
 	}
-	return q.Enqueue(ctx, asynq.NewTask(TaskStitch, b), asynq.Queue(QueueCPU), asynq.TaskID(p.JobID),
-		asynq.MaxRetry(stitchMaxRetry), asynq.Timeout(time.Hour))
+	if err := q.Enqueue(ctx, asynq.NewTask(TaskStitch, b), asynq.Queue(QueueCPU), asynq.TaskID(p.JobID),
+		asynq.MaxRetry(stitchMaxRetry), asynq.Timeout(time.Hour)); err != nil {
+		return err
+	}
+	if err := q.indexJob(ctx, p.JobID, p.FileIDs...); err != nil {
+		return fmt.Errorf("jobs: stitch %s: index by file: %w", p.JobID, err)
+	}
+	return nil
 }
 
 // Stitcher handles TaskStitch.
@@ -249,8 +255,12 @@ func (s *Stitcher) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("jobs: stitch: bad payload (%v): %w", err, asynq.SkipRetry)
 	}
 	log := s.Log.With("job_id", p.JobID)
+	if s.Queue.IsCanceled(ctx, p.JobID) {
+		return fmt.Errorf("jobs: stitch %s: %w", p.JobID, ErrCanceled)
+	}
 	rec, err := s.stitch(ctx, p, log)
 	if err != nil {
+		err = s.Queue.CanceledOr(ctx, p.JobID, err)
 		retried, _ := asynq.GetRetryCount(ctx)
 		maxRetry, _ := asynq.GetMaxRetry(ctx)
 		if errors.Is(err, asynq.SkipRetry) || retried >= maxRetry {
@@ -262,7 +272,11 @@ func (s *Stitcher) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("jobs: stitch %s: notify: %w", p.JobID, err)
 	}
 	// The job's result, shown by GET /api/v1/jobs/{id}.
-	if b, err := json.Marshal(rec); err == nil {
+	out := JobOutput{Format: rec.Format, FileID: rec.FileID, VideoURL: rec.VideoURL}
+	if rec.Duration > 0 {
+		out.Bitrate = int64(float64(rec.Size*8) / rec.Duration)
+	}
+	if b, err := json.Marshal(JobResult{Outputs: []JobOutput{out}}); err == nil {
 		t.ResultWriter().Write(b)
 	}
 	return nil

@@ -182,7 +182,8 @@ func TestStitchJob(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "the job done", func() bool {
 		j, err := r.q.Job(p.JobID)
-		return err == nil && j.State == "done" && j.Type == "stitch" && strings.Contains(string(j.Result), ev.FileID)
+		return err == nil && j.State == JobCompleted && j.Type == "stitch" && j.Progress == 100 &&
+			j.Result != nil && len(j.Result.Outputs) == 1 && j.Result.Outputs[0].FileID == ev.FileID && j.Result.Outputs[0].Format == "mp4"
 	})
 
 	// The same request: the same job id, refused by the queue as already done.
@@ -193,7 +194,7 @@ func TestStitchJob(t *testing.T) {
 	if err := r.q.EnqueueStitch(t.Context(), again); err != nil {
 		t.Fatal(err)
 	}
-	if j, _ := r.q.Job(p.JobID); j.State != "done" {
+	if j, _ := r.q.Job(p.JobID); j.State != JobCompleted {
 		t.Errorf("after posting again: job %s, want still done", j.State)
 	}
 	if n := r.rc.count(ev.EventID); n != 1 {

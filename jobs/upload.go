@@ -68,7 +68,10 @@ type Uploader struct {
 	// KeyTemplate names the objects (catalog.DefaultKeyTemplate when empty); placeholders
 	// {app} {stream_id} {start} {file_id} {format} {date} {ext}.
 	KeyTemplate string
-	Log         *slog.Logger
+	// Posters queues a poster job (TaskPoster) for every MP4 recording stored. The
+	// transcodes a push asked for (transcode=, abr=) are queued either way.
+	Posters bool
+	Log     *slog.Logger
 }
 
 // ProcessTask implements asynq.Handler.
@@ -96,6 +99,9 @@ func (u *Uploader) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		if err != nil {
 			return fmt.Errorf("jobs: upload %s: spool copy gone and not in storage (%v): %w", rec.FileID, err, asynq.SkipRetry)
 		}
+		if err := u.Queue.followUps(ctx, stored, u.Posters); err != nil {
+			return fmt.Errorf("jobs: upload %s: queue poster and transcodes: %w", rec.FileID, err)
+		}
 		return u.notify(ctx, stored)
 	}
 	if err != nil {
@@ -113,6 +119,11 @@ func (u *Uploader) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		log.Warn("upload: spool copy not removed", "err", err)
 	}
 	log.Info("recording stored", "key", rec.Key, "size", rec.Size, "took", time.Since(start).Round(time.Millisecond))
+	// A failure here is retried: the spool copy is gone, so the retry takes the path
+	// above, which queues them again (same task ids) and notifies.
+	if err := u.Queue.followUps(ctx, &rec, u.Posters); err != nil {
+		return fmt.Errorf("jobs: upload %s: queue poster and transcodes: %w", rec.FileID, err)
+	}
 	return u.notify(ctx, &rec)
 }
 

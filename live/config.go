@@ -43,6 +43,9 @@ type Config struct {
 	OnPublishTimeout time.Duration `yaml:"on_publish_timeout"`
 	// NodeID names this node in the on_publish request (set from jobs.node_id).
 	NodeID string `yaml:"-"`
+	// TranscodeTemplates are the template names a push may ask for with transcode=
+	// (set from the transcode configuration; DefaultTranscodeTemplates when empty).
+	TranscodeTemplates []string `yaml:"-"`
 }
 
 // HLSConfig configures live HLS.

@@ -3,6 +3,7 @@ package live
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -47,4 +48,37 @@ func ParsePush(app, streamID string, query url.Values) (*stream.PushParams, erro
 		return nil, fmt.Errorf("record_type %q: only \"audio\" (or \"av\") is known", t)
 	}
 	return p, nil
+}
+
+// DefaultTranscodeTemplates are the template names a push may ask for when the
+// configuration names none (the transcoder's defaults).
+var DefaultTranscodeTemplates = []string{"sd", "hd", "uhd"}
+
+// maxTranscodeTemplates bounds transcode= as jobs.MaxTranscodeTemplates does.
+const maxTranscodeTemplates = 8
+
+// CheckTranscodeParams validates the transcoding a push asks for: transcode= is a
+// '|'-separated list of known template names (each recording is transcoded to them
+// once stored), abr= is 1 (an HLS ABR set of those templates, or of the defaults) or 0.
+func CheckTranscodeParams(query url.Values, known []string) error {
+	if len(known) == 0 {
+		known = DefaultTranscodeTemplates
+	}
+	if query.Has("transcode") {
+		names := strings.Split(query.Get("transcode"), "|")
+		if len(names) > maxTranscodeTemplates {
+			return fmt.Errorf("transcode: %d templates, at most %d", len(names), maxTranscodeTemplates)
+		}
+		for _, name := range names {
+			if !slices.Contains(known, name) {
+				return fmt.Errorf("transcode %.40q: unknown template (known: %s)", name, strings.Join(known, ", "))
+			}
+		}
+	}
+	switch v := query.Get("abr"); v {
+	case "", "0", "1":
+	default:
+		return fmt.Errorf("abr %.20q: want 1 (build an HLS ABR set) or 0", v)
+	}
+	return nil
 }

@@ -81,3 +81,37 @@ func TestStreamParam(t *testing.T) {
 		}
 	}
 }
+
+// transcode= and abr= are checked at publish against the known template names.
+func TestCheckTranscodeParams(t *testing.T) {
+	known := []string{"sd", "hd", "uhd", "phone"}
+	for _, tc := range []struct {
+		query string
+		ok    bool
+	}{
+		{"record=mp4", true},
+		{"transcode=sd", true},
+		{"transcode=sd%7Chd&abr=1", true},
+		{"transcode=phone", true},
+		{"abr=1", true},
+		{"abr=0", true},
+		{"transcode=4k", false},
+		{"transcode=", false},
+		{"transcode=sd%7C", false},
+		{"abr=yes", false},
+		{"transcode=sd|sd|sd|sd|sd|sd|sd|sd|sd", false},
+	} {
+		q, err := url.ParseQuery(tc.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = CheckTranscodeParams(q, known)
+		if (err == nil) != tc.ok {
+			t.Errorf("%q: %v, want ok=%v", tc.query, err, tc.ok)
+		}
+	}
+	q, _ := url.ParseQuery("transcode=phone")
+	if err := CheckTranscodeParams(q, nil); err == nil || !strings.Contains(err.Error(), "sd, hd, uhd") {
+		t.Errorf("phone against the defaults: %v, want refused naming the defaults", err)
+	}
+}

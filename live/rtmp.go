@@ -173,6 +173,9 @@ func (c *rtmpConn) OnPublish(ctx *rtmp.StreamContext, _ uint32, cmd *message.Net
 	}
 	name, nameQuery := SplitName(cmd.PublishingName)
 	params, err := ParsePush(c.app, name, c.query(nameQuery))
+	if err == nil {
+		err = CheckTranscodeParams(params.Query, c.srv.cfg.TranscodeTemplates)
+	}
 	if err != nil {
 		return c.reject(ctx, "NetStream.Publish.BadName", err)
 	}

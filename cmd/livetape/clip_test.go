@@ -102,8 +102,8 @@ func TestServeClipAndStitch(t *testing.T) {
 	var state struct {
 		State string `json:"state"`
 	}
-	if err := json.Unmarshal(httpBody(t, r.httpURL+"/api/v1/jobs/"+job.JobID, ""), &state); err != nil || state.State != "done" {
-		t.Errorf("GET /api/v1/jobs/%s: %q %v, want done", job.JobID, state.State, err)
+	if err := json.Unmarshal(httpBody(t, r.httpURL+"/api/v1/jobs/"+job.JobID, ""), &state); err != nil || state.State != "completed" {
+		t.Errorf("GET /api/v1/jobs/%s: %q %v, want completed", job.JobID, state.State, err)
 	}
 	// The same request is the same job; a malformed one is refused.
 	if code, again := postJSON(t, r.httpURL+"/api/v1/stitch", string(req)); code != 202 || !strings.Contains(string(again), job.JobID) {

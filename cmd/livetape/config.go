@@ -56,6 +56,8 @@ type Config struct {
 	NodeURL string `yaml:"node_url"`
 	// VOD configures replay.
 	VOD VODConfig `yaml:"vod"`
+	// Transcode configures the transcode and poster jobs (templates).
+	Transcode TranscodeConfig `yaml:"transcode"`
 	// ReconcileInterval is how often unfinished work on disk (closed fragments in the
 	// spool, undelivered callbacks) is queued again, in case the queue lost it (a Redis
 	// restarted without persistence). Default 30s.
@@ -108,6 +110,7 @@ func defaultConfig() Config {
 		Jobs:              jobs.DefaultConfig(),
 		Storage:           StorageConfig{S3: S3Config{Region: "us-east-1", PathStyle: true}, KeyTemplate: catalog.DefaultKeyTemplate},
 		PublicURL:         "http://localhost:8080",
+		Transcode:         TranscodeConfig{Posters: true},
 		ReconcileInterval: 30 * time.Second,
 	}
 }
@@ -136,6 +139,9 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Jobs.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Transcode.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.NoWorker && c.Jobs.RedisAddr == "" {
@@ -317,6 +323,15 @@ var settings = []setting{
 		field: durationField(func(c *Config) *time.Duration { return &c.ReconcileInterval })},
 	{YAML: "record.queue", Help: "packets buffered between a live stream and its recorder (at least 256)",
 		field: intField(func(c *Config) *int { return &c.Record.Queue })},
+	{YAML: "transcode.templates", Help: "transcode templates added to sd, hd, uhd (or replacing one of that name): a list of {name, short_side, video_kbps, audio_kbps, max_fps}",
+		field: field{get: func(*Config) string { return "" }, set: func(_ *Config, v string) error {
+			if v != "" {
+				return errors.New("only in the YAML file")
+			}
+			return nil
+		}}},
+	{YAML: "transcode.posters", Env: "LIVETAPE_POSTERS", Help: "make a JPEG poster (at 10 % of the duration) of every MP4 recording once stored, announced by event 200",
+		field: boolField(func(c *Config) *bool { return &c.Transcode.Posters })},
 }
 
 // listField parses comma-separated lists.

@@ -67,7 +67,8 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	uploads := newCountingStore(store) // metrics.go
 	queue.Register(jobs.TaskUpload, &jobs.Uploader{Store: uploads, Catalog: cat, Queue: queue, Spool: uploadSpool{rec.Spool()},
-		PublicURL: cfg.PublicURL, KeyTemplate: cfg.Storage.KeyTemplate, Log: log})
+		PublicURL: cfg.PublicURL, KeyTemplate: cfg.Storage.KeyTemplate, Posters: cfg.Transcode.Posters, Log: log})
+	registerTranscodeJobs(queue, uploads, cat, cfg, log) // transcodejobs.go
 	queue.Register(jobs.TaskStitch, &jobs.Stitcher{Store: uploads, Catalog: cat, Queue: queue,
 		PublicURL: cfg.PublicURL, KeyTemplate: cfg.Storage.KeyTemplate, Log: log})
 	reg, err := newRegistry(queue) // metrics.go
@@ -97,6 +98,7 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	events := newPushEvents(queue, pushes, log)
 	loc := newLocator(queue.Redis(), cfg.Jobs.NodeID, cfg.NodeURL, log) // streams.go
+	cfg.Live.TranscodeTemplates = cfg.Transcode.names()
 	liveSrv := live.NewServer(cfg.Live, log, rec, events, loc)
 	metrics, err := metricsHandler(reg, liveSrv.Hub(), rec, uploads, cfg.APIKey, log)
 	if err != nil {
@@ -110,7 +112,8 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 	mux.Handle("/vod/clip/", &api.Clip{Catalog: cat, Store: store, PlayKey: cfg.Live.PlayKey, Next: vod, Log: log})
 	mux.Handle("/vod/", vod)
 	mux.Handle("/api/v1/", api.NewHandler(api.Config{Catalog: cat, Queue: queue, Key: cfg.APIKey, Log: log,
-		Streams: liveStreams{live: liveSrv, rec: rec, nodeID: cfg.Jobs.NodeID}, Locator: loc, NodeID: cfg.Jobs.NodeID, Sign: signConfig(cfg)}))
+		Streams: liveStreams{live: liveSrv, rec: rec, nodeID: cfg.Jobs.NodeID}, Locator: loc, NodeID: cfg.Jobs.NodeID,
+		Sign: signConfig(cfg), TranscodeTemplates: cfg.Transcode.names()}))
 	mux.Handle("GET /metrics", metrics)
 	closeDashboard := mountConsole(mux, cfg, queue, log) // console.go
 	defer closeDashboard()

@@ -40,7 +40,7 @@ func cmdWorker(ctx context.Context, args []string, env func(string) (string, boo
 // Redis of a serve process is not.
 var errWorkerNeedsRedis = errors.New("worker: needs a shared Redis (jobs.redis_addr, LIVETAPE_REDIS_ADDR): the embedded queue of `livetape serve` is that process's alone")
 
-// runWorker works on the shared queues (callbacks, stitch) until ctx is done. It opens no
+// runWorker works on the shared queues (callbacks, stitch, transcode, posters) until ctx is done. It opens no
 // listener and has no spool.
 func runWorker(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if cfg.Jobs.RedisAddr == "" {
@@ -64,6 +64,7 @@ func runWorker(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	queue.Register(jobs.TaskStitch, &jobs.Stitcher{Store: store, Catalog: cat, Queue: queue,
 		PublicURL: cfg.PublicURL, KeyTemplate: cfg.Storage.KeyTemplate, Log: log})
+	registerTranscodeJobs(queue, store, cat, cfg, log) // transcodejobs.go
 	if err := queue.Start(); err != nil {
 		queue.Close()
 		return err

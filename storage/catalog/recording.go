@@ -44,9 +44,22 @@ type Recording struct {
 	SourceFileID string `json:"source_file_id,omitempty"`
 	// SourceFileIDs are the recordings a stitch joined (broadcast, clip), in order.
 	SourceFileIDs []string `json:"source_file_ids,omitempty"`
-	// Template is the key template the objects were named with (DefaultKeyTemplate
-	// when empty), so that the keys can be derived again.
+	// Template is, for a rendition, the transcode template it was made with ("sd",
+	// "hd"…, or "abr" for an HLS ABR set); for other types the key template the
+	// objects were named with (DefaultKeyTemplate when empty). The catalog derives
+	// nothing from it once an entry is stored (CatalogKey names the entry).
 	Template string `json:"template,omitempty"`
+
+	// Width, Height and Bitrate (average bits/s, audio and video) describe a
+	// rendition (an ABR set: its highest variant).
+	Width   int   `json:"width,omitempty"`
+	Height  int   `json:"height,omitempty"`
+	Bitrate int64 `json:"bitrate,omitempty"`
+	// Poster is the key of the recording's JPEG poster (stored beside it, the key
+	// stem + ".jpg"), PosterURL where players fetch it; both empty until the poster
+	// job ran.
+	Poster    string `json:"poster,omitempty"`
+	PosterURL string `json:"poster_url,omitempty"`
 }
 
 // Recording types.

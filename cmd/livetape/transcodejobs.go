@@ -1,0 +1,71 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+
+	"github.com/livetape/livetape/jobs"
+	"github.com/livetape/livetape/jobs/transcodejob"
+	"github.com/livetape/livetape/storage"
+	"github.com/livetape/livetape/storage/catalog"
+	"github.com/livetape/livetape/transcoder"
+)
+
+// TranscodeConfig configures the transcode and poster jobs.
+type TranscodeConfig struct {
+	// Templates are added to the defaults (sd, hd, uhd); one named as a default
+	// replaces it.
+	Templates []transcoder.Template `yaml:"templates"`
+	// Posters makes a JPEG poster of every MP4 recording once stored (default true).
+	Posters bool `yaml:"posters"`
+}
+
+// all returns the defaults with the configured templates added or replacing them.
+func (c TranscodeConfig) all() []transcoder.Template {
+	out := transcoder.DefaultTemplates()
+	for _, t := range c.Templates {
+		if i := slices.IndexFunc(out, func(d transcoder.Template) bool { return d.Name == t.Name }); i >= 0 {
+			out[i] = t
+		} else {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// names lists the names of every template, for the API and the push parameters.
+func (c TranscodeConfig) names() []string {
+	var names []string
+	for _, t := range c.all() {
+		names = append(names, t.Name)
+	}
+	return names
+}
+
+// Validate reports templates that cannot be encoded or share a name.
+func (c TranscodeConfig) Validate() error {
+	var errs []error
+	seen := map[string]bool{}
+	for i, t := range c.Templates {
+		if err := t.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("transcode.templates[%d]: %w", i, err))
+		}
+		if seen[t.Name] {
+			errs = append(errs, fmt.Errorf("transcode.templates[%d]: %q named twice", i, t.Name))
+		}
+		seen[t.Name] = true
+		if t.Name == jobs.ABRTemplate {
+			errs = append(errs, fmt.Errorf("transcode.templates[%d]: %q names ABR sets", i, t.Name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// registerTranscodeJobs routes the transcode and poster jobs to the transcoder.
+func registerTranscodeJobs(q *jobs.Queue, store storage.Store, cat *catalog.Catalog, cfg Config, log *slog.Logger) {
+	h := &transcodejob.Handler{Store: store, Catalog: cat, Queue: q, Templates: cfg.Transcode.all(),
+		PublicURL: cfg.PublicURL, Log: log}
+	h.Register(q)
+}
