@@ -273,22 +273,39 @@ function followJob(id) {
   refreshJobs();
 }
 
-const finalStates = new Set(['done', 'failed']);
+// GET /api/v1/jobs/{id}: {job_id, type, state: queued|running|completed|failed|canceled,
+// progress 0-100, error, result: {outputs: [{template, format, file_id, video_url, …}]}}.
+const finalStates = new Set(['completed', 'failed', 'canceled']);
+
+async function cancelJob(id) {
+  try {
+    await api('DELETE', '/api/v1/jobs/' + encodeURIComponent(id));
+  } catch (err) {
+    report(err);
+  }
+  refreshJobs();
+}
 
 function jobRow(id, j) {
   const state = j ? j.state : 'unknown';
+  const outputs = (j && j.result && j.result.outputs) || [];
   let result = j && j.error ? el('span', { class: 'error' }, j.error) : '';
-  if (j && j.result && j.result.key) {
-    const out = j.result;
-    result = el('span', {}, button('Play', 'play-job', () => playRecording(out)), ' ', out.file_id);
+  if (outputs.length) {
+    result = el('span', {}, ...outputs.map((o) =>
+      el('span', {}, button('Play ' + (o.template || o.format), 'play-job',
+        () => playRecording({ file_id: o.file_id, format: o.format, key: o.video_url.replace(/^.*?\/vod\//, '') })), ' ')));
   }
+  const progress = j && !finalStates.has(state)
+    ? el('progress', { max: 100, value: j.progress || 0 }) : '';
   return el('tr', { 'data-job': id },
     el('td', {}, id),
     el('td', {}, j ? j.type : ''),
-    el('td', {}, finalStates.has(state) ? '' : el('progress'), ' ', state),
-    el('td', { class: 'num' }, j ? j.retried : ''),
+    el('td', {}, state),
+    el('td', { class: 'num' }, progress, ' ', j ? `${j.progress || 0} %` : ''),
     el('td', {}, result),
-    el('td', {}, button('Forget', 'forget-job', () => { jobs.delete(id); saveJobs(); renderJobs(); })),
+    el('td', {},
+      j && !finalStates.has(state) ? button('Cancel', 'cancel-job', () => cancelJob(id)) : '',
+      button('Forget', 'forget-job', () => { jobs.delete(id); saveJobs(); renderJobs(); })),
   );
 }
 
@@ -303,7 +320,7 @@ async function refreshJobs() {
       jobs.set(id, await api('GET', '/api/v1/jobs/' + encodeURIComponent(id)));
     } catch (err) {
       if (isAuthError(err)) return report(err);
-      jobs.set(id, { job_id: id, type: '', state: err.status === 404 ? 'unknown' : 'error', retried: '', error: explain(err) });
+      jobs.set(id, { job_id: id, type: '', state: err.status === 404 ? 'unknown' : 'error', progress: 0, error: explain(err) });
     }
   }
   renderJobs();

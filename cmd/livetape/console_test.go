@@ -211,6 +211,23 @@ func TestConsoleInChromium(t *testing.T) {
 		b.waitPlaying(t, "vod-video")
 	}
 
+	// A job from the page: stitch the MP4 recording; the jobs panel follows it to
+	// completed and plays its output.
+	b.run(t, "stitch the mp4 recording",
+		chromedp.SetValue(`#rec-filter [name="format"]`, "mp4", chromedp.ByQuery),
+		chromedp.Click(`#rec-filter button[type="submit"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#recordings-body tr[data-file-id$="_mp4"] input[name="pick"]`, chromedp.ByQuery),
+		chromedp.Click(`#recordings-body tr[data-file-id$="_mp4"] input[name="pick"]`, chromedp.ByQuery),
+		chromedp.Click(`#stitch`, chromedp.ByID))
+	mediatest.WaitFor(t, "the stitch job completed in the jobs panel", 60*time.Second, func() bool {
+		var state string
+		// The page refreshes its jobs every 2 s.
+		b.eval(`(() => { const r = document.querySelector("#jobs-body tr"); return r ? r.children[2].innerText : ""; })()`, &state)
+		return state == "completed"
+	})
+	b.run(t, "play the stitched output", chromedp.Click(`#jobs-body tr button[data-action="play-job"]`, chromedp.ByQuery))
+	b.waitPlaying(t, "vod-video")
+
 	// Kick: the page asks for a ban (answered 0: none) and the stream leaves the list.
 	// The player is stopped first: a player of an ended stream fails, and says so.
 	var ok bool
