@@ -60,9 +60,9 @@ func (s *Server) serveFLV(w http.ResponseWriter, r *http.Request, app, id string
 	if tc, ok := conn.(*net.TCPConn); ok {
 		tc.SetWriteBuffer(flvSocketBuffer)
 	}
-	sub.OnDrop(func() { conn.SetWriteDeadline(time.Now()) })
+	fw := &flvConn{conn: conn, gate: writeGate{conn: conn}}
+	sub.OnDrop(fw.gate.abort)
 	log := s.log.With("stream", stream.Params.Key(), "viewer", conn.RemoteAddr().String(), "player", "http-flv")
-	fw := &flvConn{conn: conn}
 	hdr := flv.Header(info.HasAudio || !info.HasVideo, info.HasVideo || !info.HasAudio)
 	if err := fw.writeHead(hdr); err != nil {
 		return
@@ -91,13 +91,15 @@ func (s *Server) serveFLV(w http.ResponseWriter, r *http.Request, app, id string
 		log.Warn("http-flv viewer dropped", "reason", err)
 		return
 	}
-	fw.conn.SetWriteDeadline(time.Now().Add(flvWriteTimeout))
-	fw.conn.Write([]byte("0\r\n\r\n"))
+	if fw.gate.arm(flvWriteTimeout) {
+		fw.conn.Write([]byte("0\r\n\r\n"))
+	}
 }
 
 // flvConn writes chunked HTTP-FLV with reusable buffers, so a batch costs no allocation.
 type flvConn struct {
 	conn  net.Conn
+	gate  writeGate // write deadlines; the hub's drop aborts writes for good
 	bufs  net.Buffers
 	pkts  []*media.Packet
 	chunk [20]byte
@@ -105,7 +107,9 @@ type flvConn struct {
 
 func (f *flvConn) writeHead(flvHeader []byte) error {
 	head := flvResponseHeader + strconv.FormatInt(int64(len(flvHeader)), 16) + "\r\n" + string(flvHeader) + "\r\n"
-	f.conn.SetWriteDeadline(time.Now().Add(flvWriteTimeout))
+	if !f.gate.arm(flvWriteTimeout) {
+		return errWritesAborted
+	}
 	_, err := io.WriteString(f.conn, head)
 	return err
 }
@@ -126,7 +130,9 @@ func (f *flvConn) writeChunk(batch []*media.Packet) error {
 	}
 	bufs = append(bufs, crlf)
 	f.bufs = bufs
-	f.conn.SetWriteDeadline(time.Now().Add(flvWriteTimeout))
+	if !f.gate.arm(flvWriteTimeout) {
+		return errWritesAborted
+	}
 	_, err := bufs.WriteTo(f.conn)
 	clear(f.bufs[:cap(f.bufs)]) // drop references to packets
 	return err
