@@ -51,7 +51,7 @@ func (s *Server) serveRTMP(ctx context.Context, ln net.Listener) error {
 			c.nc = &idleConn{Conn: nc, gate: writeGate{conn: nc}, timeout: handshakeTimeout}
 			s.trackConn(c.nc, true)
 			return c.nc, &rtmp.ConnConfig{
-				Handler: c,
+				Handler:          c,
 				ReaderBufferSize: rtmpReadBuffer,
 				WriterBufferSize: rtmpWriteBuffer,
 				ControlState:     rtmp.StreamControlStateConfig{DefaultBandwidthWindowSize: 6 << 20},

@@ -39,7 +39,6 @@ type ChunkStreamReader struct {
 	videoMsg  message.VideoMessage
 }
 
-
 func (r *ChunkStreamReader) Read(b []byte) (int, error) {
 	return r.buf.Read(b)
 }
