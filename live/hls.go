@@ -1,12 +1,18 @@
 package live
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/livetape/livetape/packager/hls"
@@ -24,27 +30,75 @@ const hlsKeepEnded = time.Minute
 // that loaded the previous playlist version.
 const hlsKeepEvicted = 3
 
-// hlsOutput cuts every live stream into in-memory TS segments from the moment it is
+// hlsWriteBuffer buffers the 188-byte TS packets on their way to a segment file.
+const hlsWriteBuffer = 32 << 10
+
+// hlsOutput cuts every live stream into TS segment files from the moment it is
 // published (no lazy start), so the first playlist is ready one segment after publish.
+// Segments live in files (the page cache, not the Go heap, holds them, and they are
+// served with sendfile): HLSConfig.Dir/run-*/{app}/{stream}/{n}/seg-N.ts, n counting
+// the pushes of the process so a new push never meets an old push's files. A segment file
+// is removed hlsKeepEvicted segments after it leaves the playlist, and a stream's
+// folder hlsKeepEnded after the push ends.
 type hlsOutput struct {
-	cfg HLSConfig
-	log *slog.Logger
+	cfg       HLSConfig
+	dir       string
+	keepEnded time.Duration
+	log       *slog.Logger
+	pushes    atomic.Int64
 
 	mu      sync.Mutex
 	streams map[string]*hlsStream
 }
 
 type hlsStream struct {
+	dir      string // this push's folder
 	playlist *hls.LivePlaylist
 	ready    chan struct{} // closed when the first segment is in the playlist
 
 	mu       sync.Mutex
-	segments map[int][]byte
+	segments map[int]bool // segments that can be served
 	ended    bool
+	removed  bool // the folder is gone
 }
 
+// hlsRunMarker marks a folder as live HLS segments of one livetape process, so a later
+// process may remove it: nothing else in the configured folder is ever removed.
+const hlsRunMarker = ".livetape-live-hls"
+
+// newHLSOutput makes the folder of this process's live segments: a new run-* folder in
+// parent, after removing the run-* folders a previous process left there (live segments
+// do not outlive the process). With parent empty the folder is a private temporary one.
+// It does not fail: a folder that cannot be made is logged, and the segments then
+// fail (and are logged) one by one.
 func newHLSOutput(cfg HLSConfig, log *slog.Logger) *hlsOutput {
-	return &hlsOutput{cfg: cfg, log: log.With("output", "hls"), streams: make(map[string]*hlsStream)}
+	log = log.With("output", "hls")
+	h := &hlsOutput{cfg: cfg, keepEnded: hlsKeepEnded, log: log, streams: make(map[string]*hlsStream)}
+	parent := cfg.Dir
+	if parent == "" {
+		parent = os.TempDir()
+	} else {
+		if err := os.MkdirAll(parent, 0o755); err != nil {
+			log.Error("live HLS folder cannot be made: no HLS segments", "dir", parent, "err", err)
+		}
+		entries, _ := os.ReadDir(parent)
+		for _, e := range entries {
+			stale := filepath.Join(parent, e.Name())
+			if _, err := os.Stat(filepath.Join(stale, hlsRunMarker)); err == nil && strings.HasPrefix(e.Name(), "run-") {
+				os.RemoveAll(stale)
+			}
+		}
+	}
+	dir, err := os.MkdirTemp(parent, "run-")
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, hlsRunMarker), nil, 0o644)
+	}
+	if err != nil {
+		log.Error("live HLS folder cannot be made: no HLS segments", "dir", parent, "err", err)
+		dir = filepath.Join(parent, "run-unusable")
+	}
+	h.dir = dir
+	return h
 }
 
 // start begins segmenting s; a previous, ended HLS stream of the same key is replaced.
@@ -53,21 +107,45 @@ func (h *hlsOutput) start(s *stream.Stream) {
 	if err != nil {
 		return
 	}
-	hs := &hlsStream{playlist: hls.NewLivePlaylist(h.cfg.Window), ready: make(chan struct{}), segments: make(map[int][]byte)}
 	key := s.Params.Key()
+	hs := &hlsStream{
+		dir:      filepath.Join(h.dir, s.Params.App, s.Params.StreamID, strconv.FormatInt(h.pushes.Add(1), 10)),
+		playlist: hls.NewLivePlaylist(h.cfg.Window),
+		ready:    make(chan struct{}),
+		segments: make(map[int]bool),
+	}
 	h.mu.Lock()
+	old := h.streams[key]
 	h.streams[key] = hs
 	h.mu.Unlock()
+	if old != nil {
+		old.remove(h.dir)
+	}
 	go h.run(key, s.Params.StreamID, sub, hs)
 }
 
 func (h *hlsOutput) run(key, id string, sub *stream.Subscriber, hs *hlsStream) {
 	log := h.log.With("stream", key)
-	seg := hls.NewSegmenter(hls.SegmenterConfig{Target: h.cfg.SegmentDuration})
+	bw := bufio.NewWriterSize(nil, hlsWriteBuffer)
+	seg := hls.NewSegmenter(hls.SegmenterConfig{Target: h.cfg.SegmentDuration, Create: func(seq int) (io.WriteCloser, error) {
+		f, err := hs.create(seq)
+		if err != nil {
+			return nil, err
+		}
+		bw.Reset(f)
+		return &segmentFile{w: bw, f: f}, nil
+	}})
+	failed := false
 	for p := range sub.C() {
 		done, err := seg.WritePacket(p)
-		if err != nil {
+		if err != nil && !failed {
+			// Once per run of failures (a full disk fails every packet): logged again
+			// after a segment got through.
 			log.Warn("hls segment lost", "err", err)
+			failed = true
+		}
+		if done != nil {
+			failed = false
 		}
 		hs.add(id, done)
 	}
@@ -83,13 +161,60 @@ func (h *hlsOutput) run(key, id string, sub *stream.Subscriber, hs *hlsStream) {
 	if n := sub.Skipped.Load(); n > 0 {
 		log.Error("hls muxer fell behind the stream and skipped packets", "skipped", n)
 	}
-	time.AfterFunc(hlsKeepEnded, func() {
+	time.AfterFunc(h.keepEnded, func() {
 		h.mu.Lock()
-		defer h.mu.Unlock()
 		if h.streams[key] == hs {
 			delete(h.streams, key)
 		}
+		h.mu.Unlock()
+		hs.remove(h.dir)
 	})
+}
+
+// close removes every stream's files and the process's folder (the server stopped).
+func (h *hlsOutput) close() {
+	h.mu.Lock()
+	streams := h.streams
+	h.streams = make(map[string]*hlsStream)
+	h.mu.Unlock()
+	for _, hs := range streams {
+		hs.remove(h.dir)
+	}
+	os.RemoveAll(h.dir)
+}
+
+// segmentFile is a segment being written: buffered, flushed and closed at its end.
+type segmentFile struct {
+	w *bufio.Writer
+	f *os.File
+}
+
+func (s *segmentFile) Write(b []byte) (int, error) { return s.w.Write(b) }
+
+func (s *segmentFile) Close() error {
+	err := s.w.Flush()
+	s.w.Reset(nil) // the buffer is reused by the next segment, not the file
+	if cerr := s.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// create opens segment seq's file, unless the push's folder was removed already.
+func (hs *hlsStream) create(seq int) (*os.File, error) {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	if hs.removed {
+		return nil, fmt.Errorf("live hls: %s was removed", hs.dir)
+	}
+	if err := os.MkdirAll(hs.dir, 0o755); err != nil {
+		return nil, err
+	}
+	return os.Create(hs.segmentPath(seq))
+}
+
+func (hs *hlsStream) segmentPath(seq int) string {
+	return filepath.Join(hs.dir, hls.SegmentName(seq))
 }
 
 func (hs *hlsStream) add(id string, seg *hls.Segment) {
@@ -97,18 +222,39 @@ func (hs *hlsStream) add(id string, seg *hls.Segment) {
 		return
 	}
 	hs.mu.Lock()
-	hs.segments[seg.Seq] = seg.Data
+	hs.segments[seg.Seq] = true
 	hs.mu.Unlock()
 	// URIs are relative to /{app}/{id}.m3u8.
 	if old, ok := hs.playlist.Add(seg.Entry(id + "/" + hls.SegmentName(seg.Seq))); ok {
+		gone := old.Seq - hlsKeepEvicted
 		hs.mu.Lock()
-		delete(hs.segments, old.Seq-hlsKeepEvicted)
+		if hs.segments[gone] {
+			delete(hs.segments, gone)
+			os.Remove(hs.segmentPath(gone)) // a viewer still reading it keeps its open file
+		}
 		hs.mu.Unlock()
 	}
 	select {
 	case <-hs.ready:
 	default:
 		close(hs.ready)
+	}
+}
+
+// remove deletes the push's folder, and its stream's and app's folders once empty.
+func (hs *hlsStream) remove(root string) {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	if hs.removed {
+		return
+	}
+	hs.removed = true
+	clear(hs.segments)
+	os.RemoveAll(hs.dir)
+	for dir := filepath.Dir(hs.dir); dir != root && strings.HasPrefix(dir, root); dir = filepath.Dir(dir) {
+		if os.Remove(dir) != nil {
+			break
+		}
 	}
 }
 
@@ -171,14 +317,17 @@ func (s *Server) handleSegment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	hs.mu.Lock()
-	data, ok := hs.segments[seq]
+	var f *os.File
+	if hs.segments[seq] {
+		f, _ = os.Open(hs.segmentPath(seq)) // opened under the lock: removal waits for it
+	}
 	hs.mu.Unlock()
-	if !ok {
+	if f == nil {
 		http.Error(w, fmt.Sprintf("segment %d of %s/%s is gone or not made yet", seq, app, id), http.StatusNotFound)
 		return
 	}
+	defer f.Close()
 	w.Header().Set("Content-Type", "video/mp2t")
-	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
 	w.Header().Set("Cache-Control", "max-age=60")
-	w.Write(data)
+	http.ServeContent(w, r, "", time.Time{}, f) // sendfile
 }

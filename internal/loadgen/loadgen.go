@@ -64,7 +64,7 @@ func (s Stream) Frames() iter.Seq[Frame] {
 		const audioRate = 128_000
 		audioFrame := audioRate / 8 * 1024 / 44100
 		gopFrames := int(s.GOP.Seconds() * float64(s.FPS))
-		videoPerGOP := (s.Bitrate - audioRate) / 8 * int(s.GOP.Seconds())
+		videoPerGOP := int(float64(s.Bitrate-audioRate) / 8 * s.GOP.Seconds())
 		inter := videoPerGOP / (gopFrames + 4)
 		key := 5 * inter
 		if !yield(Frame{Kind: media.KindVideo, Body: append([]byte{0x17, 0, 0, 0, 0}, avcRecord...)}) ||
