@@ -418,7 +418,7 @@ func (f *fragment) write(p *media.Packet) error {
 		f.lastDur = min(rel-f.last, 100)
 		f.last = rel
 	}
-	q := p.WithTimestamp(rel)
+	q := p.Retimed(rel) // the payload is shared: only the timestamp is the fragment's
 	for i := range f.outs {
 		o := &f.outs[i]
 		if o.failed {
