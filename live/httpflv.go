@@ -18,9 +18,6 @@ const flvWriteTimeout = 10 * time.Second
 // flvSocketBuffer is SO_SNDBUF for HTTP-FLV viewers: 20 Mbit/s at 100 ms RTT.
 const flvSocketBuffer = 256 << 10
 
-// maxBatch is the most packets written in one writev.
-const maxBatch = 64
-
 const flvResponseHeader = "HTTP/1.1 200 OK\r\n" +
 	"Content-Type: video/x-flv\r\n" +
 	"Transfer-Encoding: chunked\r\n" +
@@ -67,21 +64,13 @@ func (s *Server) serveFLV(w http.ResponseWriter, r *http.Request, app, id string
 	if err := fw.writeHead(hdr); err != nil {
 		return
 	}
-	for p := range sub.C() {
-		batch := append(fw.pkts[:0], p)
-	drain:
-		for len(batch) < maxBatch {
-			select {
-			case q, ok := <-sub.C():
-				if !ok {
-					break drain
-				}
-				batch = append(batch, q)
-			default:
-				break drain
-			}
-		}
+	hasVideo := info.HasVideo
+	for {
+		batch, ok := nextBatch(sub, fw.pkts, hasVideo)
 		fw.pkts = batch
+		if !ok {
+			break
+		}
 		if err := fw.writeChunk(batch); err != nil {
 			log.Debug("http-flv viewer gone", "err", err)
 			return

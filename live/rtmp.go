@@ -327,7 +327,7 @@ func (c *rtmpConn) OnPlay(ctx *rtmp.StreamContext, _ uint32, cmd *message.NetStr
 	if err != nil {
 		return c.reject(ctx, "NetStream.Play.StreamNotFound", err)
 	}
-	sub, _, err := stream.Subscribe(0)
+	sub, info, err := stream.Subscribe(0)
 	if err != nil {
 		return c.reject(ctx, "NetStream.Play.StreamNotFound", err)
 	}
@@ -339,7 +339,7 @@ func (c *rtmpConn) OnPlay(ctx *rtmp.StreamContext, _ uint32, cmd *message.NetStr
 		tc.SetWriteBuffer(flvSocketBuffer) // as for HTTP-FLV: the hub, not the kernel, holds a slow viewer's backlog
 	}
 	sub.OnDrop(c.nc.gate.abort)
-	go c.play(ctx.StreamID, sub, name)
+	go c.play(ctx.StreamID, sub, info.HasVideo, name)
 	return nil
 }
 
@@ -348,7 +348,7 @@ func (c *rtmpConn) OnPlay(ctx *rtmp.StreamContext, _ uint32, cmd *message.NetStr
 // (Conn.LockWrites) and writes the packets' shared, pre-encoded chunks with one writev
 // straight to the socket: serialize once, write many. Play.Start goes out first (go-rtmp
 // sends its own "Play succeeded" too, which players ignore).
-func (c *rtmpConn) play(streamID uint32, sub *stream.Subscriber, name string) {
+func (c *rtmpConn) play(streamID uint32, sub *stream.Subscriber, hasVideo bool, name string) {
 	defer c.conn.Close()
 	w := &rtmpPlayWriter{conn: c.conn, nc: c.nc, streamID: streamID, chunkSize: c.conn.OutChunkSize()}
 	if err := w.writeStatus("NetStream.Play.Start", "Started playing "+name); err != nil {
@@ -356,21 +356,12 @@ func (c *rtmpConn) play(streamID uint32, sub *stream.Subscriber, name string) {
 		sub.Close()
 		return
 	}
-	for p := range sub.C() {
-		batch := append(w.pkts[:0], p)
-	drain:
-		for len(batch) < maxBatch {
-			select {
-			case q, ok := <-sub.C():
-				if !ok {
-					break drain
-				}
-				batch = append(batch, q)
-			default:
-				break drain
-			}
-		}
+	for {
+		batch, ok := nextBatch(sub, w.pkts, hasVideo)
 		w.pkts = batch
+		if !ok {
+			break
+		}
 		if err := w.writePackets(batch); err != nil {
 			if sub.Err() == nil {
 				c.log.Info("rtmp player gone", "err", err)
