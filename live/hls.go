@@ -1,7 +1,6 @@
 package live
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -19,8 +18,10 @@ import (
 	"github.com/livetape/livetape/stream"
 )
 
-// hlsQueue is the HLS muxer's queue: it must absorb a GOP and a slow moment of muxing.
-const hlsQueue = 4096
+// hlsQueue is the HLS muxer's queue: it must absorb a GOP and a slow moment of muxing
+// (1024 packets are 14 s of a 30 fps stream with AAC; a channel's buffer is allocated
+// whole, 8 KiB per 1024).
+const hlsQueue = 1024
 
 // hlsKeepEnded is how long the playlist of an ended stream stays, with #EXT-X-ENDLIST,
 // so players see the end instead of a 404.
@@ -29,9 +30,6 @@ const hlsKeepEnded = time.Minute
 // hlsKeepEvicted is how many segments that left the playlist stay fetchable, for players
 // that loaded the previous playlist version.
 const hlsKeepEvicted = 3
-
-// hlsWriteBuffer buffers the 188-byte TS packets on their way to a segment file.
-const hlsWriteBuffer = 32 << 10
 
 // hlsOutput cuts every live stream into TS segment files from the moment it is
 // published (no lazy start), so the first playlist is ready one segment after publish.
@@ -126,14 +124,8 @@ func (h *hlsOutput) start(s *stream.Stream) {
 
 func (h *hlsOutput) run(key, id string, sub *stream.Subscriber, hs *hlsStream) {
 	log := h.log.With("stream", key)
-	bw := bufio.NewWriterSize(nil, hlsWriteBuffer)
 	seg := hls.NewSegmenter(hls.SegmenterConfig{Target: h.cfg.SegmentDuration, Create: func(seq int) (io.WriteCloser, error) {
-		f, err := hs.create(seq)
-		if err != nil {
-			return nil, err
-		}
-		bw.Reset(f)
-		return &segmentFile{w: bw, f: f}, nil
+		return hs.create(seq) // the segmenter buffers its writes
 	}})
 	failed := false
 	for p := range sub.C() {
@@ -181,23 +173,6 @@ func (h *hlsOutput) close() {
 		hs.remove(h.dir)
 	}
 	os.RemoveAll(h.dir)
-}
-
-// segmentFile is a segment being written: buffered, flushed and closed at its end.
-type segmentFile struct {
-	w *bufio.Writer
-	f *os.File
-}
-
-func (s *segmentFile) Write(b []byte) (int, error) { return s.w.Write(b) }
-
-func (s *segmentFile) Close() error {
-	err := s.w.Flush()
-	s.w.Reset(nil) // the buffer is reused by the next segment, not the file
-	if cerr := s.f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // create opens segment seq's file, unless the push's folder was removed already.

@@ -184,6 +184,9 @@ func writePlaylist(dir string, entries []hls.PlaylistEntry, ended bool) error {
 }
 
 func (w *hlsWriter) sync() error {
+	if err := w.seg.Flush(); err != nil { // the segmenter buffers its writes
+		return err
+	}
 	if w.cur != nil {
 		if err := w.cur.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
 			return err

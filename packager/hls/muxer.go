@@ -91,6 +91,11 @@ type Muxer struct {
 	aacFrameUS int64  // frame duration in µs, to tell gaps in the audio from jitter
 }
 
+// maxKeptPES is the most memory the muxer keeps for the TS packets of one PES between
+// PES: inter frames and audio fit; a keyframe's buffer is let go once written (every
+// stream, live and recorded, has its own muxer).
+const maxKeptPES = 64 << 10
+
 // NewMuxer returns a Muxer writing to w. tracks may be empty: tracks are then added as
 // their sequence headers arrive.
 func NewMuxer(w io.Writer, tracks Tracks) *Muxer {
@@ -410,6 +415,9 @@ func (m *Muxer) writePES(md *astits.MuxerData) error {
 	n, err := m.w.Write(m.out.Bytes())
 	m.n += int64(n)
 	m.out.Reset()
+	if m.out.Cap() > maxKeptPES {
+		m.out = bytes.Buffer{} // a keyframe's worth is not kept between keyframes
+	}
 	if err != nil {
 		if m.werr == nil {
 			m.werr = err
