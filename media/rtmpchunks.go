@@ -11,8 +11,7 @@ type RTMPChunks struct {
 	CSID      int    // chunk stream id, 2..63
 	StreamID  uint32 // message stream id
 	ChunkSize uint32
-	// Bufs alternate chunk headers and the parts of the packet's body they frame;
-	// the body parts share the packet's tag. Copy the slice before writing it
+	// Bufs are the chunks' bytes (one buffer). Copy the slice before writing it
 	// (net.Buffers.WriteTo consumes it).
 	Bufs [][]byte
 }
@@ -30,8 +29,19 @@ func (p *Packet) RTMPChunks(csid int, streamID, chunkSize uint32) *RTMPChunks {
 	if c := p.rtmp.Load(); c != nil && c.CSID == csid && c.StreamID == streamID && c.ChunkSize == chunkSize {
 		return c
 	}
-	c := &RTMPChunks{CSID: csid, StreamID: streamID, ChunkSize: chunkSize,
-		Bufs: RTMPMessageChunks(uint8(p.Kind), csid, streamID, p.Timestamp, p.Body(), chunkSize)}
+	// One contiguous copy: a viewer's writev then has one buffer per packet instead
+	// of two per chunk, which costs the kernel less for every viewer than the copy
+	// costs once.
+	parts := RTMPMessageChunks(uint8(p.Kind), csid, streamID, p.Timestamp, p.Body(), chunkSize)
+	n := 0
+	for _, b := range parts {
+		n += len(b)
+	}
+	wire := make([]byte, 0, n)
+	for _, b := range parts {
+		wire = append(wire, b...)
+	}
+	c := &RTMPChunks{CSID: csid, StreamID: streamID, ChunkSize: chunkSize, Bufs: [][]byte{wire}}
 	p.rtmp.CompareAndSwap(nil, c) // the first key stays cached; another is made per call
 	return c
 }
