@@ -77,7 +77,7 @@ func (s *Server) serveRTMP(ctx context.Context, ln net.Listener) error {
 // media in fewer system calls.
 const (
 	rtmpReadBuffer    = 4 << 10
-	rtmpWriteBuffer   = 4 << 10
+	rtmpWriteBuffer   = 1 << 10 // go-rtmp's own messages only: commands' answers, acks
 	rtmpPublishBuffer = 64 << 10
 )
 
@@ -399,15 +399,24 @@ func csidOf(k media.Kind) int {
 	return csidStatus
 }
 
+// maxIovecs bounds the buffers of one writev (a GOP burst of keyframe chunks would
+// grow every viewer's scratch slices, and the kernel's iovec array, to hundreds).
+const maxIovecs = 128
+
 func (w *rtmpPlayWriter) writePackets(batch []*media.Packet) error {
+	defer func() { clear(w.bufs[:cap(w.bufs)]) }() // drop references to packets
 	bufs := w.bufs[:0]
-	for _, p := range batch {
+	for i, p := range batch {
 		bufs = append(bufs, p.RTMPChunks(csidOf(p.Kind), w.streamID, w.chunkSize).Bufs...)
+		if len(bufs) >= maxIovecs || i == len(batch)-1 {
+			w.bufs = bufs
+			if err := w.write(&bufs); err != nil {
+				return err
+			}
+			bufs = w.bufs[:0]
+		}
 	}
-	w.bufs = bufs
-	err := w.write(&bufs)
-	clear(w.bufs[:cap(w.bufs)]) // drop references to packets
-	return err
+	return nil
 }
 
 // write sends bufs while go-rtmp writes nothing, with a write deadline; a player

@@ -9,6 +9,7 @@ package rtmp
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"math"
@@ -310,7 +311,10 @@ func (cs *ChunkStreamer) readChunk() (*ChunkStreamReader, error) {
 		return nil, errors.Wrapf(err, "Failed to prepare chunk reader")
 	}
 	if reader.completed {
-		reader.buf.Reset()
+		// livetape patch: the buffer is dropped, not kept at the size of the largest
+		// message the chunk stream carried (commands; media goes to the allocator's
+		// buffers): an idle connection holds none.
+		reader.buf = bytes.Buffer{}
 		reader.completed = false
 		reader.direct, reader.filled = nil, 0 // livetape patch: the buffer is the handler's now
 	}
