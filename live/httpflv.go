@@ -90,6 +90,7 @@ type flvConn struct {
 	conn  net.Conn
 	gate  writeGate // write deadlines; the hub's drop aborts writes for good
 	bufs  net.Buffers
+	out   net.Buffers
 	pkts  []*media.Packet
 	chunk [20]byte
 }
@@ -118,11 +119,11 @@ func (f *flvConn) writeChunk(batch []*media.Packet) error {
 		bufs = append(bufs, p.Tag)
 	}
 	bufs = append(bufs, crlf)
-	f.bufs = bufs
+	f.bufs, f.out = bufs, bufs // writev consumes f.out, f.bufs keeps the slice
 	if !f.gate.arm(flvWriteTimeout) {
 		return errWritesAborted
 	}
-	_, err := bufs.WriteTo(f.conn)
+	_, err := f.out.WriteTo(f.conn)
 	clear(f.bufs[:cap(f.bufs)]) // drop references to packets
 	return err
 }

@@ -386,6 +386,7 @@ type rtmpPlayWriter struct {
 	chunkSize uint32
 	pkts      []*media.Packet
 	bufs      net.Buffers
+	out       net.Buffers
 }
 
 // csid is the chunk stream of a packet kind.
@@ -409,8 +410,8 @@ func (w *rtmpPlayWriter) writePackets(batch []*media.Packet) error {
 	for i, p := range batch {
 		bufs = append(bufs, p.RTMPChunks(csidOf(p.Kind), w.streamID, w.chunkSize).Bufs...)
 		if len(bufs) >= maxIovecs || i == len(batch)-1 {
-			w.bufs = bufs
-			if err := w.write(&bufs); err != nil {
+			w.bufs, w.out = bufs, bufs // writev consumes w.out, w.bufs keeps the slice
+			if err := w.write(&w.out); err != nil {
 				return err
 			}
 			bufs = w.bufs[:0]
