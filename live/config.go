@@ -55,6 +55,11 @@ type HLSConfig struct {
 	SegmentDuration time.Duration `yaml:"segment_duration"`
 	// Window is the number of segments listed in the live playlist (default 6).
 	Window int `yaml:"window"`
+	// Dir is where live segments are written (in a run-* folder per process, removed
+	// at shutdown and by the next start): the page cache holds them instead of the Go
+	// heap. Empty (the default) uses a private temporary folder; livetape serve
+	// passes DATA_DIR/live-hls.
+	Dir string `yaml:"dir"`
 }
 
 // DefaultConfig returns the defaults documented on each field.

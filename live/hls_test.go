@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/livetape/livetape/internal/loadgen"
+	"github.com/livetape/livetape/internal/mediatest"
 	"github.com/livetape/livetape/live/sign"
 )
 
@@ -138,5 +140,78 @@ func TestLiveHLSPlayKeyAfterEnd(t *testing.T) {
 	never := "?" + sign.Query("play-key", "never", time.Now().Add(time.Hour)).Encode()
 	if code, body := httpGet(t, s.httpURL+"/live/never.m3u8"+never); code != 404 || !strings.Contains(body, "live/never is not live") {
 		t.Errorf("signed playlist of a stream never live: %d %q", code, body)
+	}
+}
+
+// Live HLS segments are files: one that left the playlist (and the few kept after it)
+// is removed, the push's folder goes when its ended playlist expires, the whole run
+// folder at shutdown, and a previous process's leftovers at start.
+func TestLiveHLSFilesRemoved(t *testing.T) {
+	dir := t.TempDir()
+	stale := filepath.Join(dir, "run-stale")
+	os.MkdirAll(filepath.Join(stale, "live", "x", "1"), 0o755)
+	os.WriteFile(filepath.Join(stale, hlsRunMarker), nil, 0o644)
+	os.WriteFile(filepath.Join(stale, "live", "x", "1", "seg-0.ts"), []byte("old"), 0o644)
+	os.WriteFile(filepath.Join(dir, "unrelated"), []byte("keep"), 0o644)
+
+	s := startServer(t, func(c *Config) {
+		c.HLS.Dir, c.HLS.SegmentDuration, c.HLS.Window = dir, 500*time.Millisecond, 2
+	})
+	s.hls.keepEnded = 100 * time.Millisecond
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("a previous run's folder is still there (%v)", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "unrelated")); err != nil {
+		t.Errorf("a file livetape did not make was removed: %v", err)
+	}
+
+	pub := mediatest.PublishRTMP(t, "rtmp://"+s.rtmpAddr+"/live/files")
+	for f := range (loadgen.Stream{GOP: 500 * time.Millisecond}).Frames() {
+		if f.At > 10*time.Second {
+			break
+		}
+		if err := pub.Write(f.Kind, uint32(f.At.Milliseconds()), f.Body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	segments := func() []string {
+		m, _ := filepath.Glob(filepath.Join(dir, "run-*", "live", "files", "*", "seg-*.ts"))
+		return m
+	}
+	// 20 segments of 0.5 s were pushed: the playlist lists 2, 3 more stay fetchable,
+	// one is being written, and for a moment the one just finished is not listed yet.
+	waitFor(t, "segment 15 or later", 20*time.Second, func() bool {
+		code, pl := httpGet(t, s.httpURL+"/live/files.m3u8")
+		for _, m := range regexp.MustCompile(`seg-([0-9]+)\.ts`).FindAllStringSubmatch(pl, -1) {
+			if n, _ := strconv.Atoi(m[1]); code == 200 && n >= 15 {
+				return true
+			}
+		}
+		return false
+	})
+	if n := len(segments()); n > 2+hlsKeepEvicted+2 || n < 2 {
+		t.Errorf("%d segment files on disk, want at most %d: %v", n, 2+hlsKeepEvicted+2, segments())
+	}
+	if code, _ := httpGetBytes(t, s.httpURL+"/live/files/seg-0.ts"); code != 404 {
+		t.Errorf("evicted seg-0.ts: %d, want 404", code)
+	}
+	_, pl := httpGet(t, s.httpURL+"/live/files.m3u8")
+	uris := regexp.MustCompile(`files/seg-[0-9]+\.ts`).FindAllString(pl, -1)
+	if len(uris) == 0 {
+		t.Fatalf("no segments in\n%s", pl)
+	}
+	if code, b := httpGetBytes(t, s.httpURL+"/live/"+uris[0]); code != 200 || len(b) == 0 || b[0] != 0x47 {
+		t.Errorf("%s: %d, %d bytes", uris[0], code, len(b))
+	}
+
+	if err := pub.Unpublish(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the ended stream's folder to go", 20*time.Second, func() bool {
+		m, _ := filepath.Glob(filepath.Join(dir, "run-*", "live"))
+		return len(m) == 0
+	})
+	if code, _ := httpGet(t, s.httpURL+"/live/files.m3u8"); code != 404 {
+		t.Errorf("expired playlist: %d, want 404", code)
 	}
 }

@@ -18,9 +18,6 @@ const flvWriteTimeout = 10 * time.Second
 // flvSocketBuffer is SO_SNDBUF for HTTP-FLV viewers: 20 Mbit/s at 100 ms RTT.
 const flvSocketBuffer = 256 << 10
 
-// maxBatch is the most packets written in one writev.
-const maxBatch = 64
-
 const flvResponseHeader = "HTTP/1.1 200 OK\r\n" +
 	"Content-Type: video/x-flv\r\n" +
 	"Transfer-Encoding: chunked\r\n" +
@@ -60,28 +57,20 @@ func (s *Server) serveFLV(w http.ResponseWriter, r *http.Request, app, id string
 	if tc, ok := conn.(*net.TCPConn); ok {
 		tc.SetWriteBuffer(flvSocketBuffer)
 	}
-	sub.OnDrop(func() { conn.SetWriteDeadline(time.Now()) })
+	fw := &flvConn{conn: conn, gate: writeGate{conn: conn}}
+	sub.OnDrop(fw.gate.abort)
 	log := s.log.With("stream", stream.Params.Key(), "viewer", conn.RemoteAddr().String(), "player", "http-flv")
-	fw := &flvConn{conn: conn}
 	hdr := flv.Header(info.HasAudio || !info.HasVideo, info.HasVideo || !info.HasAudio)
 	if err := fw.writeHead(hdr); err != nil {
 		return
 	}
-	for p := range sub.C() {
-		batch := append(fw.pkts[:0], p)
-	drain:
-		for len(batch) < maxBatch {
-			select {
-			case q, ok := <-sub.C():
-				if !ok {
-					break drain
-				}
-				batch = append(batch, q)
-			default:
-				break drain
-			}
-		}
+	hasVideo := info.HasVideo
+	for {
+		batch, ok := nextBatch(sub, fw.pkts, hasVideo)
 		fw.pkts = batch
+		if !ok {
+			break
+		}
 		if err := fw.writeChunk(batch); err != nil {
 			log.Debug("http-flv viewer gone", "err", err)
 			return
@@ -91,21 +80,26 @@ func (s *Server) serveFLV(w http.ResponseWriter, r *http.Request, app, id string
 		log.Warn("http-flv viewer dropped", "reason", err)
 		return
 	}
-	fw.conn.SetWriteDeadline(time.Now().Add(flvWriteTimeout))
-	fw.conn.Write([]byte("0\r\n\r\n"))
+	if fw.gate.arm(flvWriteTimeout) {
+		fw.conn.Write([]byte("0\r\n\r\n"))
+	}
 }
 
 // flvConn writes chunked HTTP-FLV with reusable buffers, so a batch costs no allocation.
 type flvConn struct {
 	conn  net.Conn
+	gate  writeGate // write deadlines; the hub's drop aborts writes for good
 	bufs  net.Buffers
+	out   net.Buffers
 	pkts  []*media.Packet
 	chunk [20]byte
 }
 
 func (f *flvConn) writeHead(flvHeader []byte) error {
 	head := flvResponseHeader + strconv.FormatInt(int64(len(flvHeader)), 16) + "\r\n" + string(flvHeader) + "\r\n"
-	f.conn.SetWriteDeadline(time.Now().Add(flvWriteTimeout))
+	if !f.gate.arm(flvWriteTimeout) {
+		return errWritesAborted
+	}
 	_, err := io.WriteString(f.conn, head)
 	return err
 }
@@ -125,9 +119,11 @@ func (f *flvConn) writeChunk(batch []*media.Packet) error {
 		bufs = append(bufs, p.Tag)
 	}
 	bufs = append(bufs, crlf)
-	f.bufs = bufs
-	f.conn.SetWriteDeadline(time.Now().Add(flvWriteTimeout))
-	_, err := bufs.WriteTo(f.conn)
+	f.bufs, f.out = bufs, bufs // writev consumes f.out, f.bufs keeps the slice
+	if !f.gate.arm(flvWriteTimeout) {
+		return errWritesAborted
+	}
+	_, err := f.out.WriteTo(f.conn)
 	clear(f.bufs[:cap(f.bufs)]) // drop references to packets
 	return err
 }

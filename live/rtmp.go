@@ -23,13 +23,16 @@ import (
 	"github.com/livetape/livetape/stream"
 )
 
-// Chunk stream ids for outgoing media, as FMS and nginx-rtmp use them.
+// Chunk stream ids for outgoing messages. go-rtmp writes on 2, 3 and on the chunk
+// stream a client sent its command on (ffmpeg and librtmp play on 8); RTMP play writes
+// its own messages on 5, 6 and 7 (nginx-rtmp's AMF, audio and video streams), which
+// go-rtmp never uses once play starts, so neither side's chunk headers refer to the
+// other's.
 const (
 	csidControl = 2
-	csidStatus  = 5
+	csidStatus  = 5 // onStatus, and data (onMetaData) on RTMP play
 	csidAudio   = 6
 	csidVideo   = 7
-	csidData    = 8
 )
 
 // outChunkSize is the chunk size livetape sends with (nginx-rtmp's default).
@@ -45,15 +48,16 @@ func (s *Server) serveRTMP(ctx context.Context, ln net.Listener) error {
 		OnConnect: func(nc net.Conn) (io.ReadWriteCloser, *rtmp.ConnConfig) {
 			c := &rtmpConn{srv: s, remote: nc.RemoteAddr().String()}
 			c.log = s.log.With("conn", c.remote)
-			c.nc = &idleConn{Conn: nc, timeout: handshakeTimeout}
+			c.nc = &idleConn{Conn: nc, gate: writeGate{conn: nc}, timeout: handshakeTimeout}
 			s.trackConn(c.nc, true)
 			return c.nc, &rtmp.ConnConfig{
 				Handler:          c,
-				ReaderBufferSize: 64 << 10,
-				WriterBufferSize: 64 << 10,
+				ReaderBufferSize: rtmpReadBuffer,
+				WriterBufferSize: rtmpWriteBuffer,
 				ControlState:     rtmp.StreamControlStateConfig{DefaultBandwidthWindowSize: 6 << 20},
 				Logger:           s.rtmpLogger,
 				MessageGuard:     c, // rtmp_limits.go: bounds messages before they are buffered or decoded
+				PayloadAllocator: c,
 			}
 		},
 	})
@@ -68,31 +72,68 @@ func (s *Server) serveRTMP(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
+// Per-connection buffers of go-rtmp: small for every connection (a player reads a few
+// commands, its media bypasses go-rtmp's writer), larger for reading a publisher's
+// media in fewer system calls.
+const (
+	rtmpReadBuffer    = 4 << 10
+	rtmpWriteBuffer   = 1 << 10 // go-rtmp's own messages only: commands' answers, acks
+	rtmpPublishBuffer = 64 << 10
+)
+
+// maxDirectPayload is the largest audio or video message read straight into a packet's
+// tag, allocated whole when its first chunk arrives; a larger one (a 4K keyframe) is
+// buffered as it comes and copied once, so a publisher announcing big messages it
+// never sends cannot make livetape allocate them.
+const maxDirectPayload = 1 << 20
+
+// rtmpWriteTimeout bounds one write to an RTMP connection; a peer that does not read
+// for this long is disconnected.
+const rtmpWriteTimeout = 10 * time.Second
+
 // idleConn sets a read deadline before every read, so a publisher that goes silent is
 // dropped after the idle timeout. Players send almost nothing; their deadline is lifted.
+// Writes go through a writeGate, so a player dropped by the hub stops writing at once.
 type idleConn struct {
 	net.Conn
+	gate writeGate
 	// timeout is the read deadline; 0 lifts it. Read and setTimeout both run on the
 	// connection's reader goroutine (go-rtmp calls the handlers from its read loop),
 	// so it needs no lock.
 	timeout  time.Duration
+	armed    time.Time   // when the read deadline was last moved
 	timedOut atomic.Bool // read by endPublish, which may run on another goroutine
+}
+
+// Write is go-rtmp's: its chunks, with a write deadline, unless writes were aborted.
+func (c *idleConn) Write(b []byte) (int, error) {
+	if !c.gate.arm(rtmpWriteTimeout) {
+		return 0, errWritesAborted
+	}
+	return c.Conn.Write(b)
 }
 
 func (c *idleConn) Read(b []byte) (int, error) {
 	if c.timeout > 0 {
-		c.Conn.SetReadDeadline(time.Now().Add(c.timeout))
+		// The deadline moves at most every timeout/8: the idle timeout is then
+		// between 7/8 of it and all of it, for a clock read instead of a timer
+		// update per read.
+		if now := time.Now(); now.Sub(c.armed) >= c.timeout/8 {
+			c.Conn.SetReadDeadline(now.Add(c.timeout))
+			c.armed = now
+		}
 	}
 	n, err := c.Conn.Read(b)
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		c.timedOut.Store(true)
+	if err != nil {
+		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+			c.timedOut.Store(true)
+		}
 	}
 	return n, err
 }
 
 func (c *idleConn) setTimeout(d time.Duration) {
-	c.timeout = d
+	c.timeout, c.armed = d, time.Time{}
 	if d <= 0 {
 		c.Conn.SetReadDeadline(time.Time{})
 	}
@@ -115,7 +156,7 @@ type rtmpConn struct {
 	// Publisher state, owned by the connection's reader goroutine.
 	pub         *stream.Publication
 	unpublished bool
-	body        bytes.Buffer
+	body        bytes.Buffer // messages not read into a tag (see AllocPayload)
 
 	// Player state.
 	sub *stream.Subscriber
@@ -198,6 +239,7 @@ func (c *rtmpConn) OnPublish(ctx *rtmp.StreamContext, _ uint32, cmd *message.Net
 	c.log = log.With("push_id", c.pub.PushID)
 	c.srv.publishers.add(params.Key(), c)
 	c.nc.setTimeout(c.srv.cfg.IdleTimeout)
+	c.conn.SetReadBufferSize(rtmpPublishBuffer)
 	c.log.Info("publish started", "record", params.Record, "record_interval", params.RecordInterval)
 	c.srv.publishStarted(c.pub)
 	return nil
@@ -212,18 +254,17 @@ func (c *rtmpConn) reject(ctx *rtmp.StreamContext, code string, reason error) er
 }
 
 func (c *rtmpConn) writeStatus(streamID uint32, level message.NetStreamOnStatusLevel, code, desc string) {
-	var buf bytes.Buffer
-	enc := message.NewAMFEncoder(&buf, message.EncodingTypeAMF0)
+	var args bytes.Buffer
 	status := &message.NetStreamOnStatus{InfoObject: message.NetStreamOnStatusInfoObject{
 		Level: level, Code: message.NetStreamOnStatusCode(code), Description: desc,
 	}}
-	if err := message.EncodeBodyAnyValues(enc, status); err != nil {
+	if err := message.EncodeBodyAnyValues(message.NewAMFEncoder(&args, message.EncodingTypeAMF0), status); err != nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := c.conn.Write(ctx, csidStatus, 0, &rtmp.ChunkMessage{StreamID: streamID, Message: &message.CommandMessage{
-		CommandName: "onStatus", Encoding: message.EncodingTypeAMF0, Body: &buf,
+		CommandName: "onStatus", Encoding: message.EncodingTypeAMF0, Body: &args,
 	}})
 	if err != nil {
 		c.log.Debug("write onStatus", "err", err)
@@ -243,15 +284,31 @@ func (c *rtmpConn) OnVideo(ts uint32, payload io.Reader) error {
 	return c.publish(media.KindVideo, ts, payload)
 }
 
+// AllocPayload lets go-rtmp read a publisher's audio or video message straight into the
+// FLV tag of its packet: the payload is read from the connection once (go-rtmp's
+// MessageGuard has bounded its length already).
+func (c *rtmpConn) AllocPayload(_ message.TypeID, length uint32) ([]byte, int) {
+	if c.pub == nil || length > maxDirectPayload {
+		return nil, 0
+	}
+	return media.NewTag(int(length)), media.TagHeaderSize
+}
+
 func (c *rtmpConn) publish(kind media.Kind, ts uint32, payload io.Reader) error {
 	if c.pub == nil {
 		return nil
 	}
-	c.body.Reset()
-	if _, err := c.body.ReadFrom(payload); err != nil {
-		return err
+	var p *media.Packet
+	var err error
+	if direct, ok := payload.(*rtmp.Payload); ok {
+		p, err = media.PacketFromTag(kind, ts, direct.Buffer())
+	} else {
+		c.body.Reset()
+		if _, err := c.body.ReadFrom(payload); err != nil {
+			return err
+		}
+		p, err = media.NewPacket(kind, ts, c.body.Bytes())
 	}
-	p, err := media.NewPacket(kind, ts, c.body.Bytes())
 	if err != nil {
 		return err
 	}
@@ -281,7 +338,7 @@ func (c *rtmpConn) OnPlay(ctx *rtmp.StreamContext, _ uint32, cmd *message.NetStr
 	if err != nil {
 		return c.reject(ctx, "NetStream.Play.StreamNotFound", err)
 	}
-	sub, _, err := stream.SubscribeAs(protoRTMP, 0)
+	sub, info, err := stream.SubscribeAs(protoRTMP, 0)
 	if err != nil {
 		return c.reject(ctx, "NetStream.Play.StreamNotFound", err)
 	}
@@ -289,44 +346,124 @@ func (c *rtmpConn) OnPlay(ctx *rtmp.StreamContext, _ uint32, cmd *message.NetStr
 	c.nc.setTimeout(0)
 	c.log = c.log.With("stream", stream.Params.Key(), "player", "rtmp")
 	c.log.Info("rtmp play started")
-	// Play.Start goes out before the first media message (go-rtmp sends its own after
-	// this returns, which players ignore).
-	c.writeStatus(ctx.StreamID, message.NetStreamOnStatusLevelStatus, "NetStream.Play.Start", "Started playing "+name)
-	go c.play(ctx.StreamID, sub)
+	if tc, ok := c.nc.Conn.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(flvSocketBuffer) // as for HTTP-FLV: the hub, not the kernel, holds a slow viewer's backlog
+	}
+	sub.OnDrop(c.nc.gate.abort)
+	go c.play(ctx.StreamID, sub, info.HasVideo, name)
 	return nil
 }
 
 // play writes the subscriber's packets to the player until the stream ends or the
-// player goes away.
-func (c *rtmpConn) play(streamID uint32, sub *stream.Subscriber) {
+// player goes away. It takes the connection's writes over from go-rtmp for each batch
+// (Conn.LockWrites) and writes the packets' shared, pre-encoded chunks with one writev
+// straight to the socket: serialize once, write many. Play.Start goes out first (go-rtmp
+// sends its own "Play succeeded" too, which players ignore).
+func (c *rtmpConn) play(streamID uint32, sub *stream.Subscriber, hasVideo bool, name string) {
 	defer c.conn.Close()
-	for p := range sub.C() {
-		var msg message.Message
-		var csid int
-		switch p.Kind {
-		case media.KindAudio:
-			msg, csid = &message.AudioMessage{Payload: bytes.NewReader(p.Body())}, csidAudio
-		case media.KindVideo:
-			msg, csid = &message.VideoMessage{Payload: bytes.NewReader(p.Body())}, csidVideo
-		default:
-			// "@setDataFrame", then the script tag body as the publisher sent it ("onMetaData"
-			// and its object): go-rtmp's NetStreamSetDataFrame encoder drops the payload.
-			msg, csid = &message.DataMessage{Name: "@setDataFrame", Encoding: message.EncodingTypeAMF0, Body: bytes.NewReader(p.Body())}, csidData
+	w := &rtmpPlayWriter{conn: c.conn, nc: c.nc, streamID: streamID, chunkSize: c.conn.OutChunkSize()}
+	if err := w.writeStatus("NetStream.Play.Start", "Started playing "+name); err != nil {
+		c.log.Info("rtmp player gone", "err", err)
+		sub.Close()
+		return
+	}
+	for {
+		batch, ok := nextBatch(sub, w.pkts, hasVideo)
+		w.pkts = batch
+		if !ok {
+			break
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := c.conn.Write(ctx, csid, p.Timestamp, &rtmp.ChunkMessage{StreamID: streamID, Message: msg})
-		cancel()
-		if err != nil {
-			c.log.Info("rtmp player gone", "err", err)
+		if err := w.writePackets(batch); err != nil {
+			if sub.Err() == nil {
+				c.log.Info("rtmp player gone", "err", err)
+			}
 			sub.Close()
-			return
+			break
 		}
 	}
 	if err := sub.Err(); err != nil {
 		c.log.Warn("rtmp player dropped", "reason", err)
 		return
 	}
-	c.writeStatus(streamID, message.NetStreamOnStatusLevelStatus, "NetStream.Play.UnpublishNotify", "stream ended")
+	w.writeStatus("NetStream.Play.UnpublishNotify", "stream ended")
+}
+
+// rtmpPlayWriter writes an RTMP player's messages, with reusable buffers so a batch
+// costs no allocation.
+type rtmpPlayWriter struct {
+	conn      *rtmp.Conn
+	nc        *idleConn
+	streamID  uint32
+	chunkSize uint32
+	pkts      []*media.Packet
+	bufs      net.Buffers
+	out       net.Buffers
+}
+
+// csid is the chunk stream of a packet kind.
+func csidOf(k media.Kind) int {
+	switch k {
+	case media.KindAudio:
+		return csidAudio
+	case media.KindVideo:
+		return csidVideo
+	}
+	return csidStatus
+}
+
+// maxIovecs bounds the buffers of one writev (a GOP burst of keyframe chunks would
+// grow every viewer's scratch slices, and the kernel's iovec array, to hundreds).
+const maxIovecs = 128
+
+func (w *rtmpPlayWriter) writePackets(batch []*media.Packet) error {
+	defer func() { clear(w.bufs[:cap(w.bufs)]) }() // drop references to packets
+	bufs := w.bufs[:0]
+	for i, p := range batch {
+		bufs = append(bufs, p.RTMPChunks(csidOf(p.Kind), w.streamID, w.chunkSize).Bufs...)
+		if len(bufs) >= maxIovecs || i == len(batch)-1 {
+			w.bufs, w.out = bufs, bufs // writev consumes w.out, w.bufs keeps the slice
+			if err := w.write(&w.out); err != nil {
+				return err
+			}
+			bufs = w.bufs[:0]
+		}
+	}
+	return nil
+}
+
+// write sends bufs while go-rtmp writes nothing, with a write deadline; a player
+// dropped by the hub has its write aborted (writeGate).
+func (w *rtmpPlayWriter) write(bufs *net.Buffers) error {
+	w.conn.LockWrites()
+	defer w.conn.UnlockWrites()
+	if !w.nc.gate.arm(rtmpWriteTimeout) {
+		return errWritesAborted
+	}
+	_, err := bufs.WriteTo(w.nc.Conn) // the *net.TCPConn itself: writev
+	return err
+}
+
+// writeStatus sends an onStatus of level status on the play stream.
+func (w *rtmpPlayWriter) writeStatus(code, desc string) error {
+	body, err := encodeStatus(message.NetStreamOnStatusLevelStatus, code, desc)
+	if err != nil {
+		return err
+	}
+	bufs := net.Buffers(media.RTMPMessageChunks(uint8(message.TypeIDCommandMessageAMF0), csidStatus, w.streamID, 0, body, w.chunkSize))
+	return w.write(&bufs)
+}
+
+// encodeStatus is the AMF0 body of an onStatus command message.
+func encodeStatus(level message.NetStreamOnStatusLevel, code, desc string) ([]byte, error) {
+	var args, body bytes.Buffer
+	status := &message.NetStreamOnStatus{InfoObject: message.NetStreamOnStatusInfoObject{
+		Level: level, Code: message.NetStreamOnStatusCode(code), Description: desc,
+	}}
+	if err := message.EncodeBodyAnyValues(message.NewAMFEncoder(&args, message.EncodingTypeAMF0), status); err != nil {
+		return nil, err
+	}
+	err := message.NewEncoder(&body).Encode(&message.CommandMessage{CommandName: "onStatus", Encoding: message.EncodingTypeAMF0, Body: &args})
+	return body.Bytes(), err
 }
 
 func (c *rtmpConn) OnClose() {

@@ -171,3 +171,14 @@ func (c *rawRTMP) waitClosed(t testing.TB) {
 		t.Fatal("the server did not close the connection")
 	}
 }
+
+// playCommands are what ffmpeg sends to play app/name: connect, createStream and play
+// on message stream 1.
+func playCommands(app, name string) []byte {
+	var create, play amf0
+	create.str("createStream").num(2).null()
+	play.str("play").num(3).null().str(name).num(-2000)
+	b := connectCommand(app)
+	b = append(b, chunkMessage(3, typeCommandAMF0, 0, 0, create.Bytes(), 128, false)...)
+	return append(b, chunkMessage(8, typeCommandAMF0, 1, 0, play.Bytes(), 128, false)...)
+}

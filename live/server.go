@@ -79,6 +79,7 @@ func (s *Server) ServeRTMP(ctx context.Context, ln net.Listener) error {
 	for _, st := range s.hub.Streams() {
 		st.Close()
 	}
+	s.hls.close()
 	return err
 }
 

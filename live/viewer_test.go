@@ -172,3 +172,74 @@ func TestLateViewerSeesNoDataStream(t *testing.T) {
 		t.Errorf("second tag: sequence header %v at %d ms, want one at the cached GOP's time", next.SequenceHeader, next.Timestamp)
 	}
 }
+
+// An RTMP viewer that stops reading is dropped like an HTTP-FLV one: its blocked write
+// is aborted and its socket closed at once, while the publisher and another RTMP viewer
+// go on.
+func TestStalledRTMPViewer(t *testing.T) {
+	needFFmpeg(t)
+	s := startServer(t, func(c *Config) { c.ViewerQueue = 64 })
+	p := push(t, "rtmp://"+s.rtmpAddr+"/live/slowrtmp", 40, "-b:v", "2M", "-minrate", "2M", "-maxrate", "2M", "-bufsize", "500k")
+	st := s.waitLive(t, "live", "slowrtmp")
+
+	stalled := dialStalledRTMP(t, s.rtmpAddr, "live", "slowrtmp")
+	waitFor(t, "the stalled viewer to subscribe", 5*time.Second, func() bool { return st.Viewers() >= 2 }) // HLS + stalled
+
+	rtmpURL := "rtmp://" + s.rtmpAddr + "/live/slowrtmp"
+	before := probe(t, rtmpURL, 1)
+	waitFor(t, "the stalled viewer to be dropped", 30*time.Second, func() bool {
+		return strings.Contains(s.logs.String(), "rtmp player dropped")
+	})
+	packets := st.Packets()
+	after := probe(t, rtmpURL, 3)
+	_, _, _, n1 := before.Stream("video")
+	_, _, _, n2 := after.Stream("video")
+	if n1 == 0 || n2 <= n1 {
+		t.Errorf("second RTMP viewer frames: %d then %d", n1, n2)
+	}
+	if st.Packets() <= packets || s.hub.Lookup("live", "slowrtmp") != st {
+		t.Error("the publisher did not go on after the drop")
+	}
+	if p.Stderr.String() != "" {
+		t.Errorf("publisher complained: %s", p.Stderr)
+	}
+	// The write the viewer blocked was aborted by the drop, not ended by a timeout.
+	if logs := s.logs.String(); strings.Contains(logs, "rtmp player gone") {
+		t.Errorf("the stalled viewer's write ended by error, not by the drop:\n%s", logs)
+	}
+	// The drop closes the stalled connection at once, not after a write timeout.
+	stalled.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 1<<20)
+	for {
+		if _, err := stalled.Read(buf); err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Error("stalled RTMP viewer's connection was not closed after the drop")
+			}
+			break
+		}
+	}
+}
+
+// dialStalledRTMP plays app/name over RTMP with a tiny receive buffer and never reads.
+func dialStalledRTMP(t testing.TB, addr, app, name string) net.Conn {
+	t.Helper()
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) {
+			syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+	}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := clientHandshake(c); err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	if _, err := c.Write(playCommands(app, name)); err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Time{})
+	return c
+}

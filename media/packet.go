@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync/atomic"
 )
 
 // Kind is the FLV tag type of a packet.
@@ -66,6 +67,10 @@ type Packet struct {
 	CompositionTime int32
 	// Tag is the whole FLV tag: header, body and PreviousTagSize.
 	Tag []byte
+
+	// rtmp caches the packet's RTMP chunks for RTMP play, made by the first viewer
+	// that needs them and written by every other (see RTMPChunks).
+	rtmp atomic.Pointer[RTMPChunks]
 }
 
 // NewPacket builds a packet from an FLV tag body (the payload of an RTMP audio, video or
@@ -76,19 +81,60 @@ func NewPacket(kind Kind, timestamp uint32, body []byte) (*Packet, error) {
 	}
 	tag := make([]byte, TagHeaderSize+len(body)+PrevSizeLen)
 	copy(tag[TagHeaderSize:], body)
+	return PacketFromTag(kind, timestamp, tag)
+}
+
+// NewTag allocates the FLV tag of a packet whose body is bodyLen bytes, for a reader to
+// fill the body (tag[TagHeaderSize:TagHeaderSize+bodyLen]) and hand to PacketFromTag:
+// the payload is read once, into the packet's own tag.
+func NewTag(bodyLen int) []byte {
+	return make([]byte, TagHeaderSize+bodyLen+PrevSizeLen)
+}
+
+// PacketFromTag builds a packet around tag, a buffer from NewTag whose body is filled:
+// the packet owns tag from now on and writes its header and PreviousTagSize.
+func PacketFromTag(kind Kind, timestamp uint32, tag []byte) (*Packet, error) {
+	if len(tag) < TagHeaderSize+PrevSizeLen {
+		return nil, fmt.Errorf("media: tag of %d bytes is shorter than its framing", len(tag))
+	}
+	if len(tag)-TagHeaderSize-PrevSizeLen > MaxBodySize {
+		return nil, ErrBodyTooLarge
+	}
 	p := &Packet{Kind: kind, Timestamp: timestamp, Tag: tag}
 	p.encodeHeader()
 	p.parseFlags()
 	return p, nil
 }
 
-// WithTimestamp returns a copy of p re-stamped at ts (e.g. to make a recording start at 0).
+// WithTimestamp returns a copy of p re-stamped at ts with its own tag (for packets
+// whose tag is written out, e.g. sequence headers replayed to a new viewer).
 func (p *Packet) WithTimestamp(ts uint32) *Packet {
-	q := *p
+	q := p.Retimed(ts)
 	q.Tag = append([]byte(nil), p.Tag...)
-	q.Timestamp = ts
 	q.encodeHeader()
-	return &q
+	return q
+}
+
+// Retimed returns a copy of p at ts that shares p's tag, so no payload is copied (a
+// recording rebased to start at 0 makes one per packet). Its Tag's header still says
+// p's timestamp: write it as AppendTagHeader and then Tag[TagHeaderSize:].
+func (p *Packet) Retimed(ts uint32) *Packet {
+	return &Packet{
+		Kind:            p.Kind,
+		Timestamp:       ts,
+		Keyframe:        p.Keyframe,
+		SequenceHeader:  p.SequenceHeader,
+		CompositionTime: p.CompositionTime,
+		Tag:             p.Tag,
+	}
+}
+
+// AppendTagHeader appends the FLV tag header of p (kind, body size, p.Timestamp).
+func (p *Packet) AppendTagHeader(dst []byte) []byte {
+	n := len(p.Tag) - TagHeaderSize - PrevSizeLen
+	ts := p.Timestamp
+	return append(dst, byte(p.Kind), byte(n>>16), byte(n>>8), byte(n),
+		byte(ts>>16), byte(ts>>8), byte(ts), byte(ts>>24), 0, 0, 0)
 }
 
 // Body is the FLV tag body: for video the VideoTagHeader and its data, for audio the
@@ -98,12 +144,7 @@ func (p *Packet) Body() []byte { return p.Tag[TagHeaderSize : len(p.Tag)-PrevSiz
 // encodeHeader writes the FLV tag header and PreviousTagSize around the body (E.4.1).
 func (p *Packet) encodeHeader() {
 	n := len(p.Tag) - TagHeaderSize - PrevSizeLen
-	h := p.Tag
-	h[0] = byte(p.Kind)
-	h[1], h[2], h[3] = byte(n>>16), byte(n>>8), byte(n)
-	h[4], h[5], h[6] = byte(p.Timestamp>>16), byte(p.Timestamp>>8), byte(p.Timestamp)
-	h[7] = byte(p.Timestamp >> 24) // TimestampExtended
-	h[8], h[9], h[10] = 0, 0, 0    // StreamID
+	p.AppendTagHeader(p.Tag[:0]) // TimestampExtended in byte 7, StreamID 0
 	binary.BigEndian.PutUint32(p.Tag[len(p.Tag)-PrevSizeLen:], uint32(TagHeaderSize+n))
 }
 

@@ -72,6 +72,7 @@ func BenchmarkRecord(b *testing.B) {
 				bytes += int64(len(p.Tag))
 			}
 			b.SetBytes(bytes)
+			b.ReportAllocs()
 			cpu0 := cpuTime()
 			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {

@@ -28,7 +28,8 @@ type headers struct {
 }
 
 // formatWriter records one fragment in one format. Packets arrive rebased (the
-// fragment starts at 0), beginning with a keyframe.
+// fragment starts at 0), beginning with a keyframe, as media.Packet.Retimed copies:
+// their Timestamp is the rebased one, their Tag's header is not.
 type formatWriter interface {
 	writePacket(p *media.Packet) error
 	// sync makes what was written so far durable (called about once a second).
@@ -60,6 +61,7 @@ type flvWriter struct {
 	meta *flv.Metadata
 	f    *os.File
 	w    *bufio.Writer
+	hdr  []byte // tag header scratch
 }
 
 func newFLVWriter(path string, h headers) (*flvWriter, error) {
@@ -78,7 +80,11 @@ func newFLVWriter(path string, h headers) (*flvWriter, error) {
 }
 
 func (w *flvWriter) writePacket(p *media.Packet) error {
-	_, err := w.w.Write(p.Tag)
+	// The tag header from p's fields: p is a Retimed copy whose Tag still holds the
+	// publisher's timestamp.
+	w.hdr = p.AppendTagHeader(w.hdr[:0])
+	w.w.Write(w.hdr)
+	_, err := w.w.Write(p.Tag[media.TagHeaderSize:])
 	return err
 }
 
@@ -178,6 +184,9 @@ func writePlaylist(dir string, entries []hls.PlaylistEntry, ended bool) error {
 }
 
 func (w *hlsWriter) sync() error {
+	if err := w.seg.Flush(); err != nil { // the segmenter buffers its writes
+		return err
+	}
 	if w.cur != nil {
 		if err := w.cur.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
 			return err

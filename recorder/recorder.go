@@ -529,7 +529,7 @@ func (f *fragment) write(p *media.Packet) error {
 		f.last = rel
 		f.s.openMS.Store(int64(f.last + f.lastDur))
 	}
-	q := p.WithTimestamp(rel)
+	q := p.Retimed(rel) // the payload is shared: only the timestamp is the fragment's
 	for i := range f.outs {
 		o := &f.outs[i]
 		if o.failed {

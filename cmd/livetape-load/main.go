@@ -1,10 +1,13 @@
-// Command livetape-load measures a live server under viewer load: it starts
-// `livetape serve` (or uses a running server), publishes a synthetic stream over RTMP,
-// connects N real HTTP-FLV viewers over loopback and reports the server's CPU and RSS,
-// the viewers' first-keyframe delay and the publish-to-viewer latency.
+// Command livetape-load measures a live server under load: it starts `livetape serve`
+// (or uses a running server, livetape or another, e.g. nginx-rtmp through
+// scripts/bench-nginx.sh), pushes N synthetic streams over RTMP (optionally recorded),
+// connects M real HTTP-FLV or RTMP viewers to the first one over loopback and reports
+// the server's CPU (from /proc/PID/stat) and RSS, the viewers' first-keyframe delay,
+// the publish-to-viewer latency and errors.
 //
 //	go build -o bin/livetape ./cmd/livetape
-//	go run ./cmd/livetape-load --bin bin/livetape --viewers 200 --duration 20s
+//	go run ./cmd/livetape-load --bin bin/livetape --viewers 200 --protocol rtmp --duration 20s
+//	go run ./cmd/livetape-load --bin bin/livetape --viewers 0 --publishers 16 --record 'mp4|hls|flv'
 package main
 
 import (
@@ -14,6 +17,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -36,17 +40,23 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("livetape-load", flag.ContinueOnError)
-	bin := fs.String("bin", "bin/livetape", "livetape binary to start; empty to use --rtmp/--http and --pid of a running server")
+	bin := fs.String("bin", "bin/livetape", "livetape binary to start; empty to use --rtmp (and --http) and --pid of a running server")
 	rtmpAddr := fs.String("rtmp", "", "RTMP address of a running server")
-	httpAddr := fs.String("http", "", "HTTP address of a running server")
+	httpAddr := fs.String("http", "", "HTTP address of a running server (HTTP-FLV viewers only)")
 	pid := fs.Int("pid", 0, "process id of a running server (for CPU and RSS)")
-	viewers := fs.Int("viewers", 200, "HTTP-FLV viewers")
+	viewers := fs.Int("viewers", 200, "viewers of the first stream")
+	protocol := fs.String("protocol", "flv", "viewers' protocol: flv (HTTP-FLV) or rtmp")
+	publishers := fs.Int("publishers", 1, "streams pushed at once")
+	record := fs.String("record", "", "record=… of the push URLs, e.g. 'mp4|hls|flv' (livetape); empty: no recording")
 	duration := fs.Duration("duration", 20*time.Second, "measurement window, after all viewers joined")
 	bitrate := fs.Int("bitrate", 2_500_000, "stream bitrate, bit/s")
 	fps := fs.Int("fps", 30, "frames per second")
 	gop := fs.Duration("gop", 2*time.Second, "keyframe interval")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *protocol != "flv" && *protocol != "rtmp" {
+		return fmt.Errorf("--protocol %q: want flv or rtmp", *protocol)
 	}
 	if *bin != "" && *rtmpAddr == "" {
 		srv, err := startServer(ctx, *bin)
@@ -56,19 +66,30 @@ func run(ctx context.Context, args []string) error {
 		defer srv.stop()
 		*rtmpAddr, *httpAddr, *pid = srv.rtmp, srv.http, srv.cmd.Process.Pid
 	}
-	if *rtmpAddr == "" || *httpAddr == "" || *pid == 0 {
-		return errors.New("give --bin, or --rtmp, --http and --pid of a running server")
+	if *rtmpAddr == "" || *pid == 0 || (*httpAddr == "" && *protocol == "flv" && *viewers > 0) {
+		return errors.New("give --bin, or --rtmp, --pid (and --http for HTTP-FLV viewers) of a running server")
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	pubErr := make(chan error, 1)
-	go func() {
-		pubErr <- loadgen.Publish(ctx, *rtmpAddr, "live", "load", loadgen.Stream{Bitrate: *bitrate, FPS: *fps, GOP: *gop})
-	}()
-	url := "http://" + *httpAddr + "/live/load.flv"
-	if err := waitHTTP(ctx, url, 10*time.Second); err != nil {
-		return err
+	pubErr := make(chan error, *publishers)
+	name := func(i int) string {
+		n := "load" + strconv.Itoa(i)
+		if *record != "" {
+			n += "?record=" + url.QueryEscape(*record)
+		}
+		return n
+	}
+	for i := range *publishers {
+		go func() {
+			pubErr <- loadgen.Publish(ctx, *rtmpAddr, "live", name(i), loadgen.Stream{Bitrate: *bitrate, FPS: *fps, GOP: *gop})
+		}()
+	}
+	flvURL := "http://" + *httpAddr + "/live/load0.flv"
+	if *protocol == "flv" && *viewers > 0 {
+		if err := waitHTTP(ctx, flvURL, 10*time.Second); err != nil {
+			return err
+		}
 	}
 	// Let the GOP cache fill, then join viewers at a steady pace, mid-GOP.
 	time.Sleep(*gop + 500*time.Millisecond)
@@ -80,7 +101,11 @@ func run(ctx context.Context, args []string) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			loadgen.View(vctx, url, &stats, 10)
+			if *protocol == "rtmp" {
+				loadgen.ViewRTMP(vctx, *rtmpAddr, "live", "load0", &stats, 10)
+			} else {
+				loadgen.View(vctx, flvURL, &stats, 10)
+			}
 		}()
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -104,21 +129,30 @@ func run(ctx context.Context, args []string) error {
 	vcancel()
 	wg.Wait()
 	cancel()
-	if err := <-pubErr; err != nil {
-		return fmt.Errorf("publisher: %w", err)
+	var pubErrs []error
+	for range *publishers {
+		if err := <-pubErr; err != nil {
+			pubErrs = append(pubErrs, err)
+		}
 	}
 
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/1e6) }
-	fmt.Printf("viewers            %d (errors: %d)\n", *viewers, len(stats.Errors))
+	fmt.Printf("publishers         %d (errors: %d), record %q\n", *publishers, len(pubErrs), *record)
+	if len(pubErrs) > 0 {
+		fmt.Printf("first push error   %v\n", pubErrs[0])
+	}
+	fmt.Printf("viewers            %d %s (errors: %d)\n", *viewers, *protocol, len(stats.Errors))
 	if len(stats.Errors) > 0 {
 		fmt.Printf("first error        %v\n", stats.Errors[0])
 	}
 	fmt.Printf("stream             %.1f Mbit/s, %d fps, GOP %v\n", float64(*bitrate)/1e6, *fps, *gop)
 	fmt.Printf("server CPU         %.1f %% of one core\n", 100*(cpu1-cpu0).Seconds()/elapsed.Seconds())
 	fmt.Printf("server RSS         %.1f MiB peak\n", float64(peakRSS)/(1<<20))
-	fmt.Printf("first keyframe     p50 %s  p95 %s\n", ms(loadgen.Percentile(stats.FirstKeyframe, 50)), ms(loadgen.Percentile(stats.FirstKeyframe, 95)))
-	fmt.Printf("latency            p50 %s  p95 %s  (%d samples)\n", ms(loadgen.Percentile(stats.Latency, 50)), ms(loadgen.Percentile(stats.Latency, 95)), len(stats.Latency))
-	fmt.Printf("delivered          %.1f MB/s to viewers\n", float64(stats.Bytes)/1e6/(elapsed.Seconds()+2))
+	if *viewers > 0 {
+		fmt.Printf("first keyframe     p50 %s  p95 %s\n", ms(loadgen.Percentile(stats.FirstKeyframe, 50)), ms(loadgen.Percentile(stats.FirstKeyframe, 95)))
+		fmt.Printf("latency            p50 %s  p95 %s  (%d samples)\n", ms(loadgen.Percentile(stats.Latency, 50)), ms(loadgen.Percentile(stats.Latency, 95)), len(stats.Latency))
+		fmt.Printf("delivered          %.1f MB/s to viewers\n", float64(stats.Bytes)/1e6/(elapsed.Seconds()+2))
+	}
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -262,6 +263,8 @@ var settings = []setting{
 		field: durationField(func(c *Config) *time.Duration { return &c.Live.HLS.SegmentDuration })},
 	{YAML: "live.hls.window", Help: "segments listed in the live HLS playlist (2..100)",
 		field: intField(func(c *Config) *int { return &c.Live.HLS.Window })},
+	{YAML: "live.hls.dir", Help: "folder of the live HLS segments (files in the page cache, not the heap); empty: DATA_DIR/live-hls",
+		field: stringField(func(c *Config) *string { return &c.Live.HLS.Dir })},
 	{YAML: "record.formats", Env: "LIVETAPE_RECORD_FORMATS", Help: "formats recorded when the push URL has no record= (mp4, hls, flv joined by a pipe; empty or off records nothing)",
 		field: formatsField(func(c *Config) *[]string { return &c.Record.Formats })},
 	{YAML: "record.interval", Env: "LIVETAPE_RECORD_INTERVAL", Help: "fragment length when the push URL has no record_interval= (seconds or a Go duration, at most 2h)",
@@ -520,6 +523,9 @@ func (c *Config) fillHostDefaults() {
 		c.NodeURL = "http://" + net.JoinHostPort(cmp.Or(host, "localhost"), port)
 	}
 	c.Live.NodeID = c.Jobs.NodeID
+	if c.Live.HLS.Dir == "" {
+		c.Live.HLS.Dir = filepath.Join(c.DataDir, "live-hls")
+	}
 }
 
 // hostNodeID is the default node id: the host name, with any character a node id

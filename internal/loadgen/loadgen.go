@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"iter"
 	"net/http"
 	"slices"
 	"sync"
@@ -47,11 +48,64 @@ func (s *Stream) defaults() {
 	}
 }
 
+// Frame is one message of the synthetic stream: an FLV tag body and when it is due.
+type Frame struct {
+	Kind media.Kind
+	At   time.Duration // from the start of the stream; the RTMP timestamp in ms
+	Body []byte        // reused by the next frame of the same shape: copy to keep
+}
+
+// Frames yields the synthetic stream's messages in order, endlessly: the AVC and AAC
+// sequence headers, then 30 fps video (a keyframe every GOP, 5x an inter frame, as an
+// encoder at constant bitrate makes them) interleaved with 128 kbit/s AAC audio.
+func (s Stream) Frames() iter.Seq[Frame] {
+	s.defaults()
+	return func(yield func(Frame) bool) {
+		const audioRate = 128_000
+		audioFrame := audioRate / 8 * 1024 / 44100
+		gopFrames := int(s.GOP.Seconds() * float64(s.FPS))
+		videoPerGOP := int(float64(s.Bitrate-audioRate) / 8 * s.GOP.Seconds())
+		inter := videoPerGOP / (gopFrames + 4)
+		key := 5 * inter
+		if !yield(Frame{Kind: media.KindVideo, Body: append([]byte{0x17, 0, 0, 0, 0}, avcRecord...)}) ||
+			!yield(Frame{Kind: media.KindAudio, Body: []byte{0xaf, 0, 0x12, 0x10}}) {
+			return
+		}
+		keyBody := make([]byte, key)
+		interBody := make([]byte, inter)
+		audioBody := make([]byte, 2+audioFrame)
+		audioBody[0], audioBody[1] = 0xaf, 1
+		frameDur := time.Second / time.Duration(s.FPS)
+		audioDur := 1024 * time.Second / 44100
+		var nextAudio time.Duration
+		for i := 0; ; i++ {
+			at := time.Duration(i) * frameDur
+			for ; nextAudio <= at; nextAudio += audioDur {
+				if !yield(Frame{Kind: media.KindAudio, At: nextAudio, Body: audioBody}) {
+					return
+				}
+			}
+			body := interBody
+			body[0] = 0x27
+			if i%gopFrames == 0 {
+				body = keyBody
+				body[0] = 0x17
+			}
+			// One AVCC NAL unit covering the frame; its first 8 bytes are free for the
+			// publisher's send time.
+			body[1] = 1
+			binary.BigEndian.PutUint32(body[5:], uint32(len(body)-9))
+			if !yield(Frame{Kind: media.KindVideo, At: at, Body: body}) {
+				return
+			}
+		}
+	}
+}
+
 // Publish pushes the synthetic stream to rtmpURL-like addr/app/name in real time until
 // ctx is done. Every video frame carries its send time (UNIX ns) right after the AVC
 // NAL length, which Viewer reads back to measure latency.
 func Publish(ctx context.Context, addr, app, name string, s Stream) error {
-	s.defaults()
 	cc, err := rtmp.Dial("rtmp", addr, &rtmp.ConnConfig{})
 	if err != nil {
 		return err
@@ -69,67 +123,31 @@ func Publish(ctx context.Context, addr, app, name string, s Stream) error {
 	if err := st.Publish(&message.NetStreamPublish{PublishingName: name, PublishingType: "live"}); err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}
-	const audioRate = 128_000
-	audioFrame := audioRate / 8 * 1024 / 44100
-	gopFrames := int(s.GOP.Seconds() * float64(s.FPS))
-	// Keyframes are 5x an inter frame, as an encoder at constant bitrate makes them.
-	videoPerGOP := (s.Bitrate - audioRate) / 8 * int(s.GOP.Seconds())
-	inter := videoPerGOP / (gopFrames + 4)
-	key := 5 * inter
-
-	write := func(video bool, ts uint32, body []byte) error {
-		var msg message.Message = &message.AudioMessage{Payload: bytes.NewReader(body)}
-		csid := 6
-		if video {
-			msg, csid = &message.VideoMessage{Payload: bytes.NewReader(body)}, 7
-		}
-		return st.Write(csid, ts, msg)
-	}
-	if err := write(true, 0, append([]byte{0x17, 0, 0, 0, 0}, avcRecord...)); err != nil {
-		return err
-	}
-	if err := write(false, 0, []byte{0xaf, 0, 0x12, 0x10}); err != nil {
-		return err
-	}
-	keyBody := make([]byte, key)
-	interBody := make([]byte, inter)
-	audioBody := make([]byte, 2+audioFrame)
-	audioBody[0], audioBody[1] = 0xaf, 1
-
 	start := time.Now()
-	frameDur := time.Second / time.Duration(s.FPS)
-	audioDur := 1024 * time.Second / 44100
-	var nextAudio time.Duration
-	for i := 0; ; i++ {
-		at := time.Duration(i) * frameDur
-		for ; nextAudio <= at; nextAudio += audioDur {
-			if err := write(false, uint32(nextAudio.Milliseconds()), audioBody); err != nil {
-				return err
-			}
-		}
-		if d := time.Until(start.Add(at)); d > 0 {
+	for f := range s.Frames() {
+		if d := time.Until(start.Add(f.At)); d > 0 {
 			select {
 			case <-ctx.Done():
 				return nil
 			case <-time.After(d):
 			}
 		}
-		body := interBody
-		body[0] = 0x27
-		if i%gopFrames == 0 {
-			body = keyBody
-			body[0] = 0x17
+		var msg message.Message = &message.AudioMessage{Payload: bytes.NewReader(f.Body)}
+		csid := 6
+		if f.Kind == media.KindVideo {
+			if len(f.Body) >= 17 && f.Body[1] == 1 {
+				binary.BigEndian.PutUint64(f.Body[9:], uint64(time.Now().UnixNano()))
+			}
+			msg, csid = &message.VideoMessage{Payload: bytes.NewReader(f.Body)}, 7
 		}
-		body[1] = 1
-		binary.BigEndian.PutUint32(body[5:], uint32(len(body)-9))
-		binary.BigEndian.PutUint64(body[9:], uint64(time.Now().UnixNano()))
-		if err := write(true, uint32(at.Milliseconds()), body); err != nil {
+		if err := st.Write(csid, uint32(f.At.Milliseconds()), msg); err != nil {
 			return err
 		}
 		if ctx.Err() != nil {
 			return nil
 		}
 	}
+	return nil
 }
 
 // Stats are what a group of viewers measured.

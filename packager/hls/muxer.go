@@ -83,11 +83,18 @@ type Muxer struct {
 
 	au []byte // Annex B access unit, reused
 
+	pes pesScratch // astits structures of the PES being written, reused
+
 	aac        []byte // pending ADTS frames of one PES
 	aacTS      uint32 // timestamp of the first pending frame
 	aacN       int    // number of pending frames
 	aacFrameUS int64  // frame duration in µs, to tell gaps in the audio from jitter
 }
+
+// maxKeptPES is the most memory the muxer keeps for the TS packets of one PES between
+// PES: inter frames and audio fit; a keyframe's buffer is let go once written (every
+// stream, live and recorded, has its own muxer).
+const maxKeptPES = 64 << 10
 
 // NewMuxer returns a Muxer writing to w. tracks may be empty: tracks are then added as
 // their sequence headers arrive.
@@ -123,25 +130,52 @@ func (m *Muxer) Flush() error {
 	if m.aacN == 0 {
 		return nil
 	}
-	af := &astits.PacketAdaptationField{RandomAccessIndicator: m.audioRAI}
-	if m.pcrPID == AudioPID {
-		af.HasPCR, af.PCR = true, &astits.ClockReference{Base: clock90k(int64(m.aacTS))}
-	}
-	pes := &astits.PESData{
-		Header: &astits.PESHeader{
-			StreamID: 0xC0,
-			OptionalHeader: &astits.PESOptionalHeader{
-				MarkerBits:             2,
-				DataAlignmentIndicator: true,
-				PTSDTSIndicator:        astits.PTSDTSIndicatorOnlyPTS,
-				PTS:                    &astits.ClockReference{Base: clock90k(int64(m.aacTS))},
-			},
-		},
-		Data: m.aac,
-	}
+	ts := int64(m.aacTS)
+	md := m.pes.fill(AudioPID, 0xC0, m.aac, ts, ts, true, m.audioRAI, m.pcrPID == AudioPID)
 	m.aac, m.aacN = m.aac[:0], 0
 	m.audioRAI = false
-	return m.writePES(AudioPID, af, pes)
+	return m.writePES(md)
+}
+
+// pesScratch holds the astits structures of one PES. astits reads them only while
+// WriteData runs, so the muxer reuses one set: a frame costs no allocation.
+type pesScratch struct {
+	data          astits.MuxerData
+	af            astits.PacketAdaptationField
+	pcr, pts, dts astits.ClockReference
+	header        astits.PESHeader
+	opt           astits.PESOptionalHeader
+	pes           astits.PESData
+}
+
+// fill describes a PES of streamID on pid carrying data at pts and dts (ms), with an
+// adaptation field when withAF (random access indicator rai, PCR = DTS when pcr).
+func (s *pesScratch) fill(pid uint16, streamID uint8, data []byte, pts, dts int64, withAF, rai, pcr bool) *astits.MuxerData {
+	s.pts = astits.ClockReference{Base: clock90k(pts)}
+	s.opt = astits.PESOptionalHeader{
+		MarkerBits:             2,
+		DataAlignmentIndicator: true,
+		PTSDTSIndicator:        astits.PTSDTSIndicatorOnlyPTS,
+		PTS:                    &s.pts,
+	}
+	if pts != dts {
+		s.dts = astits.ClockReference{Base: clock90k(dts)}
+		s.opt.PTSDTSIndicator, s.opt.DTS = astits.PTSDTSIndicatorBothPresent, &s.dts
+	}
+	s.header = astits.PESHeader{StreamID: streamID, OptionalHeader: &s.opt}
+	s.pes = astits.PESData{Header: &s.header, Data: data}
+	s.data = astits.MuxerData{PID: pid, PES: &s.pes}
+	if withAF {
+		s.af = astits.PacketAdaptationField{RandomAccessIndicator: rai}
+		if pcr {
+			// PCR = DTS: HLS players clock playback from PTS, and holding PCR back
+			// would need a timestamp offset that recordings should not carry.
+			s.pcr = astits.ClockReference{Base: clock90k(dts)}
+			s.af.HasPCR, s.af.PCR = true, &s.pcr
+		}
+		s.data.AdaptationField = &s.af
+	}
+	return &s.data
 }
 
 // WritePacket muxes one packet.
@@ -329,27 +363,8 @@ func (m *Muxer) writeVideo(p *media.Packet) error {
 	if pts < dts { // negative composition times are invalid in TS (PTS >= DTS)
 		pts = dts
 	}
-	oh := &astits.PESOptionalHeader{
-		MarkerBits:             2,
-		DataAlignmentIndicator: true,
-		PTSDTSIndicator:        astits.PTSDTSIndicatorOnlyPTS,
-		PTS:                    &astits.ClockReference{Base: clock90k(pts)},
-	}
-	if pts != dts {
-		oh.PTSDTSIndicator = astits.PTSDTSIndicatorBothPresent
-		oh.DTS = &astits.ClockReference{Base: clock90k(dts)}
-	}
-	var af *astits.PacketAdaptationField
-	if p.Keyframe || m.pcrPID == VideoPID {
-		af = &astits.PacketAdaptationField{RandomAccessIndicator: p.Keyframe}
-		if m.pcrPID == VideoPID {
-			// PCR = DTS: HLS players clock playback from PTS, and holding PCR back
-			// would need a timestamp offset that recordings should not carry.
-			af.HasPCR, af.PCR = true, &astits.ClockReference{Base: clock90k(dts)}
-		}
-	}
-	pes := &astits.PESData{Header: &astits.PESHeader{StreamID: 0xE0, OptionalHeader: oh}, Data: au}
-	return m.writePES(VideoPID, af, pes)
+	withAF := p.Keyframe || m.pcrPID == VideoPID
+	return m.writePES(m.pes.fill(VideoPID, 0xE0, au, pts, dts, withAF, p.Keyframe, m.pcrPID == VideoPID))
 }
 
 func (m *Muxer) writeAudio(p *media.Packet) error {
@@ -383,7 +398,8 @@ func (m *Muxer) writeAudio(p *media.Packet) error {
 
 // writePES writes one PES, preceded by a PAT and a PMT when a segment starts or the PMT
 // changed and astits is not about to write them itself.
-func (m *Muxer) writePES(pid uint16, af *astits.PacketAdaptationField, pes *astits.PESData) error {
+func (m *Muxer) writePES(md *astits.MuxerData) error {
+	pid, af := md.PID, md.AdaptationField
 	astitsWritesTables := !m.tsStarted || (af != nil && af.RandomAccessIndicator && pid == m.pcrPID)
 	if m.needTables && !astitsWritesTables {
 		if _, err := m.ts.WriteTables(); err != nil {
@@ -392,13 +408,16 @@ func (m *Muxer) writePES(pid uint16, af *astits.PacketAdaptationField, pes *asti
 		}
 	}
 	m.needTables, m.tsStarted = false, true
-	if _, err := m.ts.WriteData(&astits.MuxerData{PID: pid, AdaptationField: af, PES: pes}); err != nil {
+	if _, err := m.ts.WriteData(md); err != nil {
 		m.out.Reset()
 		return fmt.Errorf("hls: mux PES on PID %#x: %w", pid, err)
 	}
 	n, err := m.w.Write(m.out.Bytes())
 	m.n += int64(n)
 	m.out.Reset()
+	if m.out.Cap() > maxKeptPES {
+		m.out = bytes.Buffer{} // a keyframe's worth is not kept between keyframes
+	}
 	if err != nil {
 		if m.werr == nil {
 			m.werr = err

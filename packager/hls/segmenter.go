@@ -1,6 +1,7 @@
 package hls
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -36,6 +37,10 @@ func IsTimelineBreak(last, ts int64) bool {
 const maxSegmentFactor = 10
 
 var errClosed = errors.New("hls: segmenter is closed")
+
+// fileBuffer buffers the writes to a segment from Create: one write per 32 KiB instead
+// of one per frame.
+const fileBuffer = 32 << 10
 
 // SegmenterConfig configures a Segmenter.
 type SegmenterConfig struct {
@@ -90,6 +95,7 @@ type Segmenter struct {
 	open bool
 	cur  Segment
 	file io.WriteCloser // when writing through create
+	fbuf *bufio.Writer  // buffers file: the muxer writes a PES (a frame) at a time
 	buf  *bytes.Buffer  // when writing to memory
 	end  float64        // ms: the end of the latest frame written to cur
 
@@ -195,6 +201,19 @@ func (s *Segmenter) WritePacket(p *media.Packet) (*Segment, error) {
 	return done, nil
 }
 
+// Flush writes what is buffered to the current segment's writer (from Create), so a
+// caller can make it durable.
+func (s *Segmenter) Flush() error {
+	if s.file == nil {
+		return nil
+	}
+	if err := s.fbuf.Flush(); err != nil {
+		s.abandon()
+		return fmt.Errorf("hls: write segment %d: %w", s.cur.Seq, err)
+	}
+	return nil
+}
+
 // Close ends the current segment and returns it (nil if none was open). The Segmenter
 // cannot be used afterwards.
 func (s *Segmenter) Close() (*Segment, error) {
@@ -217,7 +236,11 @@ func (s *Segmenter) start(p *media.Packet) error {
 			s.needKey, s.disc = s.mux.tracks.Video != nil, true
 			return fmt.Errorf("hls: create segment %d: %w", s.seq, err)
 		}
-		s.file, w = f, f
+		if s.fbuf == nil {
+			s.fbuf = bufio.NewWriterSize(f, fileBuffer)
+		}
+		s.fbuf.Reset(f)
+		s.file, w = f, s.fbuf
 	} else {
 		s.buf = bytes.NewBuffer(make([]byte, 0, s.sizeHint+s.sizeHint/8))
 		w = s.buf
@@ -242,7 +265,11 @@ func (s *Segmenter) finish(end float64) (*Segment, error) {
 	seg.Size = s.mux.n
 	s.open = false
 	if s.file != nil {
-		err := s.file.Close()
+		err := s.fbuf.Flush()
+		if cerr := s.file.Close(); err == nil {
+			err = cerr
+		}
+		s.fbuf.Reset(nil)
 		s.file = nil
 		if err != nil {
 			s.needKey, s.disc = s.mux.tracks.Video != nil, true
@@ -262,6 +289,7 @@ func (s *Segmenter) abandon() {
 	s.mux.discardAudio()
 	if s.file != nil {
 		s.file.Close() // already failed; the write error is the one reported
+		s.fbuf.Reset(nil)
 		s.file = nil
 	}
 	s.buf = nil

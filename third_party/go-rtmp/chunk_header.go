@@ -93,10 +93,12 @@ type chunkMessageHeader struct {
 }
 
 func decodeChunkMessageHeader(r io.Reader, fmt byte, buf []byte, mh *chunkMessageHeader) error {
-	if buf == nil || len(buf) < 11 {
-		buf = make([]byte, 11)
+	// livetape patch: the 4 scratch bytes come from buf too (an allocation per chunk).
+	if buf == nil || len(buf) < 15 {
+		buf = make([]byte, 15)
 	}
-	cache32bits := make([]byte, 4)
+	cache32bits := buf[11:15]
+	cache32bits[0] = 0 // the high byte of the 24-bit fields
 
 	switch fmt {
 	case 0:

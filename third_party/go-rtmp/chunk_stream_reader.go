@@ -9,6 +9,8 @@ package rtmp
 
 import (
 	"bytes"
+
+	"github.com/yutopp/go-rtmp/message"
 )
 
 type ChunkStreamReader struct {
@@ -23,6 +25,18 @@ type ChunkStreamReader struct {
 
 	buf       bytes.Buffer
 	completed bool
+
+	// livetape patch: an audio or video message read into a buffer from the
+	// PayloadAllocator: direct[directOff:directOff+directLen], filled bytes so far; the
+	// payload and message handed to the handler are reused for the next one.
+	direct    []byte
+	directOff int
+	directLen uint32
+	directTyp byte
+	filled    int
+	payload   Payload
+	audioMsg  message.AudioMessage
+	videoMsg  message.VideoMessage
 }
 
 func (r *ChunkStreamReader) Read(b []byte) (int, error) {

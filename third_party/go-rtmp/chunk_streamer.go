@@ -9,6 +9,7 @@ package rtmp
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"math"
@@ -59,6 +60,48 @@ type ChunkStreamer struct {
 	// counts the chunk streams holding part of a message, for it.
 	guard           MessageGuard
 	partialMessages int
+
+	// livetape patch: alloc provides the buffers audio and video payloads are read
+	// into (nil: go-rtmp's own buffers); wmu is held while a chunk is written and
+	// flushed, and by whoever took the connection's writes over (Conn.LockWrites).
+	alloc   PayloadAllocator
+	wmu     sync.Mutex
+	limited io.LimitedReader
+}
+
+// PayloadAllocator provides the buffer an audio or video message is read into, so its
+// payload is read from the connection once, straight to where its user keeps it
+// (livetape patch).
+type PayloadAllocator interface {
+	// AllocPayload is called when the first chunk of an audio or video message of
+	// length bytes arrives, after MessageGuard.CheckMessageHeader. The payload is read
+	// into buf[off:off+length]; the handler (OnAudio, OnVideo) gets a *Payload whose
+	// Buffer is buf. A nil buf leaves the message to go-rtmp's own buffer.
+	AllocPayload(typeID message.TypeID, length uint32) (buf []byte, off int)
+}
+
+// Payload is the io.Reader OnAudio and OnVideo get for a message read into a buffer
+// from the PayloadAllocator (livetape patch). It is reused for the next message of
+// the chunk stream: use it before the handler returns; Buffer stays the caller's.
+type Payload struct {
+	buf      []byte
+	off, end int
+	read     int
+}
+
+// Buffer is the buffer AllocPayload returned, with the payload at Bytes' position.
+func (p *Payload) Buffer() []byte { return p.buf }
+
+// Bytes is the payload.
+func (p *Payload) Bytes() []byte { return p.buf[p.off:p.end] }
+
+func (p *Payload) Read(b []byte) (int, error) {
+	if p.off+p.read >= p.end {
+		return 0, io.EOF
+	}
+	n := copy(b, p.buf[p.off+p.read:p.end])
+	p.read += n
+	return n, nil
 }
 
 // MessageGuard bounds incoming messages before go-rtmp buffers or decodes them
@@ -116,7 +159,9 @@ func NewChunkStreamer(r io.Reader, w io.Writer, config *StreamControlStateConfig
 
 		done: make(chan struct{}),
 
-		cacheBuffer: make([]byte, 64*1024), // cache 64KB
+		// livetape patch: 16 bytes, not 64 KiB per connection: it only holds chunk
+		// headers (payloads go through bytes.Buffer.ReadFrom, which ignores it).
+		cacheBuffer: make([]byte, 16),
 		config:      config,
 		logger:      logrus.StandardLogger(),
 	}
@@ -130,6 +175,21 @@ func (cs *ChunkStreamer) Read(cmsg *ChunkMessage) (int, uint32, error) {
 	reader, err := cs.NewChunkReader()
 	if err != nil {
 		return 0, 0, err
+	}
+
+	// livetape patch: a payload read into the allocator's buffer goes to the handler
+	// as it is, without a decoder (audio and video messages have nothing to decode).
+	if reader.direct != nil {
+		reader.payload = Payload{buf: reader.direct, off: reader.directOff, end: reader.directOff + int(reader.messageLength)}
+		if message.TypeID(reader.messageTypeID) == message.TypeIDAudioMessage {
+			reader.audioMsg.Payload = &reader.payload
+			cmsg.Message = &reader.audioMsg
+		} else {
+			reader.videoMsg.Payload = &reader.payload
+			cmsg.Message = &reader.videoMsg
+		}
+		cmsg.StreamID = reader.messageStreamID
+		return reader.basicHeader.chunkStreamID, uint32(reader.timestamp), nil
 	}
 
 	// livetape patch: the guard sees the whole payload before a (recursive) decoder does.
@@ -251,8 +311,12 @@ func (cs *ChunkStreamer) readChunk() (*ChunkStreamReader, error) {
 		return nil, errors.Wrapf(err, "Failed to prepare chunk reader")
 	}
 	if reader.completed {
-		reader.buf.Reset()
+		// livetape patch: the buffer is dropped, not kept at the size of the largest
+		// message the chunk stream carried (commands; media goes to the allocator's
+		// buffers): an idle connection holds none.
+		reader.buf = bytes.Buffer{}
 		reader.completed = false
+		reader.direct, reader.filled = nil, 0 // livetape patch: the buffer is the handler's now
 	}
 
 	// livetape patch: a type-3 chunk carries the extended timestamp of the latest type
@@ -264,7 +328,7 @@ func (cs *ChunkStreamer) readChunk() (*ChunkStreamReader, error) {
 			return nil, err
 		}
 	}
-	wasPartial := reader.buf.Len() > 0
+	wasPartial := reader.buf.Len() > 0 || reader.filled > 0 // livetape patch: or in an allocated buffer
 
 	reader.basicHeader = bh
 	reader.messageHeader = mh
@@ -312,11 +376,27 @@ func (cs *ChunkStreamer) readChunk() (*ChunkStreamReader, error) {
 		}
 	}
 
-	expectLen := int(reader.messageLength) - reader.buf.Len()
+	// livetape patch: audio and video go straight into a buffer from the allocator.
+	if !wasPartial && cs.alloc != nil && reader.messageLength > 0 &&
+		(reader.messageTypeID == byte(message.TypeIDAudioMessage) || reader.messageTypeID == byte(message.TypeIDVideoMessage)) {
+		buf, off := cs.alloc.AllocPayload(message.TypeID(reader.messageTypeID), reader.messageLength)
+		if buf != nil {
+			if off < 0 || len(buf)-off < int(reader.messageLength) {
+				return nil, errors.Errorf("payload buffer of %d bytes at %d does not hold %d", len(buf), off, reader.messageLength)
+			}
+			reader.direct, reader.directOff, reader.directLen, reader.directTyp = buf, off, reader.messageLength, reader.messageTypeID
+		}
+	}
+	if reader.direct != nil && (reader.messageLength != reader.directLen || reader.messageTypeID != reader.directTyp) {
+		return nil, errors.Errorf("message length or type changed within a message (%d bytes, type %d)", reader.messageLength, reader.messageTypeID)
+	}
+	have := reader.buf.Len() + reader.filled
+
+	expectLen := int(reader.messageLength) - have
 	if expectLen < 0 || (expectLen == 0 && wasPartial) {
 		// livetape patch: an error, not panic("invalid state"): a header announced a
 		// length shorter than what its chunk stream already holds.
-		return nil, errors.Errorf("message length %d is shorter than the %d bytes already read", reader.messageLength, reader.buf.Len())
+		return nil, errors.Errorf("message length %d is shorter than the %d bytes already read", reader.messageLength, have)
 	}
 
 	if uint32(expectLen) > cs.peerState.chunkSize {
@@ -324,13 +404,26 @@ func (cs *ChunkStreamer) readChunk() (*ChunkStreamReader, error) {
 	}
 	//cs.logger.Debugf("(READ) Length = %d", expectLen)
 
-	lr := io.LimitReader(cs.r, int64(expectLen))
-	if _, err := io.CopyBuffer(&reader.buf, lr, cs.cacheBuffer); err != nil {
-		return nil, err
+	if reader.direct != nil {
+		at := reader.directOff + reader.filled
+		if _, err := io.ReadFull(cs.r, reader.direct[at:at+expectLen]); err != nil {
+			return nil, err
+		}
+		reader.filled += expectLen
+	} else {
+		// livetape patch: ReadFrom of a limited reader without io.LimitReader's
+		// allocation per chunk.
+		cs.limited.R, cs.limited.N = cs.r, int64(expectLen)
+		if _, err := reader.buf.ReadFrom(&cs.limited); err != nil {
+			return nil, err
+		}
+		if cs.limited.N > 0 {
+			return nil, io.ErrUnexpectedEOF
+		}
 	}
 	//cs.logger.Debugf("(READ) Buffer: %+v", reader.buf.Bytes())
 
-	if int(reader.messageLength)-reader.buf.Len() != 0 {
+	if int(reader.messageLength)-reader.buf.Len()-reader.filled != 0 {
 		// fragmented
 		if !wasPartial {
 			cs.partialMessages++ // livetape patch
@@ -371,6 +464,9 @@ func (cs *ChunkStreamer) skipRepeatedExtendedTimestamp(extField uint32) error {
 }
 
 func (cs *ChunkStreamer) writeChunk(writer *ChunkStreamWriter) (bool, error) {
+	// livetape patch: a chunk is written and flushed whole while no one else writes.
+	cs.wmu.Lock()
+	defer cs.wmu.Unlock()
 	cs.updateWriterHeader(writer)
 
 	//cs.logger.Debugf("(WRITE) Headers: Basic = %+v / Message = %+v", writer.basicHeader, writer.messageHeader)

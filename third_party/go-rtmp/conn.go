@@ -9,6 +9,7 @@ package rtmp
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"io/ioutil"
@@ -55,6 +56,10 @@ type ConnConfig struct {
 
 	// MessageGuard, when set, bounds incoming messages (livetape patch).
 	MessageGuard MessageGuard
+
+	// PayloadAllocator, when set, provides the buffers audio and video payloads are
+	// read into (livetape patch).
+	PayloadAllocator PayloadAllocator
 }
 
 func (cb *ConnConfig) normalize() *ConnConfig {
@@ -103,6 +108,7 @@ func newConn(rwc io.ReadWriteCloser, config *ConnConfig) *Conn {
 	conn.streamer = NewChunkStreamer(conn.bufr, conn.bufw, &conn.config.ControlState)
 	conn.streamer.logger = conn.logger
 	conn.streamer.guard = conn.config.MessageGuard // livetape patch
+	conn.streamer.alloc = conn.config.PayloadAllocator
 
 	conn.streams = newStreams(conn)
 
@@ -140,6 +146,37 @@ func (c *Conn) Close() error {
 
 	return result
 }
+
+// LockWrites takes the connection's writes over (livetape patch): it returns once a
+// chunk being written is complete and flushed, and go-rtmp writes nothing more until
+// UnlockWrites (its writes wait, whole chunks, in its queue). The holder writes
+// complete chunks to the underlying connection itself, with the chunk size of
+// OutChunkSize, on chunk streams go-rtmp does not use, so that neither side's header
+// compression refers to the other's chunks.
+func (c *Conn) LockWrites() { c.streamer.wmu.Lock() }
+
+// UnlockWrites gives the writes back to go-rtmp (livetape patch).
+func (c *Conn) UnlockWrites() { c.streamer.wmu.Unlock() }
+
+// SetReadBufferSize replaces the connection's read buffer by one of size bytes, keeping
+// what the old one holds (livetape patch): connections start with a small buffer and
+// a publisher, whose media comes in bulk, gets a larger one. Call it only from a
+// handler (the connection's reader goroutine).
+func (c *Conn) SetReadBufferSize(size int) {
+	if size <= c.bufr.Size() {
+		return
+	}
+	held, _ := c.bufr.Peek(c.bufr.Buffered())
+	var src io.Reader = c.rwc
+	if len(held) > 0 {
+		src = io.MultiReader(bytes.NewReader(bytes.Clone(held)), c.rwc)
+	}
+	c.bufr = bufio.NewReaderSize(src, size)
+	c.streamer.r.reader = c.bufr
+}
+
+// OutChunkSize is the chunk size of what this side sends (livetape patch).
+func (c *Conn) OutChunkSize() uint32 { return c.streamer.selfState.ChunkSize() }
 
 func (c *Conn) Write(ctx context.Context, chunkStreamID int, timestamp uint32, cmsg *ChunkMessage) error {
 	return c.streamer.Write(ctx, chunkStreamID, timestamp, cmsg)
