@@ -1,0 +1,5 @@
+//go:build !race
+
+package transcoder
+
+const raceDetector = false
