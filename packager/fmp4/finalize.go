@@ -14,9 +14,6 @@ import (
 	"github.com/livetape/livetape/packager/mp4box"
 )
 
-// movieTimescale is the mvhd timescale of finalized files: durations in milliseconds.
-const movieTimescale = 1000
-
 // copyBufferSize is the buffer media is copied through: large, so that a chunk (a
 // second of one track) is one read and one write.
 const copyBufferSize = 1 << 20
@@ -200,7 +197,7 @@ func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
 func (s *scanner) buildMoov(co64 bool) (*mp4.MoovBox, []mp4box.ChunkOffsets) {
 	moov := mp4.NewMoovBox()
 	mvhd := *s.moov.Mvhd
-	mvhd.Timescale = movieTimescale
+	mvhd.Timescale = mp4box.MovieTimescale
 	mvhd.Duration = 0
 	mvhd.NextTrackID = 1
 	moov.AddChild(&mvhd)
@@ -215,56 +212,29 @@ func (s *scanner) buildMoov(co64 bool) (*mp4.MoovBox, []mp4box.ChunkOffsets) {
 		if len(t.Sizes) == 0 {
 			continue
 		}
-		mediaDur := t.Duration()
-		startMovie := mp4box.ScaleRound(t.start, movieTimescale, t.timescale)
-		durMovie := mp4box.ScaleRound(mediaDur, movieTimescale, t.timescale)
-		mvhd.Duration = max(mvhd.Duration, startMovie+durMovie)
-		mvhd.NextTrackID = max(mvhd.NextTrackID, t.id+1)
-
-		trak := mp4.NewTrakBox()
-		tkhd := *t.trak.Tkhd
-		tkhd.Duration = startMovie + durMovie
-		tkhd.Version = mp4box.Version(tkhd.Duration)
-		tkhd.Flags = 0x3 // track_enabled | track_in_movie
-		trak.AddChild(&tkhd)
-		if t.start > 0 {
-			// A track that starts after the recording does (audio primed later than
-			// the first video frame, say) waits behind an empty edit.
-			trak.AddChild(mp4box.EmptyEdit(startMovie, durMovie))
-		}
-
-		mdia := mp4.NewMdiaBox()
-		mdhd := *t.trak.Mdia.Mdhd
-		mdhd.Duration = mediaDur
-		mdhd.Version = mp4box.Version(mediaDur)
-		mdia.AddChild(&mdhd)
-		mdia.AddChild(t.trak.Mdia.Hdlr)
-		minf := mp4.NewMinfBox()
 		src := t.trak.Mdia.Minf
+		var mediaHeader mp4.Box
 		switch {
 		case src.Vmhd != nil:
-			minf.AddChild(src.Vmhd)
+			mediaHeader = src.Vmhd
 		case src.Smhd != nil:
-			minf.AddChild(src.Smhd)
+			mediaHeader = src.Smhd
 		case t.video:
-			minf.AddChild(mp4.CreateVmhd())
+			mediaHeader = mp4.CreateVmhd()
 		default:
-			minf.AddChild(mp4.CreateSmhd())
+			mediaHeader = mp4.CreateSmhd()
 		}
-		if src.Dinf != nil {
-			minf.AddChild(src.Dinf)
-		} else {
-			dinf := &mp4.DinfBox{}
-			dinf.AddChild(mp4.CreateDref())
-			minf.AddChild(dinf)
+		dinf := src.Dinf
+		if dinf == nil {
+			dinf = mp4box.NewDinf()
 		}
-		// The init segment's sample descriptions and the tables gathered from the
-		// fragments.
-		stbl, trackOffsets := t.Stbl(t.trak.Mdia.Minf.Stbl.Stsd, samplesPerChunk[i], co64)
+		trak, trackOffsets, dur := mp4box.Trak{
+			Src: t.trak, ID: t.id, Timescale: t.timescale, Start: t.start,
+			MediaHeader: mediaHeader, Dinf: dinf, Table: &t.SampleTable,
+		}.Build(samplesPerChunk[i], co64)
 		offsets[i] = trackOffsets
-		minf.AddChild(stbl)
-		mdia.AddChild(minf)
-		trak.AddChild(mdia)
+		mvhd.Duration = max(mvhd.Duration, dur)
+		mvhd.NextTrackID = max(mvhd.NextTrackID, t.id+1)
 		moov.AddChild(trak)
 	}
 	mvhd.Version = mp4box.Version(mvhd.Duration)

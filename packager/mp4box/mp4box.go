@@ -160,6 +160,65 @@ func (o ChunkOffsets) Set(i int, off uint64) {
 	}
 }
 
+// MovieTimescale is the mvhd timescale of the progressive files livetape writes:
+// durations in milliseconds.
+const MovieTimescale = 1000
+
+// Trak is what a progressive trak is made of.
+type Trak struct {
+	Src         *mp4.TrakBox // tkhd, mdhd, hdlr and stsd, copied
+	ID          uint32
+	Timescale   uint32
+	Start       uint64  // ticks before the first sample: an empty edit when not 0
+	MediaHeader mp4.Box // vmhd or smhd
+	Dinf        *mp4.DinfBox
+	Table       *SampleTable
+}
+
+// Build builds the trak with chunks of samplesPerChunk samples each; the chunk offsets
+// are set through the ChunkOffsets returned. movieDur is the track's duration in
+// MovieTimescale, its start included.
+func (t Trak) Build(samplesPerChunk []uint32, co64 bool) (trak *mp4.TrakBox, offsets ChunkOffsets, movieDur uint64) {
+	mediaDur := t.Table.Duration()
+	startMovie := ScaleRound(t.Start, MovieTimescale, t.Timescale)
+	durMovie := ScaleRound(mediaDur, MovieTimescale, t.Timescale)
+
+	trak = mp4.NewTrakBox()
+	tkhd := *t.Src.Tkhd
+	tkhd.TrackID = t.ID
+	tkhd.Duration = startMovie + durMovie
+	tkhd.Version = Version(tkhd.Duration)
+	tkhd.Flags = 0x3 // track_enabled | track_in_movie
+	trak.AddChild(&tkhd)
+	if t.Start > 0 {
+		// A track that starts after the movie does (audio primed later than the
+		// first video frame, say) waits behind an empty edit.
+		trak.AddChild(EmptyEdit(startMovie, durMovie))
+	}
+
+	mdia := mp4.NewMdiaBox()
+	mdhd := *t.Src.Mdia.Mdhd
+	mdhd.Duration = mediaDur
+	mdhd.Version = Version(mediaDur)
+	mdia.AddChild(&mdhd)
+	mdia.AddChild(t.Src.Mdia.Hdlr)
+	minf := mp4.NewMinfBox()
+	minf.AddChild(t.MediaHeader)
+	minf.AddChild(t.Dinf)
+	stbl, offsets := t.Table.Stbl(t.Src.Mdia.Minf.Stbl.Stsd, samplesPerChunk, co64)
+	minf.AddChild(stbl)
+	mdia.AddChild(minf)
+	trak.AddChild(mdia)
+	return trak, offsets, startMovie + durMovie
+}
+
+// NewDinf is a data information box saying the media is in this file.
+func NewDinf() *mp4.DinfBox {
+	dinf := &mp4.DinfBox{}
+	dinf.AddChild(mp4.CreateDref())
+	return dinf
+}
+
 // EmptyEdit is the edts of a track that starts start ticks of the movie timescale
 // after the movie and lasts dur: an empty edit, then the media (ISO/IEC 14496-12
 // 8.6.6), which keeps the track in sync with the others.

@@ -14,10 +14,6 @@ import (
 	"github.com/livetape/livetape/packager/mp4box"
 )
 
-// movieTimescale is the mvhd timescale of the output: durations in milliseconds, as
-// packager/fmp4 writes them.
-const movieTimescale = 1000
-
 // copyBufferSize is the buffer WriteTo copies media through.
 const copyBufferSize = 1 << 20
 
@@ -200,7 +196,7 @@ func (b *builder) buildMoov(co64 bool) (*mp4.MoovBox, [nKinds]mp4box.ChunkOffset
 	var offsets [nKinds]mp4box.ChunkOffsets
 	moov := mp4.NewMoovBox()
 	mvhd := mp4.CreateMvhd()
-	mvhd.Timescale = movieTimescale
+	mvhd.Timescale = mp4box.MovieTimescale
 	mvhd.NextTrackID = 1
 	moov.AddChild(mvhd)
 
@@ -213,47 +209,17 @@ func (b *builder) buildMoov(co64 bool) (*mp4.MoovBox, [nKinds]mp4box.ChunkOffset
 			continue
 		}
 		id := uint32(k + 1)
-		mediaDur := o.end - o.start
-		startMovie := mp4box.ScaleRound(o.start, movieTimescale, o.timescale)
-		durMovie := mp4box.ScaleRound(mediaDur, movieTimescale, o.timescale)
-		mvhd.Duration = max(mvhd.Duration, startMovie+durMovie)
-		mvhd.NextTrackID = max(mvhd.NextTrackID, id+1)
-
-		src := o.tmpl.trak
-		trak := mp4.NewTrakBox()
-		tkhd := *src.Tkhd
-		tkhd.TrackID = id
-		tkhd.Duration = startMovie + durMovie
-		tkhd.Version = mp4box.Version(tkhd.Duration)
-		tkhd.Flags = 0x3 // track_enabled | track_in_movie
-		trak.AddChild(&tkhd)
-		if o.start > 0 {
-			// A track that starts after the movie waits behind an empty edit, as
-			// packager/fmp4 writes it.
-			trak.AddChild(mp4box.EmptyEdit(startMovie, durMovie))
+		var mediaHeader mp4.Box = mp4.CreateSmhd()
+		if o.tmpl.kind == video {
+			mediaHeader = mp4.CreateVmhd()
 		}
-
-		mdia := mp4.NewMdiaBox()
-		mdhd := *src.Mdia.Mdhd
-		mdhd.Duration = mediaDur
-		mdhd.Version = mp4box.Version(mediaDur)
-		mdia.AddChild(&mdhd)
-		mdia.AddChild(src.Mdia.Hdlr)
-		minf := mp4.NewMinfBox()
-		switch {
-		case o.tmpl.kind == video:
-			minf.AddChild(mp4.CreateVmhd())
-		default:
-			minf.AddChild(mp4.CreateSmhd())
-		}
-		dinf := &mp4.DinfBox{}
-		dinf.AddChild(mp4.CreateDref())
-		minf.AddChild(dinf)
-		stbl, trackOffsets := o.Stbl(src.Mdia.Minf.Stbl.Stsd, samplesPerChunk[k], co64)
+		trak, trackOffsets, dur := mp4box.Trak{
+			Src: o.tmpl.trak, ID: id, Timescale: o.timescale, Start: o.start,
+			MediaHeader: mediaHeader, Dinf: mp4box.NewDinf(), Table: &o.SampleTable,
+		}.Build(samplesPerChunk[k], co64)
 		offsets[k] = trackOffsets
-		minf.AddChild(stbl)
-		mdia.AddChild(minf)
-		trak.AddChild(mdia)
+		mvhd.Duration = max(mvhd.Duration, dur)
+		mvhd.NextTrackID = max(mvhd.NextTrackID, id+1)
 		moov.AddChild(trak)
 	}
 	mvhd.Version = mp4box.Version(mvhd.Duration)
