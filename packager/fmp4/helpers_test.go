@@ -3,7 +3,6 @@ package fmp4
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"io"
 	"os"
@@ -128,7 +127,7 @@ func writeFMP4(t testing.TB, fx *fixture, path string, o writeOptions) []int64 {
 				p = p.WithTimestamp(p.Timestamp + o.shift + uint32(r)*period)
 			}
 			if o.padTo > 0 && p.Kind == media.KindVideo && !p.SequenceHeader {
-				p = padVideo(t, p, o.padTo)
+				p = mediatest.PadVideo(t, p, o.padTo)
 			}
 			if err := w.WritePacket(p); err != nil {
 				t.Fatal(err)
@@ -149,27 +148,6 @@ func writeFMP4(t testing.TB, fx *fixture, path string, o writeOptions) []int64 {
 		ends = append(ends, cw.n)
 	}
 	return ends
-}
-
-// padVideo appends a filler data NAL unit (H.264 7.3.2.7, type 12) so the frame is
-// size bytes: bigger, still decodable frames for a realistic bitrate.
-func padVideo(t testing.TB, p *media.Packet, size int) *media.Packet {
-	b := p.Body()
-	if len(b) < 5 || b[1] != 1 || len(p.Payload())+6 > size {
-		return p
-	}
-	n := size - len(p.Payload()) - 4 // NAL unit bytes after its length
-	body := make([]byte, len(b), len(b)+4+n)
-	copy(body, b)
-	body = binary.BigEndian.AppendUint32(body, uint32(n))
-	body = append(body, 12)
-	body = append(body, bytes.Repeat([]byte{0xff}, n-2)...)
-	body = append(body, 0x80) // rbsp_trailing_bits
-	q, err := media.NewPacket(p.Kind, p.Timestamp, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return q
 }
 
 type countWriter struct {
