@@ -68,7 +68,7 @@ func TestWriteFinalize(t *testing.T) {
 				t.Errorf("fragmented boxes %v", boxes)
 			}
 			checkProbe(t, fx, frag, wantDur)
-			decodeClean(t, frag)
+			mediatest.DecodeClean(t, frag)
 
 			out := filepath.Join(dir, "rec.mp4")
 			st, err := FinalizeFile(frag, out)
@@ -89,7 +89,7 @@ func TestWriteFinalize(t *testing.T) {
 				t.Errorf("finalized boxes %v, want ftyp moov mdat", boxes)
 			}
 			checkProbe(t, fx, out, wantDur)
-			decodeClean(t, out)
+			mediatest.DecodeClean(t, out)
 			if entries, _ := os.ReadDir(dir); len(entries) != 2 {
 				t.Errorf("temporary files left: %v", entries)
 			}
@@ -296,7 +296,7 @@ func TestFinalizeLargeOffsets(t *testing.T) {
 		t.Errorf("%d bytes, Stats say %d", len(data), st.Bytes)
 	}
 	checkProbe(t, fx, out, probeDuration(t, "av.flv"))
-	decodeClean(t, out)
+	mediatest.DecodeClean(t, out)
 }
 
 // TestFragmentsStartWithKeyframe checks the flush order the Writer documents: Flush

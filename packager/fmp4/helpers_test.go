@@ -2,11 +2,9 @@ package fmp4
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -180,19 +178,6 @@ func topLevelBoxes(t testing.TB, path string) []string {
 		off = h.end()
 	}
 	return types
-}
-
-// decodeClean decodes the whole file with ffmpeg and fails on any message.
-func decodeClean(t testing.TB, path string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, "ffmpeg", "-nostdin", "-v", "error", "-i", path, "-f", "null", "-")
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil || stderr.Len() > 0 {
-		t.Errorf("ffmpeg decode %s: %v\n%s", filepath.Base(path), err, stderr.String())
-	}
 }
 
 // probeDuration is ffprobe's format duration of the original fixture.

@@ -1,7 +1,6 @@
 package mp4concat
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -175,17 +174,4 @@ func probePackets(t testing.TB, path, kind string) []packet {
 		t.Fatal(err)
 	}
 	return r.Packets
-}
-
-// decodeClean decodes the whole file with ffmpeg and fails on any message.
-func decodeClean(t testing.TB, path string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, "ffmpeg", "-nostdin", "-v", "error", "-i", path, "-f", "null", "-")
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil || stderr.Len() > 0 {
-		t.Errorf("ffmpeg decode %s: %v\n%s", filepath.Base(path), err, stderr.String())
-	}
 }
