@@ -1,13 +1,10 @@
 package api
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/livetape/livetape/jobs"
-	"github.com/livetape/livetape/storage"
 )
 
 // maxStitchBody bounds a POST /api/v1/stitch body before it is decoded: 1 000 file ids
@@ -19,30 +16,15 @@ const maxStitchBody = 256 << 10
 // id derives from them, so the same request posted twice is one job.
 func (a *apiHandler) postStitch(w http.ResponseWriter, r *http.Request) {
 	var req jobs.StitchRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxStitchBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		a.cfg.Log.Warn("api: stitch refused", "client", r.RemoteAddr, "err", err)
-		writeError(w, http.StatusBadRequest, "bad stitch request: "+err.Error()+
-			` (want JSON {"file_ids":[…]} or {"broadcast_id","app","stream_id"} or {"app","stream_id","from","to"}, with "gaps":"close"|"keep")`)
+	want := `JSON {"file_ids":[…]} or {"broadcast_id","app","stream_id"} or {"app","stream_id","from","to"}, with "gaps":"close"|"keep"`
+	if !a.decodeJobRequest(w, r, "stitch", maxStitchBody, want, &req) {
 		return
 	}
 	p, err := jobs.ResolveStitch(r.Context(), a.cfg.Catalog, req)
-	switch {
-	case errors.Is(err, jobs.ErrBadStitch):
-		a.cfg.Log.Warn("api: stitch refused", "client", r.RemoteAddr, "err", err)
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	case errors.Is(err, storage.ErrNotFound):
-		writeError(w, http.StatusNotFound, strings.TrimPrefix(err.Error(), "catalog: "))
-		return
-	case err != nil:
-		a.storageError(w, err)
+	if a.answerResolveError(w, r, "stitch", jobs.ErrBadStitch, err) {
 		return
 	}
-	if err := a.cfg.Queue.EnqueueStitch(r.Context(), p); err != nil {
-		a.cfg.Log.Error("api: stitch not queued", "job_id", p.JobID, "err", err)
-		writeError(w, http.StatusServiceUnavailable, "queue unavailable")
+	if a.answerEnqueueError(w, "stitch", p.JobID, a.cfg.Queue.EnqueueStitch(r.Context(), p)) {
 		return
 	}
 	a.cfg.Log.Info("api: stitch queued", "job_id", p.JobID, "inputs", len(p.FileIDs), "type", p.Type)

@@ -1,13 +1,10 @@
 package api
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/livetape/livetape/jobs"
-	"github.com/livetape/livetape/storage"
 )
 
 // maxTranscodeBody bounds a POST /api/v1/transcode body before it is decoded.
@@ -19,30 +16,15 @@ const maxTranscodeBody = 16 << 10
 // posted twice is one job. Answers 202 {"job_id": "…"}.
 func (a *apiHandler) postTranscode(w http.ResponseWriter, r *http.Request) {
 	var req jobs.TranscodeRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxTranscodeBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		a.cfg.Log.Warn("api: transcode refused", "client", r.RemoteAddr, "err", err)
-		writeError(w, http.StatusBadRequest, "bad transcode request: "+err.Error()+
-			` (want JSON {"file_id":"…","templates":["sd","hd"],"format":"mp4"|"hls"})`)
+	want := `JSON {"file_id":"…","templates":["sd","hd"],"format":"mp4"|"hls"}`
+	if !a.decodeJobRequest(w, r, "transcode", maxTranscodeBody, want, &req) {
 		return
 	}
 	p, err := jobs.ResolveTranscode(r.Context(), a.cfg.Catalog, req, a.cfg.TranscodeTemplates)
-	switch {
-	case errors.Is(err, jobs.ErrBadTranscode):
-		a.cfg.Log.Warn("api: transcode refused", "client", r.RemoteAddr, "err", err)
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	case errors.Is(err, storage.ErrNotFound):
-		writeError(w, http.StatusNotFound, strings.TrimPrefix(err.Error(), "catalog: "))
-		return
-	case err != nil:
-		a.storageError(w, err)
+	if a.answerResolveError(w, r, "transcode", jobs.ErrBadTranscode, err) {
 		return
 	}
-	if err := a.cfg.Queue.EnqueueTranscode(r.Context(), p); err != nil {
-		a.cfg.Log.Error("api: transcode not queued", "job_id", p.JobID, "err", err)
-		writeError(w, http.StatusServiceUnavailable, "queue unavailable")
+	if a.answerEnqueueError(w, "transcode", p.JobID, a.cfg.Queue.EnqueueTranscode(r.Context(), p)) {
 		return
 	}
 	a.cfg.Log.Info("api: transcode queued", "job_id", p.JobID, "file_id", p.FileID, "templates", p.Templates, "format", p.Format)

@@ -40,28 +40,8 @@ func (o *outbox) put(ev Event) error {
 	if err != nil {
 		return fmt.Errorf("jobs: outbox %q: %w", id, err)
 	}
-	f, err := os.CreateTemp(o.dir, "."+id+".*.tmp")
-	if err != nil {
+	if err := writeFileAtomic(o.dir, id, b); err != nil {
 		return fmt.Errorf("jobs: outbox %q: %w", id, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, o.path(id))
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("jobs: outbox %q: %w", id, err)
-	}
-	if d, err := os.Open(o.dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

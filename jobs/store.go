@@ -224,21 +224,30 @@ func (s *fileEventStore) read(id string) (EventRecord, error) {
 	return rec, nil
 }
 
-// write replaces the record's file atomically: a temporary file in the same
-// directory, fsynced, renamed over the old one, then the directory fsynced so
-// that the rename itself survives a power cut.
+// write replaces the record's file atomically (writeFileAtomic).
 func (s *fileEventStore) write(rec EventRecord) error {
 	id := rec.Event.EventID
 	b, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
 		return fmt.Errorf("jobs: write event %q: %w", id, err)
 	}
-	f, err := os.CreateTemp(s.dir, "."+id+".*.tmp")
-	if err != nil {
+	if err := writeFileAtomic(s.dir, id, append(b, '\n')); err != nil {
 		return fmt.Errorf("jobs: write event %q: %w", id, err)
 	}
+	return nil
+}
+
+// writeFileAtomic replaces dir/id.json with data: a temporary file in the same
+// directory, fsynced, renamed over the old one, then the directory fsynced so that
+// the rename itself survives a power cut. A crash leaves the old file or the new one,
+// and at worst a temporary file.
+func writeFileAtomic(dir, id string, data []byte) error {
+	f, err := os.CreateTemp(dir, "."+id+".*.tmp")
+	if err != nil {
+		return err
+	}
 	tmp := f.Name()
-	_, err = f.Write(append(b, '\n'))
+	_, err = f.Write(data)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -246,13 +255,13 @@ func (s *fileEventStore) write(rec EventRecord) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, s.path(id))
+		err = os.Rename(tmp, filepath.Join(dir, id+".json"))
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("jobs: write event %q: %w", id, err)
+		return err
 	}
-	if d, err := os.Open(s.dir); err == nil {
+	if d, err := os.Open(dir); err == nil {
 		d.Sync()
 		d.Close()
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -12,27 +11,15 @@ import (
 	"github.com/livetape/livetape/storage/catalog"
 )
 
-// catalogFlags defines the flags of `livetape catalog rebuild`: the settings that
-// locate the storage and the Redis, from the same file and variables as serve.
-func catalogFlags() (*flag.FlagSet, *string) {
-	fs := flag.NewFlagSet("catalog", flag.ContinueOnError)
-	config := fs.String("config", "", "YAML configuration file (env "+envConfigFile+")")
-	registerFlags(fs)
-	return fs, config
-}
-
 // cmdCatalog runs `livetape catalog rebuild`: the index in Redis made again from the
-// catalog JSON in the storage, which stays the truth.
+// catalog JSON in the storage, which stays the truth. Its settings locate the storage
+// and the Redis, from the same file and variables as serve.
 func cmdCatalog(ctx context.Context, args []string, env func(string) (string, bool), stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "rebuild" {
 		return usagef("want 'livetape catalog rebuild [flags]'")
 	}
-	fs, configPath := catalogFlags()
-	if done, err := parseFlags(fs, args[1:], stdout); done || err != nil {
-		return err
-	}
-	cfg, err := loadConfig(*configPath, env, fs)
-	if err != nil {
+	cfg, done, err := parseConfig("catalog", args[1:], env, stdout)
+	if done || err != nil {
 		return err
 	}
 	if cfg.Jobs.RedisAddr == "" {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -34,9 +35,9 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"serve", "run the server: RTMP ingest, live playback, recording, upload, callbacks, VOD replay, the API and /metrics (--no-worker: callbacks left to workers)", func() *flag.FlagSet { fs, _ := serveFlags(); return fs }, cmdServe},
-		{"worker", "run the shared jobs only (callbacks) against a shared Redis, beside serve nodes", func() *flag.FlagSet { fs, _ := workerFlags(); return fs }, cmdWorker},
-		{"catalog", "'catalog rebuild': rebuild the recordings index in Redis from the storage", func() *flag.FlagSet { fs, _ := catalogFlags(); return fs }, cmdCatalog},
+		{"serve", "run the server: RTMP ingest, live playback, recording, upload, callbacks, VOD replay, the API and /metrics (--no-worker: callbacks left to workers)", func() *flag.FlagSet { fs, _ := configFlags("serve"); return fs }, cmdServe},
+		{"worker", "run the shared jobs only (callbacks) against a shared Redis, beside serve nodes", func() *flag.FlagSet { fs, _ := configFlags("worker"); return fs }, cmdWorker},
+		{"catalog", "'catalog rebuild': rebuild the recordings index in Redis from the storage", func() *flag.FlagSet { fs, _ := configFlags("catalog"); return fs }, cmdCatalog},
 		{"sign", "print signed push and play URLs for a stream", func() *flag.FlagSet { fs, _ := signFlags(); return fs }, cmdSign},
 		{"stitch", "join MP4 recordings into one MP4 without re-encoding: livetape stitch OUT IN...", func() *flag.FlagSet { fs, _ := stitchFlags(); return fs }, cmdStitch},
 		{"transcode", "transcode IN OUT: a local file to MP4 renditions or an HLS ABR set, with a progress bar", func() *flag.FlagSet { fs, _ := transcodeFlags(); return fs }, cmdTranscode},
@@ -136,28 +137,43 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) (done bool, e
 	return false, nil
 }
 
-// serveFlags defines the flags of `livetape serve`.
-func serveFlags() (*flag.FlagSet, *string) {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+// configFlags defines the flags of a command that reads the server's settings
+// (serve, worker, catalog): -config and every setting, from the same file and LIVETAPE_*
+// variables, so that one file serves every role.
+func configFlags(name string) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	config := fs.String("config", "", "YAML configuration file (env "+envConfigFile+")")
 	registerFlags(fs)
 	return fs, config
 }
 
-func cmdServe(ctx context.Context, args []string, env func(string) (string, bool), stdout, stderr io.Writer) error {
-	fs, configPath := serveFlags()
+// parseConfig parses the flags of the settings command name and loads its
+// configuration; done is true when only the help was asked for (and printed).
+func parseConfig(name string, args []string, env func(string) (string, bool), stdout io.Writer) (cfg Config, done bool, err error) {
+	fs, configPath := configFlags(name)
 	if done, err := parseFlags(fs, args, stdout); done || err != nil {
-		return err
+		return Config{}, done, err
 	}
-	cfg, err := loadConfig(*configPath, env, fs)
-	if err != nil {
+	cfg, err = loadConfig(*configPath, env, fs)
+	return cfg, false, err
+}
+
+// runRole runs a long-lived role (serve, worker) with its settings and logger.
+func runRole(ctx context.Context, name string, args []string, env func(string) (string, bool), stdout, stderr io.Writer,
+	run func(context.Context, Config, *slog.Logger) error) error {
+	cfg, done, err := parseConfig(name, args, env, stdout)
+	if done || err != nil {
 		return err
 	}
 	log, err := newLogger(cfg.Log, stderr)
 	if err != nil {
 		return err
 	}
-	return runServe(ctx, cfg, log)
+	return run(ctx, cfg, log)
+}
+
+func cmdServe(ctx context.Context, args []string, env func(string) (string, bool), stdout, stderr io.Writer) error {
+	return runRole(ctx, "serve", args, env, stdout, stderr, runServe)
 }
 
 func cmdVersion(_ context.Context, args []string, _ func(string) (string, bool), stdout, _ io.Writer) error {

@@ -12,55 +12,16 @@ import (
 	"time"
 
 	"github.com/livetape/livetape/internal/mediatest"
-	"github.com/livetape/livetape/media"
-	"github.com/livetape/livetape/packager/fmp4"
+	"github.com/livetape/livetape/internal/mp4test"
 	"github.com/livetape/livetape/packager/mp4concat"
 )
 
-// recordFixture records a testdata FLV as the recorder does (packager/fmp4, flushed
-// per keyframe and second, finalized) into path.
-func recordFixture(t *testing.T, name, path string) {
+// recordFixture writes to path a recording of a testdata FLV as the recorder makes it
+// (internal/mp4test), lasting period.
+func recordFixture(t *testing.T, name string, period time.Duration, path string) {
 	t.Helper()
-	var tracks fmp4.Tracks
-	var pkts []*media.Packet
-	for _, p := range mediatest.ReadFLV(t, filepath.Join("..", "..", "testdata", name)) {
-		var err error
-		switch {
-		case p.Kind == media.KindData:
-			continue
-		case p.Kind == media.KindVideo && p.SequenceHeader:
-			tracks.Video, err = media.ParseAVCConfig(p.Payload())
-		case p.Kind == media.KindAudio && p.SequenceHeader:
-			tracks.Audio, err = media.ParseAACConfig(p.Payload())
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		pkts = append(pkts, p)
-	}
-	f, err := os.Create(path + ".part")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	w, err := fmp4.NewWriter(f, tracks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range pkts {
-		if err := w.WritePacket(p); err != nil {
-			t.Fatal(err)
-		}
-		if p.Kind == media.KindVideo && p.Keyframe || w.Pending() >= time.Second {
-			if err := w.Flush(); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := fmp4.FinalizeFile(path+".part", path); err != nil {
+	mp4 := mp4test.Record(t, filepath.Join("..", "..", "testdata", name), 1, period)
+	if err := os.WriteFile(path, mp4, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -72,7 +33,7 @@ func TestStitchCommand(t *testing.T) {
 	mediatest.NeedFFmpeg(t)
 	dir := t.TempDir()
 	rec := filepath.Join(dir, "a.mp4")
-	recordFixture(t, "av.flv", rec)
+	recordFixture(t, "av.flv", 4*time.Second, rec)
 	data, err := os.ReadFile(rec)
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +62,7 @@ func TestStitchCommand(t *testing.T) {
 	}
 
 	other := filepath.Join(dir, "720.mp4")
-	recordFixture(t, "video720.flv", other)
+	recordFixture(t, "video720.flv", time.Second, other)
 	bad := filepath.Join(dir, "bad.mp4")
 	err = runEnv(context.Background(), []string{"stitch", "--quiet", bad, rec, other}, noEnv, &stdout, &stderr)
 	if !errors.Is(err, mp4concat.ErrConfigMismatch) || !strings.Contains(err.Error(), "transcode") {

@@ -3,37 +3,17 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"io"
 	"log/slog"
 
 	"github.com/livetape/livetape/jobs"
 )
 
-// workerFlags defines the flags of `livetape worker`: the same settings as serve, read
-// from the same file and LIVETAPE_* variables (those a worker does not use, such as
-// the listen addresses, are accepted and ignored, so that one file serves every role).
-func workerFlags() (*flag.FlagSet, *string) {
-	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
-	config := fs.String("config", "", "YAML configuration file (env "+envConfigFile+")")
-	registerFlags(fs)
-	return fs, config
-}
-
+// cmdWorker runs `livetape worker`: the same settings as serve, read from the same file
+// and LIVETAPE_* variables (those a worker does not use, such as the listen addresses,
+// are accepted and ignored, so that one file serves every role).
 func cmdWorker(ctx context.Context, args []string, env func(string) (string, bool), stdout, stderr io.Writer) error {
-	fs, configPath := workerFlags()
-	if done, err := parseFlags(fs, args, stdout); done || err != nil {
-		return err
-	}
-	cfg, err := loadConfig(*configPath, env, fs)
-	if err != nil {
-		return err
-	}
-	log, err := newLogger(cfg.Log, stderr)
-	if err != nil {
-		return err
-	}
-	return runWorker(ctx, cfg, log)
+	return runRole(ctx, "worker", args, env, stdout, stderr, runWorker)
 }
 
 // errWorkerNeedsRedis: a worker shares the queue of serve nodes, which the embedded

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/livetape/livetape/internal/mediatest"
 	"github.com/livetape/livetape/media"
 )
 
@@ -52,7 +53,7 @@ func BenchmarkFinalize(b *testing.B) {
 		runtime.GC()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		peak := watchHeap()
+		peak := mediatest.WatchHeap()
 		for b.Loop() {
 			if st, err = finalize(dst); err != nil {
 				b.Fatal(err)
@@ -85,33 +86,6 @@ func BenchmarkFinalize(b *testing.B) {
 	b.Run("FinalizeFile", func(b *testing.B) {
 		run(b, func(dst string) (Stats, error) { return FinalizeFile(src, dst) })
 	})
-}
-
-// watchHeap samples HeapInuse every millisecond until the returned function is called,
-// which returns the highest value seen.
-func watchHeap() func() uint64 {
-	done := make(chan struct{})
-	result := make(chan uint64)
-	go func() {
-		var m runtime.MemStats
-		var peak uint64
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for {
-			runtime.ReadMemStats(&m)
-			peak = max(peak, m.HeapInuse)
-			select {
-			case <-done:
-				result <- peak
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	return func() uint64 {
-		close(done)
-		return <-result
-	}
 }
 
 // BenchmarkWriter writes the av fixture through a Writer to io.Discard as the recorder

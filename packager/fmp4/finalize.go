@@ -2,7 +2,6 @@ package fmp4
 
 import (
 	"bufio"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"math"
@@ -11,10 +10,9 @@ import (
 	"time"
 
 	"github.com/Eyevinn/mp4ff/mp4"
-)
 
-// movieTimescale is the mvhd timescale of finalized files: durations in milliseconds.
-const movieTimescale = 1000
+	"github.com/livetape/livetape/packager/mp4box"
+)
 
 // copyBufferSize is the buffer media is copied through: large, so that a chunk (a
 // second of one track) is one read and one write.
@@ -128,7 +126,7 @@ func (s *scanner) writeProgressive(dst io.Writer) (Stats, error) {
 	next := make([]int, len(s.tracks))
 	pos := dataStart
 	for _, c := range s.chunks {
-		offsets[c.track].set(next[c.track], uint64(pos))
+		offsets[c.track].Set(next[c.track], uint64(pos))
 		next[c.track]++
 		pos += c.size
 	}
@@ -140,16 +138,7 @@ func (s *scanner) writeProgressive(dst io.Writer) (Stats, error) {
 	if err := moov.Encode(bw); err != nil {
 		return Stats{}, fmt.Errorf("fmp4: finalize: write moov: %w", err)
 	}
-	var hdr [16]byte
-	if mdatHdr == 16 {
-		binary.BigEndian.PutUint32(hdr[:], 1)
-		copy(hdr[4:], "mdat")
-		binary.BigEndian.PutUint64(hdr[8:], uint64(payload+16))
-	} else {
-		binary.BigEndian.PutUint32(hdr[:], uint32(payload+8))
-		copy(hdr[4:], "mdat")
-	}
-	if _, err := bw.Write(hdr[:mdatHdr]); err != nil {
+	if _, err := bw.Write(mp4box.MdatHeader(payload, mdatHdr == 16)); err != nil {
 		return Stats{}, fmt.Errorf("fmp4: finalize: write mdat: %w", err)
 	}
 	if err := bw.Flush(); err != nil {
@@ -162,11 +151,11 @@ func (s *scanner) writeProgressive(dst io.Writer) (Stats, error) {
 	st := Stats{Bytes: dataStart + payload}
 	for _, t := range s.tracks {
 		if t.video {
-			st.VideoFrames += len(t.sizes)
+			st.VideoFrames += len(t.Sizes)
 		} else {
-			st.AudioFrames += len(t.sizes)
+			st.AudioFrames += len(t.Sizes)
 		}
-		end := time.Duration(float64(t.start+t.mediaDuration()) / float64(t.timescale) * float64(time.Second))
+		end := time.Duration(float64(t.start+t.Duration()) / float64(t.timescale) * float64(time.Second))
 		st.Duration = max(st.Duration, end)
 	}
 	return st, nil
@@ -203,176 +192,51 @@ type onlyWriter struct{ w io.Writer }
 
 func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
 
-// chunkOffsets is the stco or co64 of one track, filled once the moov size is known.
-type chunkOffsets struct {
-	stco *mp4.StcoBox
-	co64 *mp4.Co64Box
-}
-
-func (o chunkOffsets) set(i int, off uint64) {
-	if o.co64 != nil {
-		o.co64.ChunkOffset[i] = off
-	} else if o.stco != nil {
-		o.stco.ChunkOffset[i] = uint32(off)
-	}
-}
-
 // buildMoov builds the progressive moov, with chunk offsets still zero; offsets[i]
 // receives track i's. Tracks without samples are left out.
-func (s *scanner) buildMoov(co64 bool) (*mp4.MoovBox, []chunkOffsets) {
+func (s *scanner) buildMoov(co64 bool) (*mp4.MoovBox, []mp4box.ChunkOffsets) {
 	moov := mp4.NewMoovBox()
 	mvhd := *s.moov.Mvhd
-	mvhd.Timescale = movieTimescale
+	mvhd.Timescale = mp4box.MovieTimescale
 	mvhd.Duration = 0
 	mvhd.NextTrackID = 1
 	moov.AddChild(&mvhd)
 
-	// Chunks per track, in file order.
-	chunkCounts := make([]int, len(s.tracks))
+	// Samples per chunk of each track, in file order.
+	samplesPerChunk := make([][]uint32, len(s.tracks))
 	for _, c := range s.chunks {
-		chunkCounts[c.track]++
+		samplesPerChunk[c.track] = append(samplesPerChunk[c.track], c.n)
 	}
-	offsets := make([]chunkOffsets, len(s.tracks))
+	offsets := make([]mp4box.ChunkOffsets, len(s.tracks))
 	for i, t := range s.tracks {
-		if len(t.sizes) == 0 {
+		if len(t.Sizes) == 0 {
 			continue
 		}
-		mediaDur := t.mediaDuration()
-		startMovie := scaleRound(t.start, movieTimescale, t.timescale)
-		durMovie := scaleRound(mediaDur, movieTimescale, t.timescale)
-		mvhd.Duration = max(mvhd.Duration, startMovie+durMovie)
-		mvhd.NextTrackID = max(mvhd.NextTrackID, t.id+1)
-
-		trak := mp4.NewTrakBox()
-		tkhd := *t.trak.Tkhd
-		tkhd.Duration = startMovie + durMovie
-		tkhd.Version = version(tkhd.Duration)
-		tkhd.Flags = 0x3 // track_enabled | track_in_movie
-		trak.AddChild(&tkhd)
-		if t.start > 0 {
-			// A track that starts after the recording does (audio primed later than
-			// the first video frame, say) waits behind an empty edit, which keeps
-			// it in sync with the others (ISO/IEC 14496-12 8.6.6).
-			elst := &mp4.ElstBox{Entries: []mp4.ElstEntry{
-				{SegmentDuration: startMovie, MediaTime: -1, MediaRateInteger: 1},
-				{SegmentDuration: durMovie, MediaTime: 0, MediaRateInteger: 1},
-			}}
-			elst.Version = version(startMovie + durMovie)
-			edts := &mp4.EdtsBox{}
-			edts.AddChild(elst)
-			edts.Elst = append(edts.Elst, elst)
-			trak.AddChild(edts)
-		}
-
-		mdia := mp4.NewMdiaBox()
-		mdhd := *t.trak.Mdia.Mdhd
-		mdhd.Duration = mediaDur
-		mdhd.Version = version(mediaDur)
-		mdia.AddChild(&mdhd)
-		mdia.AddChild(t.trak.Mdia.Hdlr)
-		minf := mp4.NewMinfBox()
 		src := t.trak.Mdia.Minf
+		var mediaHeader mp4.Box
 		switch {
 		case src.Vmhd != nil:
-			minf.AddChild(src.Vmhd)
+			mediaHeader = src.Vmhd
 		case src.Smhd != nil:
-			minf.AddChild(src.Smhd)
+			mediaHeader = src.Smhd
 		case t.video:
-			minf.AddChild(mp4.CreateVmhd())
+			mediaHeader = mp4.CreateVmhd()
 		default:
-			minf.AddChild(mp4.CreateSmhd())
+			mediaHeader = mp4.CreateSmhd()
 		}
-		if src.Dinf != nil {
-			minf.AddChild(src.Dinf)
-		} else {
-			dinf := &mp4.DinfBox{}
-			dinf.AddChild(mp4.CreateDref())
-			minf.AddChild(dinf)
+		dinf := src.Dinf
+		if dinf == nil {
+			dinf = mp4box.NewDinf()
 		}
-		minf.AddChild(t.stbl(chunkCounts[i], s.chunks, i, co64, &offsets[i]))
-		mdia.AddChild(minf)
-		trak.AddChild(mdia)
+		trak, trackOffsets, dur := mp4box.Trak{
+			Src: t.trak, ID: t.id, Timescale: t.timescale, Start: t.start,
+			MediaHeader: mediaHeader, Dinf: dinf, Table: &t.SampleTable,
+		}.Build(samplesPerChunk[i], co64)
+		offsets[i] = trackOffsets
+		mvhd.Duration = max(mvhd.Duration, dur)
+		mvhd.NextTrackID = max(mvhd.NextTrackID, t.id+1)
 		moov.AddChild(trak)
 	}
-	mvhd.Version = version(mvhd.Duration)
+	mvhd.Version = mp4box.Version(mvhd.Duration)
 	return moov, offsets
-}
-
-// stbl builds the sample table box (ISO/IEC 14496-12 8.5): the init segment's sample
-// descriptions and the tables gathered from the fragments.
-func (t *trackTable) stbl(nChunks int, chunks []chunk, track int, co64 bool, offsets *chunkOffsets) *mp4.StblBox {
-	stbl := mp4.NewStblBox()
-	stbl.AddChild(t.trak.Mdia.Minf.Stbl.Stsd)
-
-	stts := &mp4.SttsBox{
-		SampleCount:     make([]uint32, len(t.stts)),
-		SampleTimeDelta: make([]uint32, len(t.stts)),
-	}
-	for i, r := range t.stts {
-		stts.SampleCount[i], stts.SampleTimeDelta[i] = r.count, r.delta
-	}
-	stbl.AddChild(stts)
-
-	if t.cto {
-		ctts := &mp4.CttsBox{
-			EndSampleNr:  make([]uint32, 1, len(t.ctts)+1),
-			SampleOffset: make([]int32, len(t.ctts)),
-		}
-		if t.negCto {
-			ctts.Version = 1 // signed offsets
-		}
-		var end uint32
-		for i, r := range t.ctts {
-			end += r.count
-			ctts.EndSampleNr = append(ctts.EndSampleNr, end)
-			ctts.SampleOffset[i] = r.offset
-		}
-		stbl.AddChild(ctts)
-	}
-
-	if t.nonSync {
-		stbl.AddChild(&mp4.StssBox{SampleNumber: t.syncs})
-	}
-
-	// One stsc entry per change in the number of samples per chunk.
-	stsc := &mp4.StscBox{}
-	var chunkNr, lastN uint32
-	for _, c := range chunks {
-		if c.track != track {
-			continue
-		}
-		chunkNr++
-		if chunkNr == 1 || c.n != lastN {
-			stsc.AddEntry(chunkNr, c.n, 1)
-			lastN = c.n
-		}
-	}
-	stbl.AddChild(stsc)
-
-	stbl.AddChild(&mp4.StszBox{SampleNumber: uint32(len(t.sizes)), SampleSize: t.sizes})
-
-	if co64 {
-		offsets.co64 = &mp4.Co64Box{ChunkOffset: make([]uint64, nChunks)}
-		stbl.AddChild(offsets.co64)
-	} else {
-		offsets.stco = &mp4.StcoBox{ChunkOffset: make([]uint32, nChunks)}
-		stbl.AddChild(offsets.stco)
-	}
-	return stbl
-}
-
-// scaleRound converts v from timescale from to timescale to, rounding to nearest.
-func scaleRound(v uint64, to, from uint32) uint64 {
-	if v > math.MaxUint64/uint64(to) {
-		return v / uint64(from) * uint64(to)
-	}
-	return (v*uint64(to) + uint64(from)/2) / uint64(from)
-}
-
-// version is the full-box version whose fields hold d: 0 for 32 bits, 1 for 64.
-func version(d uint64) byte {
-	if d > math.MaxUint32 {
-		return 1
-	}
-	return 0
 }

@@ -68,7 +68,7 @@ func TestWriteFinalize(t *testing.T) {
 				t.Errorf("fragmented boxes %v", boxes)
 			}
 			checkProbe(t, fx, frag, wantDur)
-			decodeClean(t, frag)
+			mediatest.DecodeClean(t, frag)
 
 			out := filepath.Join(dir, "rec.mp4")
 			st, err := FinalizeFile(frag, out)
@@ -89,7 +89,7 @@ func TestWriteFinalize(t *testing.T) {
 				t.Errorf("finalized boxes %v, want ftyp moov mdat", boxes)
 			}
 			checkProbe(t, fx, out, wantDur)
-			decodeClean(t, out)
+			mediatest.DecodeClean(t, out)
 			if entries, _ := os.ReadDir(dir); len(entries) != 2 {
 				t.Errorf("temporary files left: %v", entries)
 			}
@@ -152,16 +152,16 @@ func TestWriterTimestamps(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tr := range s.tracks {
-		secs := float64(tr.start+tr.mediaDuration()) / float64(tr.timescale)
+		secs := float64(tr.start+tr.Duration()) / float64(tr.timescale)
 		if secs < 3.9 || secs > 4.2 {
 			t.Errorf("track %d ends at %.3f s, want ~4.1", tr.id, secs)
 		}
 		if tr.video {
-			if tr.start != 0 || len(tr.stts) != 1 || tr.stts[0].delta != 3600 {
-				t.Errorf("video starts at %d, stts %v: want 0 and 3600 per frame", tr.start, tr.stts)
+			if tr.start != 0 || len(tr.Stts) != 1 || tr.Stts[0].Delta != 3600 {
+				t.Errorf("video starts at %d, stts %v: want 0 and 3600 per frame", tr.start, tr.Stts)
 			}
-			if len(tr.syncs) != 4 || !tr.cto {
-				t.Errorf("video: %d sync samples, composition offsets %v: want 4 and B-frames", len(tr.syncs), tr.cto)
+			if len(tr.Syncs) != 4 || !tr.Cto {
+				t.Errorf("video: %d sync samples, composition offsets %v: want 4 and B-frames", len(tr.Syncs), tr.Cto)
 			}
 			continue
 		}
@@ -169,8 +169,8 @@ func TestWriterTimestamps(t *testing.T) {
 		if want := uint64(57 * 44100 / 1000); tr.start < want-50 || tr.start > want+50 {
 			t.Errorf("audio starts at %d, want ~%d", tr.start, want)
 		}
-		if len(tr.stts) != 1 || tr.stts[0].delta != 1024 {
-			t.Errorf("audio stts %v, want 1024 per frame", tr.stts)
+		if len(tr.Stts) != 1 || tr.Stts[0].Delta != 1024 {
+			t.Errorf("audio stts %v, want 1024 per frame", tr.Stts)
 		}
 	}
 }
@@ -296,7 +296,7 @@ func TestFinalizeLargeOffsets(t *testing.T) {
 		t.Errorf("%d bytes, Stats say %d", len(data), st.Bytes)
 	}
 	checkProbe(t, fx, out, probeDuration(t, "av.flv"))
-	decodeClean(t, out)
+	mediatest.DecodeClean(t, out)
 }
 
 // TestFragmentsStartWithKeyframe checks the flush order the Writer documents: Flush

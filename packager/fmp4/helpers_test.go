@@ -2,12 +2,9 @@ package fmp4
 
 import (
 	"bytes"
-	"context"
-	"encoding/binary"
 	"errors"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -128,7 +125,7 @@ func writeFMP4(t testing.TB, fx *fixture, path string, o writeOptions) []int64 {
 				p = p.WithTimestamp(p.Timestamp + o.shift + uint32(r)*period)
 			}
 			if o.padTo > 0 && p.Kind == media.KindVideo && !p.SequenceHeader {
-				p = padVideo(t, p, o.padTo)
+				p = mediatest.PadVideo(t, p, o.padTo)
 			}
 			if err := w.WritePacket(p); err != nil {
 				t.Fatal(err)
@@ -149,27 +146,6 @@ func writeFMP4(t testing.TB, fx *fixture, path string, o writeOptions) []int64 {
 		ends = append(ends, cw.n)
 	}
 	return ends
-}
-
-// padVideo appends a filler data NAL unit (H.264 7.3.2.7, type 12) so the frame is
-// size bytes: bigger, still decodable frames for a realistic bitrate.
-func padVideo(t testing.TB, p *media.Packet, size int) *media.Packet {
-	b := p.Body()
-	if len(b) < 5 || b[1] != 1 || len(p.Payload())+6 > size {
-		return p
-	}
-	n := size - len(p.Payload()) - 4 // NAL unit bytes after its length
-	body := make([]byte, len(b), len(b)+4+n)
-	copy(body, b)
-	body = binary.BigEndian.AppendUint32(body, uint32(n))
-	body = append(body, 12)
-	body = append(body, bytes.Repeat([]byte{0xff}, n-2)...)
-	body = append(body, 0x80) // rbsp_trailing_bits
-	q, err := media.NewPacket(p.Kind, p.Timestamp, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return q
 }
 
 type countWriter struct {
@@ -202,19 +178,6 @@ func topLevelBoxes(t testing.TB, path string) []string {
 		off = h.end()
 	}
 	return types
-}
-
-// decodeClean decodes the whole file with ffmpeg and fails on any message.
-func decodeClean(t testing.TB, path string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, "ffmpeg", "-nostdin", "-v", "error", "-i", path, "-f", "null", "-")
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil || stderr.Len() > 0 {
-		t.Errorf("ffmpeg decode %s: %v\n%s", filepath.Base(path), err, stderr.String())
-	}
 }
 
 // probeDuration is ffprobe's format duration of the original fixture.

@@ -93,7 +93,7 @@ func TestRecover(t *testing.T) {
 			if _, _, _, frames := r.Stream("audio"); frames != st.AudioFrames {
 				t.Errorf("ffprobe counts %d audio frames, Finalize %d", frames, st.AudioFrames)
 			}
-			decodeClean(t, out)
+			mediatest.DecodeClean(t, out)
 		})
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/livetape/livetape/internal/mediatest"
 )
 
 // benchFrameBytes pads the fixture's video to 12.5 kB a frame: 2.5 Mbit/s at 25 fps.
@@ -105,7 +107,7 @@ func BenchmarkConcat(b *testing.B) {
 			runtime.GC()
 			var before runtime.MemStats
 			runtime.ReadMemStats(&before)
-			peak := watchHeap()
+			peak := mediatest.WatchHeap()
 			for b.Loop() {
 				m, err := Concat(ins, Options{})
 				if err != nil {
@@ -174,31 +176,4 @@ func BenchmarkClip(b *testing.B) {
 	b.SetBytes(size)
 	b.ReportMetric(float64(firstByte.Milliseconds())/float64(b.N), "ms-first-byte")
 	b.ReportMetric(float64(size)/(1<<20), "MiB-clip")
-}
-
-// watchHeap samples HeapInuse every millisecond until the returned function is called,
-// which returns the highest value seen.
-func watchHeap() func() uint64 {
-	done := make(chan struct{})
-	result := make(chan uint64)
-	go func() {
-		var m runtime.MemStats
-		var peak uint64
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for {
-			runtime.ReadMemStats(&m)
-			peak = max(peak, m.HeapInuse)
-			select {
-			case <-done:
-				result <- peak
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	return func() uint64 {
-		close(done)
-		return <-result
-	}
 }

@@ -7,6 +7,8 @@ import (
 	"math"
 	"slices"
 	"time"
+
+	"github.com/livetape/livetape/packager/mp4box"
 )
 
 // GapMode says what becomes of the time between two inputs.
@@ -61,13 +63,7 @@ type outTrack struct {
 	start     uint64 // empty edit before the first sample, ticks
 	end       uint64 // decode time after the last sample, start included
 
-	sizes   []uint32
-	stts    []timeRun
-	ctts    []offsetRun
-	cto     bool
-	negCto  bool
-	syncs   []uint32
-	nonSync bool
+	mp4box.SampleTable
 }
 
 // outChunk is a run of samples of one track, contiguous in one input.
@@ -100,7 +96,7 @@ func (b *builder) add(p piece) error {
 		}
 		first := int64(t.start + t.dts(sel.first))
 		target := first + nsToTicks(p.at-p.origin, t.timescale)
-		if len(o.sizes) == 0 {
+		if len(o.Sizes) == 0 {
 			o.start = uint64(max(target, 0))
 			o.end = o.start
 		} else {
@@ -127,52 +123,21 @@ func (b *builder) add(p piece) error {
 // moveEnd makes the last sample end at target: longer for a gap, shorter (but at
 // least one tick) for an overlap.
 func (o *outTrack) moveEnd(target int64) {
-	n := len(o.stts)
-	last := &o.stts[n-1]
-	delta := int64(last.delta) + target - int64(o.end)
+	lastDelta := int64(o.Stts[len(o.Stts)-1].Delta)
+	delta := lastDelta + target - int64(o.end)
 	delta = min(max(delta, 1), math.MaxUint32)
-	if delta == int64(last.delta) {
+	if delta == lastDelta {
 		return
 	}
-	o.end = uint64(int64(o.end) + delta - int64(last.delta))
-	if last.count == 1 {
-		last.delta = uint32(delta)
-		return
-	}
-	last.count--
-	o.stts = append(o.stts, timeRun{1, uint32(delta)})
+	o.end = uint64(int64(o.end) + delta - lastDelta)
+	o.SetLastDelta(uint32(delta))
 }
 
 // append copies the tables of t's samples in sel.
 func (o *outTrack) append(t *track, sel span) {
-	o.sizes = append(o.sizes, t.sizes[sel.first:sel.end]...)
 	t.eachSample(sel, func(i int, delta uint32, cto int32, sync bool) {
-		if n := len(o.stts); n > 0 && o.stts[n-1].delta == delta && o.stts[n-1].count < math.MaxUint32 {
-			o.stts[n-1].count++
-		} else {
-			o.stts = append(o.stts, timeRun{1, delta})
-		}
-		if n := len(o.ctts); n > 0 && o.ctts[n-1].offset == cto && o.ctts[n-1].count < math.MaxUint32 {
-			o.ctts[n-1].count++
-		} else {
-			o.ctts = append(o.ctts, offsetRun{1, cto})
-		}
-		o.cto = o.cto || cto != 0
-		o.negCto = o.negCto || cto < 0
+		o.Add(t.sizes[i], delta, cto, sync)
 		o.end += uint64(delta)
-		// Sync sample numbers are kept only once a sample is not one.
-		nr := uint32(len(o.sizes) - (sel.end - i) + 1)
-		switch {
-		case !sync:
-			if !o.nonSync {
-				o.nonSync = true
-				for j := uint32(1); j < nr; j++ {
-					o.syncs = append(o.syncs, j)
-				}
-			}
-		case o.nonSync:
-			o.syncs = append(o.syncs, nr)
-		}
 	})
 }
 

@@ -62,7 +62,7 @@ func TestClipAcrossFragments(t *testing.T) {
 	if !slices.Equal(hashes(video), want) {
 		t.Errorf("clip video: %d packets, want %d (the inputs' from the keyframe at 2 s to 1.5 s into the next)", len(video), len(want))
 	}
-	decodeClean(t, out)
+	mediatest.DecodeClean(t, out)
 
 	// A window outside every recording has nothing.
 	late := ins[2].Start.Add(time.Hour)

@@ -86,7 +86,7 @@ func TestConcatRemux(t *testing.T) {
 			t.Errorf("video packet %d: dts %.3f after %.3f", i, video[i].dts(), video[i-1].dts())
 		}
 	}
-	decodeClean(t, out)
+	mediatest.DecodeClean(t, out)
 }
 
 // TestConcatKeepGaps keeps the wall-clock gaps: the second recording starts 7 s after
@@ -125,7 +125,7 @@ func TestConcatKeepGaps(t *testing.T) {
 	if !slices.Equal(hashes(video), wantVideo) {
 		t.Errorf("video packets differ from the inputs'")
 	}
-	decodeClean(t, out)
+	mediatest.DecodeClean(t, out)
 }
 
 // TestConcatConfigMismatch refuses inputs whose SPS differ, before writing anything.

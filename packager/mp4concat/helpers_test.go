@@ -1,9 +1,7 @@
 package mp4concat
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -89,7 +87,7 @@ func record(t testing.TB, fx *fixture, path string, start time.Time, o recOption
 				p = p.WithTimestamp(p.Timestamp + uint32(r)*fx.period)
 			}
 			if o.padTo > 0 && p.Kind == media.KindVideo && !p.SequenceHeader {
-				p = padVideo(t, p, o.padTo)
+				p = mediatest.PadVideo(t, p, o.padTo)
 			}
 			if err := w.WritePacket(p); err != nil {
 				t.Fatal(err)
@@ -127,27 +125,6 @@ func openInput(t testing.TB, path string, start time.Time) Input {
 		t.Fatal(err)
 	}
 	return Input{Name: filepath.Base(path), R: f, Size: info.Size(), Start: start}
-}
-
-// padVideo appends a filler data NAL unit (H.264 7.3.2.7, type 12) so the frame is
-// size bytes: bigger, still decodable frames for a realistic bitrate.
-func padVideo(t testing.TB, p *media.Packet, size int) *media.Packet {
-	b := p.Body()
-	if len(b) < 5 || b[1] != 1 || len(p.Payload())+6 > size {
-		return p
-	}
-	n := size - len(p.Payload()) - 4 // NAL unit bytes after its length
-	body := make([]byte, len(b), len(b)+4+n)
-	copy(body, b)
-	body = binary.BigEndian.AppendUint32(body, uint32(n))
-	body = append(body, 12)
-	body = append(body, bytes.Repeat([]byte{0xff}, n-2)...)
-	body = append(body, 0x80) // rbsp_trailing_bits
-	q, err := media.NewPacket(p.Kind, p.Timestamp, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return q
 }
 
 // writeMovie writes m to a file in dir.
@@ -197,17 +174,4 @@ func probePackets(t testing.TB, path, kind string) []packet {
 		t.Fatal(err)
 	}
 	return r.Packets
-}
-
-// decodeClean decodes the whole file with ffmpeg and fails on any message.
-func decodeClean(t testing.TB, path string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, "ffmpeg", "-nostdin", "-v", "error", "-i", path, "-f", "null", "-")
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil || stderr.Len() > 0 {
-		t.Errorf("ffmpeg decode %s: %v\n%s", filepath.Base(path), err, stderr.String())
-	}
 }

@@ -2,7 +2,6 @@ package mp4concat
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -11,11 +10,9 @@ import (
 	"time"
 
 	"github.com/Eyevinn/mp4ff/mp4"
-)
 
-// movieTimescale is the mvhd timescale of the output: durations in milliseconds, as
-// packager/fmp4 writes them.
-const movieTimescale = 1000
+	"github.com/livetape/livetape/packager/mp4box"
+)
 
 // copyBufferSize is the buffer WriteTo copies media through.
 const copyBufferSize = 1 << 20
@@ -157,7 +154,7 @@ func (b *builder) movie() (*Movie, error) {
 	var next [nKinds]int
 	pos := dataStart
 	for _, c := range b.chunks {
-		offsets[c.kind].set(next[c.kind], uint64(pos))
+		offsets[c.kind].Set(next[c.kind], uint64(pos))
 		next[c.kind]++
 		// Chunks that follow each other in the same input are one read.
 		if n := len(m.extents); n > 0 && m.extents[n-1].input == c.input && m.extents[n-1].off+m.extents[n-1].size == c.off {
@@ -176,16 +173,7 @@ func (b *builder) movie() (*Movie, error) {
 	if err := moov.Encode(&head); err != nil {
 		return nil, fmt.Errorf("mp4concat: encode moov: %w", err)
 	}
-	var hdr [16]byte
-	if mdatHdr == 16 {
-		binary.BigEndian.PutUint32(hdr[:], 1)
-		copy(hdr[4:], "mdat")
-		binary.BigEndian.PutUint64(hdr[8:], uint64(payload+16))
-	} else {
-		binary.BigEndian.PutUint32(hdr[:], uint32(payload+8))
-		copy(hdr[4:], "mdat")
-	}
-	head.Write(hdr[:mdatHdr])
+	head.Write(mp4box.MdatHeader(payload, mdatHdr == 16))
 	m.head = head.Bytes()
 
 	for _, o := range b.tracks {
@@ -194,165 +182,46 @@ func (b *builder) movie() (*Movie, error) {
 		}
 		m.Duration = max(m.Duration, time.Duration(ticksToNs(o.end, o.timescale)))
 		if o.tmpl.kind == video {
-			m.VideoFrames = len(o.sizes)
+			m.VideoFrames = len(o.Sizes)
 		} else {
-			m.AudioFrames = len(o.sizes)
+			m.AudioFrames = len(o.Sizes)
 		}
 	}
 	return m, nil
 }
 
-// chunkOffsets is the stco or co64 of one track, filled once the moov size is known.
-type chunkOffsets struct {
-	stco *mp4.StcoBox
-	co64 *mp4.Co64Box
-}
-
-func (o chunkOffsets) set(i int, off uint64) {
-	if o.co64 != nil {
-		o.co64.ChunkOffset[i] = off
-	} else if o.stco != nil {
-		o.stco.ChunkOffset[i] = uint32(off)
-	}
-}
-
 // buildMoov builds the moov with chunk offsets still zero; offsets[k] receives track
 // k's. Video is track 1, audio track 2.
-func (b *builder) buildMoov(co64 bool) (*mp4.MoovBox, [nKinds]chunkOffsets) {
-	var offsets [nKinds]chunkOffsets
+func (b *builder) buildMoov(co64 bool) (*mp4.MoovBox, [nKinds]mp4box.ChunkOffsets) {
+	var offsets [nKinds]mp4box.ChunkOffsets
 	moov := mp4.NewMoovBox()
 	mvhd := mp4.CreateMvhd()
-	mvhd.Timescale = movieTimescale
+	mvhd.Timescale = mp4box.MovieTimescale
 	mvhd.NextTrackID = 1
 	moov.AddChild(mvhd)
 
-	var chunkCounts [nKinds]int
+	var samplesPerChunk [nKinds][]uint32
 	for _, c := range b.chunks {
-		chunkCounts[c.kind]++
+		samplesPerChunk[c.kind] = append(samplesPerChunk[c.kind], c.n)
 	}
 	for k, o := range b.tracks {
 		if o == nil {
 			continue
 		}
 		id := uint32(k + 1)
-		mediaDur := o.end - o.start
-		startMovie := scaleRound(o.start, movieTimescale, o.timescale)
-		durMovie := scaleRound(mediaDur, movieTimescale, o.timescale)
-		mvhd.Duration = max(mvhd.Duration, startMovie+durMovie)
+		var mediaHeader mp4.Box = mp4.CreateSmhd()
+		if o.tmpl.kind == video {
+			mediaHeader = mp4.CreateVmhd()
+		}
+		trak, trackOffsets, dur := mp4box.Trak{
+			Src: o.tmpl.trak, ID: id, Timescale: o.timescale, Start: o.start,
+			MediaHeader: mediaHeader, Dinf: mp4box.NewDinf(), Table: &o.SampleTable,
+		}.Build(samplesPerChunk[k], co64)
+		offsets[k] = trackOffsets
+		mvhd.Duration = max(mvhd.Duration, dur)
 		mvhd.NextTrackID = max(mvhd.NextTrackID, id+1)
-
-		src := o.tmpl.trak
-		trak := mp4.NewTrakBox()
-		tkhd := *src.Tkhd
-		tkhd.TrackID = id
-		tkhd.Duration = startMovie + durMovie
-		tkhd.Version = version(tkhd.Duration)
-		tkhd.Flags = 0x3 // track_enabled | track_in_movie
-		trak.AddChild(&tkhd)
-		if o.start > 0 {
-			// A track that starts after the movie waits behind an empty edit
-			// (ISO/IEC 14496-12 8.6.6), as packager/fmp4 writes it.
-			elst := &mp4.ElstBox{Entries: []mp4.ElstEntry{
-				{SegmentDuration: startMovie, MediaTime: -1, MediaRateInteger: 1},
-				{SegmentDuration: durMovie, MediaTime: 0, MediaRateInteger: 1},
-			}}
-			elst.Version = version(startMovie + durMovie)
-			edts := &mp4.EdtsBox{}
-			edts.AddChild(elst)
-			trak.AddChild(edts)
-		}
-
-		mdia := mp4.NewMdiaBox()
-		mdhd := *src.Mdia.Mdhd
-		mdhd.Duration = mediaDur
-		mdhd.Version = version(mediaDur)
-		mdia.AddChild(&mdhd)
-		mdia.AddChild(src.Mdia.Hdlr)
-		minf := mp4.NewMinfBox()
-		switch {
-		case o.tmpl.kind == video:
-			minf.AddChild(mp4.CreateVmhd())
-		default:
-			minf.AddChild(mp4.CreateSmhd())
-		}
-		dinf := &mp4.DinfBox{}
-		dinf.AddChild(mp4.CreateDref())
-		minf.AddChild(dinf)
-		minf.AddChild(o.stbl(chunkCounts[k], b.chunks, kind(k), co64, &offsets[k]))
-		mdia.AddChild(minf)
-		trak.AddChild(mdia)
 		moov.AddChild(trak)
 	}
-	mvhd.Version = version(mvhd.Duration)
+	mvhd.Version = mp4box.Version(mvhd.Duration)
 	return moov, offsets
-}
-
-// stbl builds the sample table box (ISO/IEC 14496-12 8.5).
-func (o *outTrack) stbl(nChunks int, chunks []outChunk, k kind, co64 bool, offsets *chunkOffsets) *mp4.StblBox {
-	stbl := mp4.NewStblBox()
-	stbl.AddChild(o.tmpl.trak.Mdia.Minf.Stbl.Stsd)
-
-	stts := &mp4.SttsBox{
-		SampleCount:     make([]uint32, len(o.stts)),
-		SampleTimeDelta: make([]uint32, len(o.stts)),
-	}
-	for i, r := range o.stts {
-		stts.SampleCount[i], stts.SampleTimeDelta[i] = r.count, r.delta
-	}
-	stbl.AddChild(stts)
-
-	if o.cto {
-		ctts := &mp4.CttsBox{
-			EndSampleNr:  make([]uint32, 1, len(o.ctts)+1),
-			SampleOffset: make([]int32, len(o.ctts)),
-		}
-		if o.negCto {
-			ctts.Version = 1 // signed offsets
-		}
-		var end uint32
-		for i, r := range o.ctts {
-			end += r.count
-			ctts.EndSampleNr = append(ctts.EndSampleNr, end)
-			ctts.SampleOffset[i] = r.offset
-		}
-		stbl.AddChild(ctts)
-	}
-
-	if o.nonSync {
-		stbl.AddChild(&mp4.StssBox{SampleNumber: o.syncs})
-	}
-
-	// One stsc entry per change in the number of samples per chunk.
-	stsc := &mp4.StscBox{}
-	var chunkNr, lastN uint32
-	for _, c := range chunks {
-		if c.kind != k {
-			continue
-		}
-		chunkNr++
-		if chunkNr == 1 || c.n != lastN {
-			stsc.AddEntry(chunkNr, c.n, 1)
-			lastN = c.n
-		}
-	}
-	stbl.AddChild(stsc)
-
-	stbl.AddChild(&mp4.StszBox{SampleNumber: uint32(len(o.sizes)), SampleSize: o.sizes})
-
-	if co64 {
-		offsets.co64 = &mp4.Co64Box{ChunkOffset: make([]uint64, nChunks)}
-		stbl.AddChild(offsets.co64)
-	} else {
-		offsets.stco = &mp4.StcoBox{ChunkOffset: make([]uint32, nChunks)}
-		stbl.AddChild(offsets.stco)
-	}
-	return stbl
-}
-
-// version is the full-box version whose fields hold d: 0 for 32 bits, 1 for 64.
-func version(d uint64) byte {
-	if d > math.MaxUint32 {
-		return 1
-	}
-	return 0
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/Eyevinn/mp4ff/bits"
 	"github.com/Eyevinn/mp4ff/mp4"
+
+	"github.com/livetape/livetape/packager/mp4box"
 )
 
 // Errors callers branch on.
@@ -386,7 +388,7 @@ func emptyEdit(trak *mp4.TrakBox, movieScale, timescale uint32) (uint64, error) 
 	if delay > math.MaxUint32 {
 		return 0, fmt.Errorf("empty edit of %d ticks: %w", delay, ErrUnsupported)
 	}
-	return scaleRound(delay, timescale, movieScale), nil
+	return mp4box.ScaleRound(delay, timescale, movieScale), nil
 }
 
 // configKey is what must be equal in two inputs for their samples to share one
@@ -420,12 +422,4 @@ func configKey(t *track, stsd *mp4.StsdBox) ([]byte, error) {
 		return nil, fmt.Errorf("sample entry %q: %w", stsd.Children[0].Type(), ErrUnsupported)
 	}
 	return key.Bytes(), nil
-}
-
-// scaleRound converts v from timescale from to timescale to, rounding to nearest.
-func scaleRound(v uint64, to, from uint32) uint64 {
-	if v > math.MaxUint64/uint64(to) {
-		return v / uint64(from) * uint64(to)
-	}
-	return (v*uint64(to) + uint64(from)/2) / uint64(from)
 }
