@@ -152,6 +152,12 @@ func openInput(ctx context.Context, c *closer, path string) (*input, error) {
 		in.fps = astiav.NewRational(30, 1) // unknown: only used for the encoder's rate control
 	}
 	w, h := in.video.cc.Width(), in.video.cc.Height()
+	if w <= 0 || h <= 0 || in.video.cc.PixelFormat() == astiav.PixelFormatNone {
+		// The demuxer could not read the stream's parameters (an SPS it cannot parse):
+		// no filter graph can be built for it, now or on a retry.
+		return nil, fmt.Errorf("%w: %q: video stream without a size or pixel format (%dx%d %s)",
+			ErrBadInput, path, w, h, in.video.cc.PixelFormat())
+	}
 	if sar := in.video.cc.SampleAspectRatio(); sar.Num() > 0 && sar.Den() > 0 && sar.Num() != sar.Den() {
 		w = w * sar.Num() / sar.Den()
 	}
