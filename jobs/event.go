@@ -10,10 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/livetape/livetape/storage/catalog"
 )
 
 // EventType says what an [Event] reports. The values below 300 are the
@@ -260,7 +261,8 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	w.Duration = ptrIf(e.Duration, file)
 	w.VideoID = ptrIf(e.VideoID, file)
 	w.VideoURL = ptrIf(e.VideoURL, file)
-	w.StreamParam = ptrIf(RedactStreamParam(e.StreamParam), file || push)
+	// Events stored by older versions may still carry the push credentials.
+	w.StreamParam = ptrIf(catalog.PublicStreamParam(e.StreamParam), file || push)
 	w.ErrCode = ptrIf(e.ErrCode, result)
 	w.ErrMsg = ptrIf(e.ErrMsg, result)
 	w.ClientIP = ptrIf(e.ClientIP, false)
@@ -273,26 +275,6 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	w.PicFullURL = ptrIf(e.PicFullURL, snapshot)
 	w.CreateTime = ptrIf(e.CreateTime, snapshot)
 	return json.Marshal(w)
-}
-
-// pushSecretParams sign a push URL (live/sign): whoever holds them may push to the
-// stream until txTime, so no document livetape stores or sends carries them.
-var pushSecretParams = []string{"txSecret", "txTime"}
-
-// RedactStreamParam returns a push URL query without txSecret and txTime; other
-// parameters stay. New pushes are recorded without them already: this guards
-// what older versions stored (catalog entries, spool manifests, event records).
-func RedactStreamParam(param string) string {
-	if !strings.Contains(param, "txSecret") && !strings.Contains(param, "txTime") {
-		return param
-	}
-	// ParseQuery keeps the pairs it could parse when one is malformed; a
-	// malformed pair is dropped rather than passed on.
-	q, _ := url.ParseQuery(param)
-	for _, k := range pushSecretParams {
-		q.Del(k)
-	}
-	return q.Encode()
 }
 
 // ptrIf returns &v when the field must be sent (always, or because it is set).

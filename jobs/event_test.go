@@ -262,22 +262,6 @@ func TestBackoff(t *testing.T) {
 	}
 }
 
-func TestRedactStreamParam(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"", ""},
-		{"record=mp4&foo=bar", "record=mp4&foo=bar"}, // nothing to drop: kept as it is
-		{"foo=bar&record=mp4&txSecret=abc&txTime=5867D600", "foo=bar&record=mp4"},
-		{"txSecret=abc&txTime=5867D600", ""},
-		{"txTime=5867D600&txSecret=abc&txSecret=def&z=1", "z=1"},
-		{"record=mp4%7Cflv&txSecret=abc&note=a+b", "note=a+b&record=mp4%7Cflv"},
-		{"txSecret=abc&bad=%zz&foo=bar", "foo=bar"}, // a malformed pair is dropped, not passed on
-	} {
-		if got := RedactStreamParam(tc.in); got != tc.want {
-			t.Errorf("RedactStreamParam(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-}
-
 // An event stored by an older version with the push credentials in stream_param
 // (a delivery record, redelivered or shown by the API) goes out without them.
 func TestEventNeverCarriesPushCredentials(t *testing.T) {

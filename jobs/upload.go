@@ -82,7 +82,7 @@ func (u *Uploader) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 	rec := p.Recording
 	// A fragment spooled by an older version may still carry the push credentials.
-	rec.StreamParam = RedactStreamParam(rec.StreamParam)
+	rec.StreamParam = catalog.PublicStreamParam(rec.StreamParam)
 	log := u.Log.With("file_id", rec.FileID, "fragment", p.Fragment.String())
 	if node := u.Queue.NodeID(); p.Fragment.NodeID != node {
 		// Only this node serves its queue: two nodes share a node id, or a task was
