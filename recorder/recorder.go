@@ -36,8 +36,8 @@ const minFragment = time.Second
 // syncEvery is how much media may be written between two fsyncs: what a crash loses.
 const syncEvery = time.Second
 
-// Sink receives closed fragments. The pipeline wires it to the job queue; until then
-// LocalSink moves them out of the spool.
+// Sink receives closed fragments: serve wires it to the job queue (uploads); the
+// tests use a LocalSink that moves them into a folder.
 type Sink interface {
 	// FragmentClosed takes over a finalized fragment (state closed). The recorder
 	// does not touch the fragment afterwards.

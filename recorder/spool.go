@@ -155,3 +155,18 @@ func (r *Recorder) makePushDir(dir string) (release func(), err error) {
 		}
 	}, nil
 }
+
+// removeEmptyDirs removes dir and up to levels-1 of its parents while they are empty.
+func removeEmptyDirs(dir string, levels int) {
+	for range levels {
+		if os.Remove(dir) != nil {
+			return
+		}
+		dir = filepath.Dir(dir)
+	}
+}
+
+// isManifest tells manifest files from temporary ones.
+func isManifest(name string) bool {
+	return strings.HasSuffix(name, ".json") && !strings.HasSuffix(name, ".tmp")
+}

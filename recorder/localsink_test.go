@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 )
 
 // LocalSink moves closed fragments out of the spool into a recordings folder:
@@ -16,7 +15,7 @@ import (
 // File ids hold the stream id, the push id (which starts with the push's start time)
 // and the fragment's number, so the names sort in recording order.
 //
-// It stands in until the pipeline hands fragments to the job queue.
+// The recorder's tests use it where serve hands fragments to the job queue.
 type LocalSink struct {
 	Dir string
 	Log *slog.Logger
@@ -55,19 +54,4 @@ func (s *LocalSink) FragmentClosed(m *Manifest) error {
 			"duration", m.Duration, "size", m.Size, "recovered", m.Recovered)
 	}
 	return nil
-}
-
-// removeEmptyDirs removes dir and up to levels-1 of its parents while they are empty.
-func removeEmptyDirs(dir string, levels int) {
-	for range levels {
-		if os.Remove(dir) != nil {
-			return
-		}
-		dir = filepath.Dir(dir)
-	}
-}
-
-// isManifest tells manifest files from temporary ones.
-func isManifest(name string) bool {
-	return strings.HasSuffix(name, ".json") && !strings.HasSuffix(name, ".tmp")
 }
