@@ -74,10 +74,10 @@ func NewHandler(cfg Config) http.Handler {
 	mux.HandleFunc("POST /api/v1/sign", a.postSign)
 	if cfg.Key == "" {
 		cfg.Log.Warn("api: no API key set (LIVETAPE_API_KEY): /api/v1 answers loopback clients only")
-		return a.loopbackOnly(mux)
+	} else {
+		cfg.Log.Info("api: /api/v1 requires Authorization: Bearer KEY")
 	}
-	cfg.Log.Info("api: /api/v1 requires Authorization: Bearer KEY")
-	return a.bearer(mux)
+	return Guard(cfg.Key, cfg.Log, mux)
 }
 
 type apiHandler struct{ cfg Config }
