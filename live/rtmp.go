@@ -254,17 +254,14 @@ func (c *rtmpConn) reject(ctx *rtmp.StreamContext, code string, reason error) er
 }
 
 func (c *rtmpConn) writeStatus(streamID uint32, level message.NetStreamOnStatusLevel, code, desc string) {
-	var args bytes.Buffer
-	status := &message.NetStreamOnStatus{InfoObject: message.NetStreamOnStatusInfoObject{
-		Level: level, Code: message.NetStreamOnStatusCode(code), Description: desc,
-	}}
-	if err := message.EncodeBodyAnyValues(message.NewAMFEncoder(&args, message.EncodingTypeAMF0), status); err != nil {
+	args, err := statusArgs(level, code, desc)
+	if err != nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	err := c.conn.Write(ctx, csidStatus, 0, &rtmp.ChunkMessage{StreamID: streamID, Message: &message.CommandMessage{
-		CommandName: "onStatus", Encoding: message.EncodingTypeAMF0, Body: &args,
+	err = c.conn.Write(ctx, csidStatus, 0, &rtmp.ChunkMessage{StreamID: streamID, Message: &message.CommandMessage{
+		CommandName: "onStatus", Encoding: message.EncodingTypeAMF0, Body: args,
 	}})
 	if err != nil {
 		c.log.Debug("write onStatus", "err", err)
@@ -453,16 +450,24 @@ func (w *rtmpPlayWriter) writeStatus(code, desc string) error {
 	return w.write(&bufs)
 }
 
-// encodeStatus is the AMF0 body of an onStatus command message.
-func encodeStatus(level message.NetStreamOnStatusLevel, code, desc string) ([]byte, error) {
-	var args, body bytes.Buffer
+// statusArgs are the AMF0 arguments of an onStatus command (after its name).
+func statusArgs(level message.NetStreamOnStatusLevel, code, desc string) (*bytes.Buffer, error) {
+	var args bytes.Buffer
 	status := &message.NetStreamOnStatus{InfoObject: message.NetStreamOnStatusInfoObject{
 		Level: level, Code: message.NetStreamOnStatusCode(code), Description: desc,
 	}}
-	if err := message.EncodeBodyAnyValues(message.NewAMFEncoder(&args, message.EncodingTypeAMF0), status); err != nil {
+	err := message.EncodeBodyAnyValues(message.NewAMFEncoder(&args, message.EncodingTypeAMF0), status)
+	return &args, err
+}
+
+// encodeStatus is the AMF0 body of an onStatus command message.
+func encodeStatus(level message.NetStreamOnStatusLevel, code, desc string) ([]byte, error) {
+	args, err := statusArgs(level, code, desc)
+	if err != nil {
 		return nil, err
 	}
-	err := message.NewEncoder(&body).Encode(&message.CommandMessage{CommandName: "onStatus", Encoding: message.EncodingTypeAMF0, Body: &args})
+	var body bytes.Buffer
+	err = message.NewEncoder(&body).Encode(&message.CommandMessage{CommandName: "onStatus", Encoding: message.EncodingTypeAMF0, Body: args})
 	return body.Bytes(), err
 }
 
