@@ -234,7 +234,8 @@ func (c *rtmpConn) OnPublish(ctx *rtmp.StreamContext, _ uint32, cmd *message.Net
 	if err != nil {
 		return c.reject(ctx, "NetStream.Publish.BadName", err)
 	}
-	c.pub = &stream.Publication{PushID: newPushID(), Params: params, ClientAddr: c.remote, ClientApp: c.flashVer, Started: st.Started, Stream: st}
+	pushID := newPushID()
+	c.pub = &stream.Publication{PushID: pushID, BroadcastID: params.StreamID + "_" + pushID, BroadcastPush: 1, Params: params, ClientAddr: c.remote, ClientApp: c.flashVer, Started: st.Started, Stream: st}
 	st.SetPublication(c.pub)
 	c.log = log.With("push_id", c.pub.PushID)
 	c.srv.publishers.add(params.Key(), c)

@@ -19,9 +19,15 @@ const (
 type Publication struct {
 	// PushID identifies this push (unique per publisher connection); recordings of one
 	// push share it.
-	PushID     string
-	Params     *PushParams
-	ClientAddr string
+	PushID string
+	// BroadcastID is the broadcast this push belongs to: the pushes of one stream
+	// separated by less than the reconnect window. A push that starts a broadcast
+	// names it after itself.
+	BroadcastID string
+	// BroadcastPush numbers this push within its broadcast, from 1.
+	BroadcastPush int
+	Params        *PushParams
+	ClientAddr    string
 	// ClientApp is the publisher's software as RTMP connect's flashVer names it
 	// ("FMLE/3.0 (compatible; Lavf61.7.100)"), bounded to 128 bytes.
 	ClientApp string
