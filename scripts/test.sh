@@ -39,9 +39,3 @@ log "go test"
 export LIVETAPE_TEST_REQUIRE_TOOLS=1
 go test -race -count=1 -timeout 20m ./... "$@"
 
-# The transcoder's leak check measures the resident set, which the race detector's
-# shadow memory swamps: it runs once more without -race (a full run only).
-if (($# == 0)); then
-	log "go test (without -race): transcoder memory"
-	go test -count=1 -run '^TestRSSFlatOver100Transcodes$' -v ./transcoder | grep -E 'VmRSS|^(ok|FAIL|---)'
-fi

@@ -1,5 +1,0 @@
-//go:build !race
-
-package transcoder
-
-const raceDetector = false
