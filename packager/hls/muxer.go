@@ -5,14 +5,9 @@
 package hls
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"math"
-
-	"github.com/asticode/go-astits"
 
 	"github.com/livetape/livetape/media"
 )
@@ -64,26 +59,25 @@ type Muxer struct {
 	w    io.Writer
 	n    int64 // bytes written to w
 	werr error // the first error of w, which leaves the segment unusable
-	ts   *astits.Muxer
-	// out collects the TS packets of one PES: astits writes byte by byte, so it
-	// writes to memory and w gets the result in one call.
-	out bytes.Buffer
+	ts   tsWriter
+	// out collects the TS packets of one PES (and the tables before it): w gets
+	// them in one call.
+	out []byte
 
 	tracks     Tracks
 	hasES      [2]bool // video, audio in the PMT
 	pcrPID     uint16
 	lengthSize int // bytes of the AVCC NAL unit length prefix
 
-	// astits writes PAT/PMT on its own before its first PES and before every PES on
-	// the PCR PID with random_access_indicator set; tsStarted and needTables let
-	// writePES add them exactly where astits would not.
-	tsStarted  bool
+	// A PAT and a PMT go before the first PES of a segment, after a PMT change
+	// (needTables) and before every PES on the PCR PID with random_access_indicator
+	// set (keyframes), so that a player can start there.
 	needTables bool
 	audioRAI   bool // the next audio PES is the first of its segment
 
 	au []byte // Annex B access unit, reused
 
-	pes pesScratch // astits structures of the PES being written, reused
+	pes pesInfo // the PES being written, reused
 
 	aac        []byte // pending ADTS frames of one PES
 	aacTS      uint32 // timestamp of the first pending frame
@@ -100,9 +94,6 @@ const maxKeptPES = 64 << 10
 // their sequence headers arrive.
 func NewMuxer(w io.Writer, tracks Tracks) *Muxer {
 	m := &Muxer{w: w, needTables: true, audioRAI: true, lengthSize: 4}
-	// A period this long turns off astits' own retransmission every 40 PES: tables go
-	// at the start of each segment and before each IDR instead (see writePES).
-	m.ts = astits.NewMuxer(context.Background(), &m.out, astits.MuxerOptTablesRetransmitPeriod(math.MaxInt32))
 	if tracks.Video != nil {
 		m.setVideo(tracks.Video)
 	}
@@ -137,45 +128,13 @@ func (m *Muxer) Flush() error {
 	return m.writePES(md)
 }
 
-// pesScratch holds the astits structures of one PES. astits reads them only while
-// WriteData runs, so the muxer reuses one set: a frame costs no allocation.
-type pesScratch struct {
-	data          astits.MuxerData
-	af            astits.PacketAdaptationField
-	pcr, pts, dts astits.ClockReference
-	header        astits.PESHeader
-	opt           astits.PESOptionalHeader
-	pes           astits.PESData
-}
-
 // fill describes a PES of streamID on pid carrying data at pts and dts (ms), with an
-// adaptation field when withAF (random access indicator rai, PCR = DTS when pcr).
-func (s *pesScratch) fill(pid uint16, streamID uint8, data []byte, pts, dts int64, withAF, rai, pcr bool) *astits.MuxerData {
-	s.pts = astits.ClockReference{Base: clock90k(pts)}
-	s.opt = astits.PESOptionalHeader{
-		MarkerBits:             2,
-		DataAlignmentIndicator: true,
-		PTSDTSIndicator:        astits.PTSDTSIndicatorOnlyPTS,
-		PTS:                    &s.pts,
-	}
-	if pts != dts {
-		s.dts = astits.ClockReference{Base: clock90k(dts)}
-		s.opt.PTSDTSIndicator, s.opt.DTS = astits.PTSDTSIndicatorBothPresent, &s.dts
-	}
-	s.header = astits.PESHeader{StreamID: streamID, OptionalHeader: &s.opt}
-	s.pes = astits.PESData{Header: &s.header, Data: data}
-	s.data = astits.MuxerData{PID: pid, PES: &s.pes}
-	if withAF {
-		s.af = astits.PacketAdaptationField{RandomAccessIndicator: rai}
-		if pcr {
-			// PCR = DTS: HLS players clock playback from PTS, and holding PCR back
-			// would need a timestamp offset that recordings should not carry.
-			s.pcr = astits.ClockReference{Base: clock90k(dts)}
-			s.af.HasPCR, s.af.PCR = true, &s.pcr
-		}
-		s.data.AdaptationField = &s.af
-	}
-	return &s.data
+// adaptation field when withAF (random access indicator rai, PCR = DTS when pcr:
+// HLS players clock playback from PTS, and holding PCR back would need a timestamp
+// offset that recordings should not carry).
+func (s *pesInfo) fill(pid uint16, streamID uint8, data []byte, pts, dts int64, withAF, rai, pcr bool) *pesInfo {
+	*s = pesInfo{pid: pid, streamID: streamID, data: data, pts: pts, dts: dts, withAF: withAF, rai: withAF && rai, withPCR: withAF && pcr}
+	return s
 }
 
 // WritePacket muxes one packet.
@@ -229,31 +188,30 @@ func (m *Muxer) setVideo(c *media.AVCConfig) {
 	if len(c.Record) > 4 {
 		m.lengthSize = int(c.Record[4]&3) + 1 // lengthSizeMinusOne
 	}
-	m.addES(0, VideoPID, astits.StreamTypeH264Video)
+	m.addES(0, VideoPID, streamTypeH264)
 }
 
 func (m *Muxer) setAudio(c *media.AACConfig) {
 	m.tracks.Audio = c
 	m.aacFrameUS = int64(c.FrameLength) * 1e6 / int64(c.SampleRate)
-	m.addES(1, AudioPID, astits.StreamTypeAACAudio)
+	m.addES(1, AudioPID, streamTypeAAC)
 }
 
 // addES puts a track in the PMT the first time it is seen and keeps the PCR on video
 // when there is video: players lock to the PCR, and video is the denser stream.
-func (m *Muxer) addES(i int, pid uint16, st astits.StreamType) {
+func (m *Muxer) addES(i int, pid uint16, streamType byte) {
 	if m.hasES[i] {
 		return
 	}
 	m.hasES[i] = true
-	// Cannot fail: the PIDs are fixed and distinct, and each is added once.
-	_ = m.ts.AddElementaryStream(astits.PMTElementaryStream{ElementaryPID: pid, StreamType: st})
+	m.ts.addStream(pid, streamType)
 	pcr := AudioPID
 	if m.hasES[0] {
 		pcr = VideoPID
 	}
 	if pcr != m.pcrPID {
 		m.pcrPID = pcr
-		m.ts.SetPCRPID(pcr)
+		m.ts.setPCRPID(pcr)
 	}
 	m.needTables = true // a changed PMT goes out before the next PES
 }
@@ -396,27 +354,19 @@ func (m *Muxer) writeAudio(p *media.Packet) error {
 	return nil
 }
 
-// writePES writes one PES, preceded by a PAT and a PMT when a segment starts or the PMT
-// changed and astits is not about to write them itself.
-func (m *Muxer) writePES(md *astits.MuxerData) error {
-	pid, af := md.PID, md.AdaptationField
-	astitsWritesTables := !m.tsStarted || (af != nil && af.RandomAccessIndicator && pid == m.pcrPID)
-	if m.needTables && !astitsWritesTables {
-		if _, err := m.ts.WriteTables(); err != nil {
-			m.out.Reset()
-			return fmt.Errorf("hls: write PAT/PMT: %w", err)
-		}
+// writePES writes one PES, preceded by a PAT and a PMT where they are due (see
+// needTables).
+func (m *Muxer) writePES(p *pesInfo) error {
+	m.out = m.out[:0]
+	if m.needTables || (p.rai && p.pid == m.ts.pcrPID) {
+		m.out = m.ts.appendTables(m.out)
+		m.needTables = false
 	}
-	m.needTables, m.tsStarted = false, true
-	if _, err := m.ts.WriteData(md); err != nil {
-		m.out.Reset()
-		return fmt.Errorf("hls: mux PES on PID %#x: %w", pid, err)
-	}
-	n, err := m.w.Write(m.out.Bytes())
+	m.out = m.ts.appendPES(m.out, p)
+	n, err := m.w.Write(m.out)
 	m.n += int64(n)
-	m.out.Reset()
-	if m.out.Cap() > maxKeptPES {
-		m.out = bytes.Buffer{} // a keyframe's worth is not kept between keyframes
+	if cap(m.out) > maxKeptPES {
+		m.out = nil // a keyframe's worth is not kept between keyframes
 	}
 	if err != nil {
 		if m.werr == nil {
