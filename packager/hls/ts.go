@@ -34,7 +34,7 @@ type pesInfo struct {
 // tsWriter appends TS packets to a buffer and keeps the state that spans them: the
 // continuity counter of each PID and the PMT's contents and version.
 type tsWriter struct {
-	cc         map[uint16]byte
+	cc         [4]byte // PAT, PMT, video, audio
 	es         []pmtStream
 	pcrPID     uint16
 	pmtVersion byte
@@ -59,11 +59,17 @@ func (w *tsWriter) setPCRPID(pid uint16) {
 
 // nextCC returns pid's continuity counter for a packet with payload, and advances it.
 func (w *tsWriter) nextCC(pid uint16) byte {
-	if w.cc == nil {
-		w.cc = map[uint16]byte{}
+	i := 0
+	switch pid {
+	case pmtPID:
+		i = 1
+	case VideoPID:
+		i = 2
+	case AudioPID:
+		i = 3
 	}
-	c := w.cc[pid]
-	w.cc[pid] = (c + 1) & 0x0f
+	c := w.cc[i]
+	w.cc[i] = (c + 1) & 0x0f
 	return c
 }
 
