@@ -160,7 +160,9 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 func waitState(t testing.TB, q *Queue, id string, state DeliveryState) EventRecord {
 	t.Helper()
 	var rec EventRecord
-	waitFor(t, 10*time.Second, "event "+id+" "+string(state), func() bool {
+	// A deadline, not a wait: long enough for a callback that was retrying (its
+	// backoff doubles from RetryBaseDelay) through an outage on a loaded machine.
+	waitFor(t, 30*time.Second, "event "+id+" "+string(state), func() bool {
 		var err error
 		rec, err = q.Event(id)
 		if err != nil {
