@@ -54,6 +54,11 @@ func newFormatWriter(format, dir string, seq int, h headers) (formatWriter, erro
 	return nil, fmt.Errorf("recorder: unknown format %q", format)
 }
 
+// flvBuffer buffers an FLV recording's writes: a few writes a second at 2.5 Mbit/s
+// (it is flushed every syncEvery anyway), and 64 KiB per recorded stream is what it
+// holds (256 KiB made a third of the heap of 16 recorded pushes).
+const flvBuffer = 64 << 10
+
 // flvWriter appends tags to NNNN.flv.part; finish rewrites it as NNNN.flv with the
 // duration, filesize and keyframes metadata.
 type flvWriter struct {
@@ -69,7 +74,7 @@ func newFLVWriter(path string, h headers) (*flvWriter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("recorder: flv: %w", err)
 	}
-	w := &flvWriter{path: path, meta: h.meta, f: f, w: bufio.NewWriterSize(f, 256<<10)}
+	w := &flvWriter{path: path, meta: h.meta, f: f, w: bufio.NewWriterSize(f, flvBuffer)}
 	w.w.Write(flv.Header(h.audio != nil, h.video != nil))
 	for _, p := range []*media.Packet{h.video, h.audio} {
 		if p != nil {
