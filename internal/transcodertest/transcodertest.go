@@ -45,6 +45,7 @@ func build() {
 	}
 	bin = filepath.Join(dir, "livetape-transcoder")
 	cmd := exec.Command("go", "build", "-o", bin, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=1") // the transcoder is cgo, whatever the tests run with
 	buildOut, buildErr = cmd.CombinedOutput()
 }
 
@@ -56,4 +57,17 @@ func Main(m *testing.M) int {
 		os.RemoveAll(dir)
 	}
 	return code
+}
+
+// Processes lists the ids of the processes running the executable bin (from /proc), to
+// check that no transcode outlives its job.
+func Processes(bin string) []string {
+	var pids []string
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		if exe, err := os.Readlink(filepath.Join("/proc", d.Name(), "exe")); err == nil && exe == bin {
+			pids = append(pids, d.Name())
+		}
+	}
+	return pids
 }

@@ -47,18 +47,6 @@ func noneLeft(t *testing.T, paths ...string) {
 	}
 }
 
-// running lists the processes running the executable bin.
-func running(bin string) []string {
-	var pids []string
-	dirs, _ := os.ReadDir("/proc")
-	for _, d := range dirs {
-		if exe, err := os.Readlink(filepath.Join("/proc", d.Name(), "exe")); err == nil && exe == bin {
-			pids = append(pids, d.Name())
-		}
-	}
-	return pids
-}
-
 // A transcode and a poster through the executable: the child's progress reaches the
 // caller, its result is the transcoder's (640x360 sd), and the files probe.
 func TestTranscodeAndThumbnailInChild(t *testing.T) {
@@ -244,14 +232,14 @@ func TestCancelStopsChild(t *testing.T) {
 			case err := <-done:
 				t.Fatalf("transcode ended before it could be canceled: %v", err)
 			}
-			if len(running(bin)) == 0 {
+			if len(transcodertest.Processes(bin)) == 0 {
 				t.Fatal("no child running while the transcode reports progress")
 			}
 			cancel()
 			if err := <-done; !errors.Is(err, context.Canceled) {
 				t.Errorf("canceled transcode: %v, want context.Canceled", err)
 			}
-			if pids := running(bin); len(pids) > 0 {
+			if pids := transcodertest.Processes(bin); len(pids) > 0 {
 				t.Errorf("child still running after Transcode returned: %v", pids)
 			}
 			for _, o := range outs {
