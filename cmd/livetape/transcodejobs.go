@@ -69,13 +69,16 @@ func (c TranscodeConfig) Validate() error {
 }
 
 // registerTranscodeJobs routes the transcode and poster jobs to livetape-transcoder,
-// found once here. A node without it says so now, and its jobs fail with the same
-// error; stitch jobs (pure Go) do not need it.
-func registerTranscodeJobs(q *jobs.Queue, store storage.Store, cat *catalog.Catalog, cfg Config, log *slog.Logger) {
+// found once here. A node that runs them (runsJobs) and cannot find it says so now, and
+// its jobs fail with the same error; stitch jobs (pure Go) do not need it.
+func registerTranscodeJobs(q *jobs.Queue, store storage.Store, cat *catalog.Catalog, cfg Config, runsJobs bool, log *slog.Logger) {
 	tc := runner.New(cfg.Transcode.Binary)
-	if tc.Err != nil {
+	switch {
+	case tc.Err != nil && runsJobs:
 		log.Error("transcode and poster jobs will fail on this node", "err", tc.Err)
-	} else {
+	case tc.Err != nil:
+		log.Debug("no transcoder on this node, which leaves transcodes to workers", "err", tc.Err)
+	default:
 		log.Info("transcoder found", "path", tc.Binary)
 	}
 	h := &transcodejob.Handler{Store: store, Catalog: cat, Queue: q, Transcoder: tc, Templates: cfg.Transcode.all(),
