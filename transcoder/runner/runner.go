@@ -6,6 +6,7 @@ package runner
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -153,7 +154,7 @@ func (r Runner) run(ctx context.Context, req spec.Request, progress func(spec.Pr
 	}()
 
 	cmd := exec.CommandContext(ctx, r.Binary)
-	cmd.Stdin = strings.NewReader(string(body))
+	cmd.Stdin = bytes.NewReader(body)
 	stderr := &tail{max: stderrKept}
 	cmd.Stderr = stderr
 	// A cancel asks the child to stop (it removes its partial outputs), then kills it.
@@ -251,7 +252,7 @@ func (t *tail) Write(p []byte) (int, error) {
 	t.b = append(t.b, p...)
 	if over := len(t.b) - t.max; over > 0 {
 		t.b = t.b[over:]
-		if i := strings.IndexByte(string(t.b), '\n'); i >= 0 && i < len(t.b)-1 {
+		if i := bytes.IndexByte(t.b, '\n'); i >= 0 && i < len(t.b)-1 {
 			t.b = t.b[i+1:]
 		}
 	}
