@@ -8,13 +8,14 @@
 
 # Needed to run livetape (scripts/run.sh and scripts/test.sh).
 declare -A run_packages=(
-	[gcc]=gcc                # the transcoder package links FFmpeg through cgo
+	[gcc]=gcc                # livetape-transcoder links FFmpeg through cgo
 	[pkg-config]=pkg-config  # cgo finds the FFmpeg libraries with it
 )
 
-# Libraries needed to build livetape, by pkg-config name: the transcoder links FFmpeg
-# 5.1 (Debian 12) through go-astiav. ensure_libraries installs the -dev package of
-# every one that `pkg-config --exists` does not find.
+# Libraries needed to build livetape-transcoder, by pkg-config name: it links FFmpeg
+# 5.1 (Debian 12) through go-astiav (livetape itself builds with CGO_ENABLED=0).
+# ensure_libraries installs the -dev package of every one that `pkg-config --exists`
+# does not find.
 declare -A build_libraries=(
 	[libavcodec]=libavcodec-dev
 	[libavdevice]=libavdevice-dev # go-astiav links it, though livetape uses no device

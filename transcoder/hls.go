@@ -14,9 +14,6 @@ import (
 	"time"
 )
 
-// MasterPlaylist is the name of an ABR set's master playlist inside its directory.
-const MasterPlaylist = "master.m3u8"
-
 // TranscodeABR writes an HLS ABR set into dir: one variant per template in
 // dir/NAME/index.m3u8 (from one decode, keyframes and so segment boundaries at the
 // same timestamps in every variant) and dir/master.m3u8 listing them with BANDWIDTH,

@@ -12,11 +12,6 @@ import (
 	"github.com/asticode/go-astiav"
 )
 
-// ErrBadInput marks an input that can never be transcoded: not a media file, truncated,
-// corrupt, or in a codec this build cannot decode. A job that gets it fails for good
-// instead of retrying.
-var ErrBadInput = errors.New("transcoder: bad input")
-
 // isBadInput reports libav errors that describe the input itself, as opposed to the
 // machine (missing file, I/O, memory): those are worth a retry, these are not.
 func isBadInput(err error) bool {

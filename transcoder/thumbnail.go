@@ -10,22 +10,6 @@ import (
 	"github.com/asticode/go-astiav"
 )
 
-// DefaultThumbnailAt is where a poster is taken when no offset is given: this
-// fraction of the source's duration (past the black or countdown of the first seconds).
-const DefaultThumbnailAt = 0.10
-
-// ThumbnailOptions choose the picture.
-type ThumbnailOptions struct {
-	At        time.Duration // offset in the source; 0: DefaultThumbnailAt of its duration
-	ShortSide int           // 0: the source's size; never upscaled
-}
-
-// Thumbnail is a written poster.
-type Thumbnail struct {
-	Width, Height int
-	At            time.Duration // the timestamp of the frame taken (relative to the start)
-}
-
 // WriteThumbnail writes a JPEG of the source's frame at opt.At (the first frame at or
 // after it, the last frame for an offset past the end) to w, in the source's aspect ratio.
 func WriteThumbnail(ctx context.Context, inputPath string, w io.Writer, opt ThumbnailOptions) (Thumbnail, error) {

@@ -12,64 +12,11 @@ import (
 	"github.com/asticode/go-astiav"
 )
 
-// Format is an output container.
-type Format string
-
-const (
-	// FormatMP4 is a progressive MP4 with its index in front (fast start).
-	FormatMP4 Format = "mp4"
-	// FormatHLS is an HLS VOD playlist (index.m3u8) with MPEG-TS segments of GOP length.
-	FormatHLS Format = "hls"
-)
-
 // Preset is the x264 speed/quality preset of every rendition.
 const Preset = "veryfast"
 
 // hlsPlaylist is the name of a variant's playlist inside its directory.
 const hlsPlaylist = "index.m3u8"
-
-// Output is one rendition to produce.
-type Output struct {
-	Template Template
-	Format   Format
-	// Path is the MP4 file, or for HLS the directory that receives index.m3u8 and its
-	// segments. It appears only once the rendition is complete (written under a
-	// ".partial" name, then renamed); an existing one is replaced.
-	Path string
-}
-
-// Progress reports how far the source has been read.
-type Progress struct {
-	Done  time.Duration // media time of the last decoded video frame
-	Total time.Duration // the source's duration (0 when unknown)
-}
-
-// Percent is the progress in 0–100 (0 when the total is unknown).
-func (p Progress) Percent() float64 {
-	if p.Total <= 0 {
-		return 0
-	}
-	return min(100, 100*float64(p.Done)/float64(p.Total))
-}
-
-// Result describes a finished transcode.
-type Result struct {
-	Duration time.Duration // the source's
-	Outputs  []Rendition   // in the order of the outputs asked for
-}
-
-// Rendition is one finished output.
-type Rendition struct {
-	Template     string
-	Format       Format
-	Path         string
-	Width        int
-	Height       int
-	FrameRate    float64
-	Bitrate      int64  // average bits/s of the encoded audio and video, container excluded
-	VideoBitrate int64  // average bits/s of the encoded video
-	Codecs       string // RFC 6381, for HLS CODECS: "avc1.64001f,mp4a.40.2"
-}
 
 // Transcode decodes input once and encodes it into every output: each gets its own
 // filter graph (scale, fps cap, audio resampling) and encoders (libx264 + AAC), and all

@@ -12,7 +12,9 @@ import (
 
 	"github.com/livetape/livetape/api"
 	"github.com/livetape/livetape/internal/mediatest"
-	"github.com/livetape/livetape/transcoder"
+	"github.com/livetape/livetape/internal/transcodertest"
+	"github.com/livetape/livetape/transcoder/runner"
+	"github.com/livetape/livetape/transcoder/spec"
 )
 
 // abrPage plays ?src= with the hls.js the console ships, and exposes the variants it
@@ -41,8 +43,9 @@ func TestABRSetPlaysInChromium(t *testing.T) {
 		t.Fatalf("ffmpeg: %v\n%s", err, out)
 	}
 	abr := filepath.Join(dir, "abr")
-	templates := transcoder.DefaultTemplates()[:2] // sd, hd
-	if _, err := transcoder.TranscodeABR(context.Background(), src, abr, templates, nil); err != nil {
+	templates := spec.DefaultTemplates()[:2] // sd, hd
+	tc := runner.Runner{Binary: transcodertest.Binary(t)}
+	if _, err := tc.TranscodeABR(context.Background(), src, abr, templates, nil); err != nil {
 		t.Fatal(err)
 	}
 
@@ -58,7 +61,7 @@ func TestABRSetPlaysInChromium(t *testing.T) {
 	defer srv.Close()
 
 	b := startChromium(t)
-	b.run(t, "open the player", chromedp.Navigate(srv.URL+"/abr.html?src=/abr/"+transcoder.MasterPlaylist))
+	b.run(t, "open the player", chromedp.Navigate(srv.URL+"/abr.html?src=/abr/"+spec.MasterPlaylist))
 	b.waitPlaying(t, "v")
 	var levels []string
 	if !b.eval(`window.levels()`, &levels) || len(levels) != 2 || levels[0] != "640x360" || levels[1] != "960x540" {

@@ -335,6 +335,8 @@ var settings = []setting{
 		}}},
 	{YAML: "transcode.posters", Env: "LIVETAPE_POSTERS", Help: "make a JPEG poster (at 10 % of the duration) of every MP4 recording once stored, announced by event 200",
 		field: boolField(func(c *Config) *bool { return &c.Transcode.Posters })},
+	{YAML: "transcode.binary", Env: "LIVETAPE_TRANSCODER", Help: "the livetape-transcoder executable that runs each transcode and poster job, and `livetape transcode` (env only): a path, or a name on $PATH; empty: livetape-transcoder beside livetape, else on $PATH",
+		field: stringField(func(c *Config) *string { return &c.Transcode.Binary })},
 }
 
 // listField parses comma-separated lists.

@@ -68,7 +68,7 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 	uploads := newCountingStore(store) // metrics.go
 	queue.Register(jobs.TaskUpload, &jobs.Uploader{Store: uploads, Catalog: cat, Queue: queue, Spool: uploadSpool{rec.Spool()},
 		PublicURL: cfg.PublicURL, KeyTemplate: cfg.Storage.KeyTemplate, Posters: cfg.Transcode.Posters, Log: log})
-	registerTranscodeJobs(queue, uploads, cat, cfg, log) // transcodejobs.go
+	registerTranscodeJobs(queue, uploads, cat, cfg, !cfg.NoWorker, log) // transcodejobs.go
 	queue.Register(jobs.TaskStitch, &jobs.Stitcher{Store: uploads, Catalog: cat, Queue: queue,
 		PublicURL: cfg.PublicURL, KeyTemplate: cfg.Storage.KeyTemplate, Log: log})
 	reg, err := newRegistry(queue) // metrics.go

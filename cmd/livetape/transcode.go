@@ -11,7 +11,8 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
-	"github.com/livetape/livetape/transcoder"
+	"github.com/livetape/livetape/transcoder/runner"
+	"github.com/livetape/livetape/transcoder/spec"
 )
 
 // transcodeOptions are the flags of `livetape transcode`.
@@ -37,15 +38,16 @@ func transcodeFlags() (*flag.FlagSet, *transcodeOptions) {
 
 func templateNames() string {
 	var names []string
-	for _, t := range transcoder.DefaultTemplates() {
+	for _, t := range spec.DefaultTemplates() {
 		names = append(names, fmt.Sprintf("%s (%dp, %d kbps)", t.Name, t.ShortSide, t.VideoKbps))
 	}
 	return strings.Join(names, ", ")
 }
 
-// cmdTranscode transcodes a local file with the transcoder package, showing a progress
-// bar on stderr and one line per output on stdout. An interrupt (ctx) leaves no output.
-func cmdTranscode(ctx context.Context, args []string, _ func(string) (string, bool), stdout, stderr io.Writer) error {
+// cmdTranscode transcodes a local file in livetape-transcoder (LIVETAPE_TRANSCODER, else
+// beside livetape, else on $PATH), showing a progress bar on stderr and one line per
+// output on stdout. An interrupt (ctx) stops the child and leaves no output.
+func cmdTranscode(ctx context.Context, args []string, env func(string) (string, bool), stdout, stderr io.Writer) error {
 	fs, o := transcodeFlags()
 	// IN and OUT may come before, between or after the flags.
 	var positional []string
@@ -67,68 +69,56 @@ func cmdTranscode(ctx context.Context, args []string, _ func(string) (string, bo
 	if o.templates != "" {
 		names = strings.Split(o.templates, ",")
 	}
-	var templates []transcoder.Template
+	var templates []spec.Template
 	for _, name := range names {
-		t, ok := transcoder.FindTemplate(transcoder.DefaultTemplates(), strings.TrimSpace(name))
+		t, ok := spec.FindTemplate(spec.DefaultTemplates(), strings.TrimSpace(name))
 		if !ok {
 			return usagef("unknown template %q (known: %s)", name, templateNames())
 		}
 		templates = append(templates, t)
 	}
+	configured, _ := env("LIVETAPE_TRANSCODER")
+	tc := runner.New(configured)
+	if tc.Err != nil {
+		return tc.Err
+	}
 
 	progress, finish := progressBar(stderr, o.quiet)
-	var res transcoder.Result
+	var res spec.Result
 	var err error
 	switch {
 	case o.hls:
-		res, err = transcoder.TranscodeABR(ctx, in, out, templates, progress)
+		res, err = tc.TranscodeABR(ctx, in, out, templates, progress)
 	case o.templates != "":
 		if err := os.MkdirAll(out, 0o755); err != nil {
 			return err
 		}
-		var outputs []transcoder.Output
+		var outputs []spec.Output
 		for _, t := range templates {
-			outputs = append(outputs, transcoder.Output{Template: t, Format: transcoder.FormatMP4, Path: filepath.Join(out, t.Name+".mp4")})
+			outputs = append(outputs, spec.Output{Template: t, Format: spec.FormatMP4, Path: filepath.Join(out, t.Name+".mp4")})
 		}
-		res, err = transcoder.Transcode(ctx, in, outputs, progress)
+		res, err = tc.Transcode(ctx, in, outputs, progress)
 	default:
-		res, err = transcoder.Transcode(ctx, in, []transcoder.Output{{Template: templates[0], Format: transcoder.FormatMP4, Path: out}}, progress)
+		res, err = tc.Transcode(ctx, in, []spec.Output{{Template: templates[0], Format: spec.FormatMP4, Path: out}}, progress)
 	}
 	finish()
 	if err != nil {
 		return err
 	}
 	if o.hls {
-		fmt.Fprintf(stdout, "master: %s\n", filepath.Join(out, transcoder.MasterPlaylist))
+		fmt.Fprintf(stdout, "master: %s\n", filepath.Join(out, spec.MasterPlaylist))
 	}
 	for _, r := range res.Outputs {
 		fmt.Fprintf(stdout, "%s: %s %dx%d %.0f fps %d kbit/s (video %d) %s\n",
 			r.Template, r.Format, r.Width, r.Height, r.FrameRate, r.Bitrate/1000, r.VideoBitrate/1000, r.Path)
 	}
 	if o.poster != "" {
-		return writePoster(ctx, in, o.poster, stdout)
+		th, err := tc.Thumbnail(ctx, in, o.poster, spec.ThumbnailOptions{})
+		if err != nil {
+			return fmt.Errorf("poster: %w", err)
+		}
+		fmt.Fprintf(stdout, "poster: %dx%d at %v %s\n", th.Width, th.Height, th.At, o.poster)
 	}
-	return nil
-}
-
-func writePoster(ctx context.Context, in, path string, stdout io.Writer) error {
-	tmp := path + ".partial"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	th, err := transcoder.WriteThumbnail(ctx, in, f, transcoder.ThumbnailOptions{})
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("poster: %w", err)
-	}
-	fmt.Fprintf(stdout, "poster: %dx%d at %v %s\n", th.Width, th.Height, th.At, path)
 	return nil
 }
 
@@ -148,7 +138,7 @@ func parseFlagsUntilArg(fs *flag.FlagSet, args []string, stdout io.Writer) (done
 
 // progressBar returns a progress callback drawing a bar in percent on w, and the
 // function that ends the bar.
-func progressBar(w io.Writer, quiet bool) (func(transcoder.Progress), func()) {
+func progressBar(w io.Writer, quiet bool) (func(spec.Progress), func()) {
 	if quiet {
 		return nil, func() {}
 	}
@@ -159,7 +149,7 @@ func progressBar(w io.Writer, quiet bool) (func(transcoder.Progress), func()) {
 		progressbar.OptionShowElapsedTimeOnFinish(),
 		progressbar.OptionSetWidth(30),
 	)
-	return func(p transcoder.Progress) {
+	return func(p spec.Progress) {
 			bar.Set(int(p.Percent()))
 		}, func() {
 			bar.Finish()

@@ -10,12 +10,14 @@ import (
 	"testing"
 
 	"github.com/livetape/livetape/internal/mediatest"
+	"github.com/livetape/livetape/internal/transcodertest"
 )
 
 // `livetape transcode` on a local file: an MP4 of the template, an HLS ABR set, a
 // poster, and a usage error for a wrong template.
 func TestTranscodeCommand(t *testing.T) {
 	mediatest.NeedFFmpeg(t)
+	env := mapEnv(map[string]string{"LIVETAPE_TRANSCODER": transcodertest.Binary(t)})
 	dir := t.TempDir()
 	src := filepath.Join(dir, "in.mp4")
 	if out, err := exec.Command("ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
@@ -24,7 +26,7 @@ func TestTranscodeCommand(t *testing.T) {
 	}
 	transcode := func(args ...string) (string, error) {
 		var stdout, stderr bytes.Buffer
-		err := runEnv(context.Background(), append([]string{"transcode"}, args...), mapEnv(nil), &stdout, &stderr)
+		err := runEnv(context.Background(), append([]string{"transcode"}, args...), env, &stdout, &stderr)
 		return stdout.String(), err
 	}
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/livetape/livetape/internal/mediatest"
 	"github.com/livetape/livetape/internal/redistest"
+	"github.com/livetape/livetape/internal/transcodertest"
 	"github.com/livetape/livetape/jobs"
 	"github.com/livetape/livetape/storage"
 	"github.com/livetape/livetape/storage/catalog"
@@ -108,6 +109,10 @@ func TestServeTranscodeJobs(t *testing.T) {
 	rc := &receiver{t: t, hits: map[string]int{}}
 	cfg := pipelineConfig(t, rc)
 	cfg.Jobs.RedisAddr = redisSrv.Addr()
+	cfg.Transcode.Binary = transcodertest.Binary(t)
+	// The jobs' work dirs (os.MkdirTemp) land here, to be checked for leftovers.
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
 	r := startServe(t, cfg)
 	rdb := redis.NewClient(&redis.Options{Addr: redisSrv.Addr()})
 	t.Cleanup(func() { rdb.Close() })
@@ -332,6 +337,13 @@ func TestServeTranscodeJobs(t *testing.T) {
 		if j := getJob(t, r.httpURL, id); j.State != jobs.JobCanceled || j.Result != nil {
 			t.Errorf("job after DELETE: %+v, want canceled", j)
 		}
+		// livetape-transcoder was stopped, and what it had written removed.
+		if pids := transcodertest.Processes(cfg.Transcode.Binary); len(pids) > 0 {
+			t.Errorf("livetape-transcoder still running after the cancel: %v", pids)
+		}
+		if left, _ := filepath.Glob(filepath.Join(tmp, "livetape-transcode-*")); len(left) > 0 {
+			t.Errorf("canceled job left %v", left)
+		}
 		rendition := jobs.RenditionFileID("long1", "hls", []string{"sd", "hd", "uhd"})
 		if _, err := cat.Get(context.Background(), rendition); err == nil {
 			t.Errorf("canceled job left %s in the catalog", rendition)
@@ -340,4 +352,65 @@ func TestServeTranscodeJobs(t *testing.T) {
 			t.Errorf("POST on a job: %d", code)
 		}
 	})
+}
+
+// A node without livetape-transcoder says so once at start, naming the setting; its
+// poster and transcode jobs fail at once, for good, with that error (event 301
+// errcode 1); recording, upload and callbacks go on, and stitching (pure Go) works.
+func TestServeWithoutTranscoder(t *testing.T) {
+	mediatest.NeedFFmpeg(t)
+	rc := &receiver{t: t, hits: map[string]int{}}
+	cfg := pipelineConfig(t, rc)
+	cfg.Jobs.RedisAddr = redistest.Start(t).Addr()
+	cfg.Transcode.Binary = filepath.Join(t.TempDir(), "livetape-transcoder")
+	r := startServe(t, cfg)
+
+	p := mediatest.Push(t, "rtmp://"+r.rtmpAddr+"/live/notc?record=mp4&transcode=sd", 3)
+	if err := p.Wait(t, 40*time.Second); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, p.Stderr)
+	}
+	var src jobs.Event
+	mediatest.WaitFor(t, "the recording", 30*time.Second, func() bool {
+		var ok bool
+		src, ok = eventOf(rc, jobs.EventRecordingReady, func(ev jobs.Event) bool { return ev.StreamID == "notc" })
+		return ok
+	})
+	if n := strings.Count(r.logs.String(), "transcode and poster jobs will fail"); n != 1 || !strings.Contains(r.logs.String(), "LIVETAPE_TRANSCODER") {
+		t.Errorf("%d start messages about the missing transcoder, want 1 naming LIVETAPE_TRANSCODER", n)
+	}
+	for _, id := range []string{jobs.PosterJobID(src.FileID), jobs.TranscodeJobID(src.FileID, "mp4", []string{"sd"})} {
+		j := waitJob(t, r.httpURL, id, 30*time.Second, jobs.JobFailed, jobs.JobCompleted)
+		if j.State != jobs.JobFailed || !strings.Contains(j.Error, "transcode.binary") || !strings.Contains(j.Error, "LIVETAPE_TRANSCODER") {
+			t.Errorf("job %s: %+v, want failed naming transcode.binary and LIVETAPE_TRANSCODER", id, j)
+		}
+	}
+	var fail jobs.Event
+	mediatest.WaitFor(t, "event 301 errcode 1", 30*time.Second, func() bool {
+		var ok bool
+		fail, ok = eventOf(rc, jobs.EventTranscodeDone, func(ev jobs.Event) bool { return ev.SourceFileID == src.FileID })
+		return ok
+	})
+	if fail.ErrCode != 1 || !strings.Contains(fail.ErrMsg, "LIVETAPE_TRANSCODER") {
+		t.Errorf("event 301: %+v, want errcode 1 naming the setting", fail)
+	}
+	attempts := 0
+	for line := range strings.Lines(r.logs.String()) {
+		if strings.Contains(line, "task failed") && strings.Contains(line, "transcoder not found") {
+			attempts++
+		}
+	}
+	if attempts != 2 {
+		t.Errorf("%d failed attempts logged, want 2 (the poster and the transcode, not retried)", attempts)
+	}
+
+	code, answer := postJSON(t, r.httpURL+"/api/v1/stitch", fmt.Sprintf(`{"file_ids":[%q]}`, src.FileID))
+	var job struct {
+		JobID string `json:"job_id"`
+	}
+	if err := json.Unmarshal(answer, &job); code != 202 || err != nil {
+		t.Fatalf("POST /api/v1/stitch: %d %s", code, answer)
+	}
+	if j := waitJob(t, r.httpURL, job.JobID, 30*time.Second, jobs.JobCompleted, jobs.JobFailed); j.State != jobs.JobCompleted {
+		t.Errorf("stitch without the transcoder: %+v, want completed", j)
+	}
 }

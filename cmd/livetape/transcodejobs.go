@@ -10,23 +10,28 @@ import (
 	"github.com/livetape/livetape/jobs/transcodejob"
 	"github.com/livetape/livetape/storage"
 	"github.com/livetape/livetape/storage/catalog"
-	"github.com/livetape/livetape/transcoder"
+	"github.com/livetape/livetape/transcoder/runner"
+	"github.com/livetape/livetape/transcoder/spec"
 )
 
 // TranscodeConfig configures the transcode and poster jobs.
 type TranscodeConfig struct {
 	// Templates are added to the defaults (sd, hd, uhd); one named as a default
 	// replaces it.
-	Templates []transcoder.Template `yaml:"templates"`
+	Templates []spec.Template `yaml:"templates"`
 	// Posters makes a JPEG poster of every MP4 recording once stored (default true).
 	Posters bool `yaml:"posters"`
+	// Binary is the livetape-transcoder executable that runs each transcode and poster
+	// job (a path, or a name on $PATH). Empty: livetape-transcoder beside livetape,
+	// else on $PATH.
+	Binary string `yaml:"binary"`
 }
 
 // all returns the defaults with the configured templates added or replacing them.
-func (c TranscodeConfig) all() []transcoder.Template {
-	out := transcoder.DefaultTemplates()
+func (c TranscodeConfig) all() []spec.Template {
+	out := spec.DefaultTemplates()
 	for _, t := range c.Templates {
-		if i := slices.IndexFunc(out, func(d transcoder.Template) bool { return d.Name == t.Name }); i >= 0 {
+		if i := slices.IndexFunc(out, func(d spec.Template) bool { return d.Name == t.Name }); i >= 0 {
 			out[i] = t
 		} else {
 			out = append(out, t)
@@ -63,9 +68,20 @@ func (c TranscodeConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// registerTranscodeJobs routes the transcode and poster jobs to the transcoder.
-func registerTranscodeJobs(q *jobs.Queue, store storage.Store, cat *catalog.Catalog, cfg Config, log *slog.Logger) {
-	h := &transcodejob.Handler{Store: store, Catalog: cat, Queue: q, Templates: cfg.Transcode.all(),
+// registerTranscodeJobs routes the transcode and poster jobs to livetape-transcoder,
+// found once here. A node that runs them (runsJobs) and cannot find it says so now, and
+// its jobs fail with the same error; stitch jobs (pure Go) do not need it.
+func registerTranscodeJobs(q *jobs.Queue, store storage.Store, cat *catalog.Catalog, cfg Config, runsJobs bool, log *slog.Logger) {
+	tc := runner.New(cfg.Transcode.Binary)
+	switch {
+	case tc.Err != nil && runsJobs:
+		log.Error("transcode and poster jobs will fail on this node", "err", tc.Err)
+	case tc.Err != nil:
+		log.Debug("no transcoder on this node, which leaves transcodes to workers", "err", tc.Err)
+	default:
+		log.Info("transcoder found", "path", tc.Binary)
+	}
+	h := &transcodejob.Handler{Store: store, Catalog: cat, Queue: q, Transcoder: tc, Templates: cfg.Transcode.all(),
 		PublicURL: cfg.PublicURL, Log: log}
 	h.Register(q)
 }

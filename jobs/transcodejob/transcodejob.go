@@ -1,11 +1,10 @@
 // Package transcodejob runs the transcode and poster jobs (jobs.TaskTranscode,
-// jobs.TaskPoster) with the transcoder. It is apart from package jobs because the
-// transcoder is cgo (FFmpeg's libraries) and jobs, like every package but transcoder,
-// builds without cgo; the API queues these jobs through package jobs alone.
+// jobs.TaskPoster) in the livetape-transcoder executable (transcoder/runner), one child
+// process per job: the process running the queue never maps FFmpeg's libraries. The
+// API queues these jobs through package jobs alone.
 package transcodejob
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,18 +24,24 @@ import (
 	"github.com/livetape/livetape/jobs"
 	"github.com/livetape/livetape/storage"
 	"github.com/livetape/livetape/storage/catalog"
-	"github.com/livetape/livetape/transcoder"
+	"github.com/livetape/livetape/transcoder/runner"
+	"github.com/livetape/livetape/transcoder/spec"
 )
 
 // Handler runs transcode and poster jobs: it reads the source recording from storage
-// into a temporary file (the transcoder reads a path), and stores what it makes
-// beside the source. Register ProcessTranscode and ProcessPoster.
+// into a temporary file (the transcoder reads a path), has livetape-transcoder make the
+// outputs there, and stores them beside the source. Register ProcessTranscode and
+// ProcessPoster.
 type Handler struct {
 	Store   storage.Store
 	Catalog *catalog.Catalog
 	Queue   *jobs.Queue
-	// Templates are the templates jobs may name (the defaults and the configured ones).
-	Templates []transcoder.Template
+	// Transcoder runs the livetape-transcoder executable. One not found (its Err set)
+	// fails every job at once, with the error that names the setting.
+	Transcoder runner.Runner
+	// Templates are the templates jobs may name (the defaults and the configured ones);
+	// each job passes the ones it uses to livetape-transcoder in full.
+	Templates []spec.Template
 	// PublicURL is the base of replay URLs (video_url = PublicURL + "/vod/" + key).
 	PublicURL string
 	// WorkDir receives the temporary files of running jobs (os.TempDir() when empty).
@@ -57,8 +62,9 @@ type output struct {
 }
 
 // ProcessTranscode handles jobs.TaskTranscode. A source that can never be transcoded
-// (transcoder.ErrBadInput: truncated, corrupt, unsupported), a source deleted, or a
-// cancel fail the job at once; storage errors are retried. A failed job sends event
+// (spec.ErrBadInput: truncated, corrupt, unsupported), a source deleted, no
+// livetape-transcoder on this node, or a cancel fail the job at once; storage errors
+// and a transcoder that crashed are retried. A failed job sends event
 // 301 with errcode 1 and the reason; each output sends event 301 once stored.
 func (h *Handler) ProcessTranscode(ctx context.Context, t *asynq.Task) error {
 	var p jobs.TranscodePayload
@@ -101,9 +107,9 @@ func (h *Handler) transcode(ctx context.Context, p jobs.TranscodePayload, log *s
 	if err != nil {
 		return nil, err
 	}
-	var templates []transcoder.Template
+	var templates []spec.Template
 	for _, name := range p.Templates {
-		tpl, ok := transcoder.FindTemplate(h.Templates, name)
+		tpl, ok := spec.FindTemplate(h.Templates, name)
 		if !ok {
 			return nil, fmt.Errorf("unknown template %q (not in this worker's configuration): %w", name, asynq.SkipRetry)
 		}
@@ -112,7 +118,7 @@ func (h *Handler) transcode(ctx context.Context, p jobs.TranscodePayload, log *s
 
 	// What an earlier run stored already (the catalog entry is written last) is kept.
 	var done []output
-	var todo []transcoder.Template
+	var todo []spec.Template
 	switch p.Format {
 	case jobs.TranscodeHLS:
 		if rec, err := h.Catalog.Get(ctx, jobs.RenditionFileID(src.FileID, p.Format, p.Templates)); err == nil {
@@ -135,6 +141,9 @@ func (h *Handler) transcode(ctx context.Context, p jobs.TranscodePayload, log *s
 		log.Info("transcode: outputs stored by an earlier run")
 		return done, nil
 	}
+	if h.Transcoder.Err != nil {
+		return nil, transcodeError(h.Transcoder.Err)
+	}
 
 	dir, err := os.MkdirTemp(h.WorkDir, "livetape-transcode-")
 	if err != nil {
@@ -148,10 +157,10 @@ func (h *Handler) transcode(ctx context.Context, p jobs.TranscodePayload, log *s
 	start := time.Now()
 	report := h.Queue.ProgressReporter(ctx, p.JobID)
 	// The encode is 95 %; storing the outputs the rest, and completion says 100.
-	progress := func(pr transcoder.Progress) { report(pr.Percent() * 0.95) }
+	progress := func(pr spec.Progress) { report(pr.Percent() * 0.95) }
 	var made []output
 	if p.Format == jobs.TranscodeHLS {
-		res, err := transcoder.TranscodeABR(ctx, input, filepath.Join(dir, "abr"), todo, progress)
+		res, err := h.Transcoder.TranscodeABR(ctx, input, filepath.Join(dir, "abr"), todo, progress)
 		if err != nil {
 			return nil, transcodeError(err)
 		}
@@ -161,11 +170,11 @@ func (h *Handler) transcode(ctx context.Context, p jobs.TranscodePayload, log *s
 		}
 		made = append(made, o)
 	} else {
-		outs := make([]transcoder.Output, len(todo))
+		outs := make([]spec.Output, len(todo))
 		for i, tpl := range todo {
-			outs[i] = transcoder.Output{Template: tpl, Format: transcoder.FormatMP4, Path: filepath.Join(dir, tpl.Name+".mp4")}
+			outs[i] = spec.Output{Template: tpl, Format: spec.FormatMP4, Path: filepath.Join(dir, tpl.Name+".mp4")}
 		}
-		res, err := transcoder.Transcode(ctx, input, outs, progress)
+		res, err := h.Transcoder.Transcode(ctx, input, outs, progress)
 		if err != nil {
 			return nil, transcodeError(err)
 		}
@@ -186,9 +195,11 @@ func (h *Handler) transcode(ctx context.Context, p jobs.TranscodePayload, log *s
 	return all, nil
 }
 
-// transcodeError makes a bad input final: retrying cannot help.
+// transcodeError makes final what retrying cannot help: a bad input, a request
+// livetape-transcoder refuses, or no livetape-transcoder on this node (a node set up
+// without it says so at start; the error names the setting).
 func transcodeError(err error) error {
-	if errors.Is(err, transcoder.ErrBadInput) {
+	if errors.Is(err, spec.ErrBadInput) || errors.Is(err, spec.ErrBadRequest) || errors.Is(err, runner.ErrNotFound) {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
 	return err
@@ -237,7 +248,7 @@ func (h *Handler) url(key string) string {
 
 // storeMP4 uploads one MP4 rendition, then its catalog entry: a worker killed in
 // between leaves an object no entry names, which the retry overwrites.
-func (h *Handler) storeMP4(ctx context.Context, src *catalog.Recording, r transcoder.Rendition, duration time.Duration) (output, error) {
+func (h *Handler) storeMP4(ctx context.Context, src *catalog.Recording, r spec.Rendition, duration time.Duration) (output, error) {
 	fileID := jobs.RenditionFileID(src.FileID, jobs.TranscodeMP4, []string{r.Template})
 	rec := h.rendition(src, fileID, jobs.TranscodeMP4, r.Template, duration)
 	rec.Key = jobs.RenditionStem(src, fileID) + ".mp4"
@@ -256,7 +267,7 @@ func (h *Handler) storeMP4(ctx context.Context, src *catalog.Recording, r transc
 
 // storeABR uploads an ABR set (segments, variant playlists, the master playlist last),
 // then its one catalog entry, whose key is the master playlist.
-func (h *Handler) storeABR(ctx context.Context, src *catalog.Recording, p jobs.TranscodePayload, dir string, res transcoder.Result) (output, error) {
+func (h *Handler) storeABR(ctx context.Context, src *catalog.Recording, p jobs.TranscodePayload, dir string, res spec.Result) (output, error) {
 	fileID := jobs.RenditionFileID(src.FileID, jobs.TranscodeHLS, p.Templates)
 	stem := jobs.RenditionStem(src, fileID)
 	rec := h.rendition(src, fileID, jobs.TranscodeHLS, jobs.ABRTemplate, res.Duration)
@@ -274,7 +285,7 @@ func (h *Handler) storeABR(ctx context.Context, src *catalog.Recording, p jobs.T
 	// Playlists after what they name, the master last.
 	rank := func(name string) int {
 		switch {
-		case name == transcoder.MasterPlaylist:
+		case name == spec.MasterPlaylist:
 			return 2
 		case strings.HasSuffix(name, ".m3u8"):
 			return 1
@@ -291,7 +302,7 @@ func (h *Handler) storeABR(ctx context.Context, src *catalog.Recording, p jobs.T
 		rec.Objects = append(rec.Objects, key)
 		rec.Size += obj.Size
 	}
-	rec.Key = stem + "/" + transcoder.MasterPlaylist
+	rec.Key = stem + "/" + spec.MasterPlaylist
 	out := jobs.JobOutput{Template: jobs.ABRTemplate, Format: jobs.TranscodeHLS, FileID: fileID}
 	for _, r := range res.Outputs {
 		v := jobs.JobOutput{Template: r.Template, Format: jobs.TranscodeHLS, FileID: fileID,
@@ -363,7 +374,7 @@ func (h *Handler) ProcessPoster(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return fmt.Errorf("jobs: poster of %s: %w", p.FileID, err)
 	}
-	var th transcoder.Thumbnail
+	var th spec.Thumbnail
 	var size int64
 	if rec.Poster == "" {
 		th, size, err = h.poster(ctx, rec)
@@ -391,31 +402,35 @@ func (h *Handler) ProcessPoster(ctx context.Context, t *asynq.Task) error {
 }
 
 // poster makes and stores the poster of rec, and adds it to rec's catalog entry.
-func (h *Handler) poster(ctx context.Context, rec *catalog.Recording) (transcoder.Thumbnail, int64, error) {
+func (h *Handler) poster(ctx context.Context, rec *catalog.Recording) (spec.Thumbnail, int64, error) {
+	if h.Transcoder.Err != nil {
+		return spec.Thumbnail{}, 0, transcodeError(h.Transcoder.Err)
+	}
 	dir, err := os.MkdirTemp(h.WorkDir, "livetape-poster-")
 	if err != nil {
-		return transcoder.Thumbnail{}, 0, fmt.Errorf("work dir: %w", err)
+		return spec.Thumbnail{}, 0, fmt.Errorf("work dir: %w", err)
 	}
 	defer os.RemoveAll(dir)
 	input, err := h.download(ctx, rec, dir)
 	if err != nil {
-		return transcoder.Thumbnail{}, 0, err
+		return spec.Thumbnail{}, 0, err
 	}
-	var jpeg bytes.Buffer
-	th, err := transcoder.WriteThumbnail(ctx, input, &jpeg, transcoder.ThumbnailOptions{})
+	jpeg := filepath.Join(dir, "poster.jpg")
+	th, err := h.Transcoder.Thumbnail(ctx, input, jpeg, spec.ThumbnailOptions{})
 	if err != nil {
-		return transcoder.Thumbnail{}, 0, transcodeError(err)
+		return spec.Thumbnail{}, 0, transcodeError(err)
 	}
 	key := jobs.PosterKey(rec)
-	if _, err := h.Store.Put(ctx, key, bytes.NewReader(jpeg.Bytes()), int64(jpeg.Len()), "image/jpeg"); err != nil {
-		return transcoder.Thumbnail{}, 0, err
+	obj, err := storage.PutFile(ctx, h.Store, key, jpeg, "image/jpeg")
+	if err != nil {
+		return spec.Thumbnail{}, 0, err
 	}
 	rec.Poster, rec.PosterURL = key, h.url(key)
 	if !slices.Contains(rec.Objects, key) {
 		rec.Objects = append(rec.Objects, key) // deleted with the recording
 	}
 	if err := h.Catalog.Put(ctx, rec); err != nil {
-		return transcoder.Thumbnail{}, 0, err
+		return spec.Thumbnail{}, 0, err
 	}
-	return th, int64(jpeg.Len()), nil
+	return th, obj.Size, nil
 }

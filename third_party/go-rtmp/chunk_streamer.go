@@ -24,7 +24,6 @@ import (
 
 const ctrlMsgChunkStreamID = 2
 
-
 type ChunkMessage struct {
 	StreamID uint32
 	Message  message.Message
