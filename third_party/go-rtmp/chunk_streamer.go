@@ -24,6 +24,8 @@ import (
 
 const ctrlMsgChunkStreamID = 2
 
+const maxWriterQueueSize = 64
+
 type ChunkMessage struct {
 	StreamID uint32
 	Message  message.Message
@@ -37,9 +39,7 @@ type ChunkStreamer struct {
 	writers map[int]*ChunkStreamWriter
 	mu      sync.Mutex
 
-	// livetape patch: messages are written by the goroutine that sends them (see
-	// Sched); finishOnce ends the streamer once (a write error or Close).
-	finishOnce sync.Once
+	writerSched *chunkStreamerWriterSched
 
 	msgDec *message.Decoder
 	msgEnc *message.Encoder
@@ -146,6 +146,11 @@ func NewChunkStreamer(r io.Reader, w io.Writer, config *StreamControlStateConfig
 		readers: make(map[int]*ChunkStreamReader),
 		writers: make(map[int]*ChunkStreamWriter),
 
+		writerSched: &chunkStreamerWriterSched{
+			writers: make(chan *ChunkStreamWriter, maxWriterQueueSize),
+			stopCh:  make(chan struct{}),
+		},
+
 		msgDec: message.NewDecoder(nil),
 		msgEnc: message.NewEncoder(nil),
 
@@ -160,6 +165,9 @@ func NewChunkStreamer(r io.Reader, w io.Writer, config *StreamControlStateConfig
 		config:      config,
 		logger:      logrus.StandardLogger(),
 	}
+	cs.writerSched.streamer = cs
+	go cs.schedWriteLoop()
+
 	return cs
 }
 
@@ -259,39 +267,9 @@ func (cs *ChunkStreamer) NewChunkWriter(ctx context.Context, chunkStreamID int) 
 	return writer, nil
 }
 
-// Sched writes writer's message, chunk by chunk, before it returns (livetape patch).
-// go-rtmp queued messages for a writer goroutine of each connection, which
-// interleaved the chunks of different chunk streams: a goroutine and a queue per
-// connection, and a wake-up per message, for what the sender can write itself (a
-// chunk is written whole under wmu, so concurrent senders still interleave chunks,
-// never bytes).
 func (cs *ChunkStreamer) Sched(writer *ChunkStreamWriter) error {
 	writer.newChunk = true
-	for {
-		completed, err := cs.writeChunk(writer)
-		if err != nil {
-			writer.lastErr = err
-			close(writer.doneCh)
-			cs.finish(err)
-			return err
-		}
-		if completed {
-			close(writer.doneCh)
-			return nil
-		}
-	}
-}
-
-// finish ends the streamer (livetape patch): Done is closed, and Err is err; on an
-// error, writers waiting for their chunk stream are released.
-func (cs *ChunkStreamer) finish(err error) {
-	cs.finishOnce.Do(func() {
-		cs.err = err
-		if err != nil {
-			cs.forceCloseWriters()
-		}
-		close(cs.done)
-	})
+	return cs.writerSched.Sched(writer)
 }
 
 func (cs *ChunkStreamer) SelfState() *StreamControlState {
@@ -311,8 +289,7 @@ func (cs *ChunkStreamer) Err() error {
 }
 
 func (cs *ChunkStreamer) Close() error {
-	cs.finish(nil)
-	return nil
+	return cs.writerSched.Close()
 }
 
 // returns nil reader when chunk is fragmented.
@@ -579,6 +556,15 @@ func (cs *ChunkStreamer) forceCloseWriters() {
 	}
 }
 
+func (cs *ChunkStreamer) schedWriteLoop() {
+	defer close(cs.done)
+	cs.err = cs.writerSched.Run()
+
+	if cs.err != nil {
+		cs.forceCloseWriters()
+	}
+}
+
 func (cs *ChunkStreamer) prepareChunkReader(chunkStreamID int) (*ChunkStreamReader, error) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
@@ -638,4 +624,56 @@ func (cs *ChunkStreamer) sendAck(readBytes uint32) error {
 	return cs.controlStreamWriter(ctrlMsgChunkStreamID, 0, &message.Ack{
 		SequenceNumber: readBytes,
 	})
+}
+
+type chunkStreamerWriterSched struct {
+	streamer *ChunkStreamer
+	writers  chan *ChunkStreamWriter
+	stopCh   chan struct{}
+}
+
+func (sched *chunkStreamerWriterSched) Sched(writer *ChunkStreamWriter) error {
+	sched.writers <- writer
+
+	return nil
+}
+
+func (sched *chunkStreamerWriterSched) Run() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			errTmp, ok := r.(error)
+			if !ok {
+				errTmp = errors.Errorf("Panic: %+v", r)
+			}
+			err = errors.WithStack(errTmp)
+		}
+	}()
+
+	for {
+		select {
+		case writer := <-sched.writers:
+			isCompleted, err := sched.streamer.writeChunk(writer)
+			if err != nil {
+				writer.lastErr = err
+				close(writer.doneCh)
+				return err
+			}
+			if isCompleted {
+				close(writer.doneCh)
+				continue
+			}
+
+			// Enqueue writer
+			sched.writers <- writer
+
+		case <-sched.stopCh:
+			return nil
+		}
+	}
+}
+
+func (sched *chunkStreamerWriterSched) Close() error {
+	close(sched.stopCh)
+
+	return nil
 }

@@ -149,7 +149,7 @@ func (c *Conn) Close() error {
 
 // LockWrites takes the connection's writes over (livetape patch): it returns once a
 // chunk being written is complete and flushed, and go-rtmp writes nothing more until
-// UnlockWrites (its senders wait; patch 9). The holder writes
+// UnlockWrites (its writes wait, whole chunks, in its queue). The holder writes
 // complete chunks to the underlying connection itself, with the chunk size of
 // OutChunkSize, on chunk streams go-rtmp does not use, so that neither side's header
 // compression refers to the other's chunks.

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fortytw2/leaktest"
 	"github.com/stretchr/testify/require"
 
 	"github.com/yutopp/go-rtmp/message"
@@ -120,8 +119,8 @@ func (w *lockedWriter) Write(b []byte) (int, error) {
 	return w.buf.Write(b)
 }
 
-// While the writes are taken over (LockWrites), go-rtmp writes nothing: its sender
-// waits, and its message goes out, whole, after UnlockWrites.
+// While the writes are taken over (LockWrites), go-rtmp writes nothing; its message
+// goes out, whole, after UnlockWrites.
 func TestLockWrites(t *testing.T) {
 	w := &lockedWriter{}
 	bw := bufio.NewWriterSize(w, 64)
@@ -136,44 +135,21 @@ func TestLockWrites(t *testing.T) {
 	go func() {
 		errc <- cs.Write(context.Background(), 3, 0, &ChunkMessage{Message: &message.Ack{SequenceNumber: 7}})
 	}()
-	// Give the sender a chance to write while locked (the test cannot fail
+	require.NoError(t, <-errc) // queued; the writer goroutine waits for the lock
+	// Give the writer goroutine a chance to write while locked (the test cannot fail
 	// spuriously: it can only miss a broken lock on an unlucky schedule).
 	for i := 0; i < 100; i++ {
 		runtime.Gosched()
 		time.Sleep(time.Millisecond)
 	}
-	select {
-	case err := <-errc:
-		t.Fatalf("Write returned while the writes were taken over: %v", err)
-	default:
-	}
 	w.mu.Lock()
 	w.locked = false
 	w.mu.Unlock()
 	c.UnlockWrites()
-	require.NoError(t, <-errc) // written once the lock is back
+	_, err := cs.NewChunkWriter(context.Background(), 3) // waits for the message to be written
+	require.NoError(t, err)
 	require.Equal(t, 0, w.bad)
 	out := w.buf.Bytes()
 	require.Len(t, out, 12+4)
 	require.Equal(t, uint32(7), binary.BigEndian.Uint32(out[12:]))
-}
-
-// A message is written by its sender (patch 9): no goroutine per connection, and the
-// sender gets the write error.
-func TestWriteIsSynchronous(t *testing.T) {
-	defer leaktest.Check(t)()
-	var out bytes.Buffer
-	cs := NewChunkStreamer(bytes.NewReader(nil), &out, nil)
-	require.NoError(t, cs.Write(context.Background(), 3, 0, &ChunkMessage{Message: &message.Ack{SequenceNumber: 7}}))
-	require.Len(t, out.Bytes(), 12+4) // on the wire when Write returns
-
-	failing := NewChunkStreamer(bytes.NewReader(nil), &AlwaysErrorWriter{}, nil)
-	err := failing.Write(context.Background(), 3, 0, &ChunkMessage{Message: &message.Ack{}})
-	require.EqualError(t, err, "Always error!")
-	<-failing.Done()
-	require.EqualError(t, failing.Err(), "Always error!")
-	_, err = failing.NewChunkWriter(context.Background(), 3) // released, not blocked
-	require.EqualError(t, err, "Failed to wait chunk writer: Always error!")
-	require.NoError(t, cs.Close())
-	<-cs.Done()
 }
