@@ -194,6 +194,7 @@ func (u *Uploader) notify(ctx context.Context, rec *Recording) error {
 		VideoID:     rec.Key,
 		VideoURL:    rec.VideoURL,
 		StreamParam: rec.StreamParam,
+		BroadcastID: rec.BroadcastID,
 	}
 	return u.Queue.Notify(ctx, ev)
 }
