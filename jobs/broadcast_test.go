@@ -1,0 +1,188 @@
+package jobs
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+
+	"github.com/livetape/livetape/internal/redistest"
+	"github.com/livetape/livetape/storage"
+	"github.com/livetape/livetape/storage/catalog"
+)
+
+// broadcastNode is one node of a broadcast test: its queue (node id of its own) and
+// tracker on the shared Redis and store.
+type broadcastNode struct {
+	q   *Queue
+	b   *Broadcasts
+	cat *catalog.Catalog
+}
+
+// sharedRedis is a Redis two nodes share: a redis-server, or a miniredis that both
+// reach by address (what the embedded queue of one process cannot be).
+var sharedRedis = []backend{
+	{"redis-server", func(t testing.TB) (string, *redistest.Server) {
+		s := redistest.Start(t)
+		return s.URL(), s
+	}},
+	{"miniredis", func(t testing.TB) (string, *redistest.Server) {
+		m := miniredis.NewMiniRedis()
+		if err := m.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(m.Close)
+		return m.Addr(), nil
+	}},
+}
+
+func startBroadcastNodes(t *testing.T, addr string, rc *receiver, ids ...string) []*broadcastNode {
+	store := storage.Local{Dir: t.TempDir()}
+	var nodes []*broadcastNode
+	for _, id := range ids {
+		cfg := testConfig(addr, rc.srv.URL)
+		cfg.NodeID = id
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		q, err := Open(ctx, cfg, t.TempDir(), testLogger(t))
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { q.Close() })
+		cat := testCatalog(t, q, store)
+		if _, err := cat.EnsureIndex(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		b := NewBroadcasts(q, cat, testLogger(t))
+		b.Register()
+		if err := q.Start(); err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, &broadcastNode{q: q, b: b, cat: cat})
+	}
+	return nodes
+}
+
+// Pushes of one stream on two nodes, each starting within the window after the
+// previous one ended, are one broadcast; it ends (event 302, entry ended) only once
+// the window after the last push has passed, and the next push starts a new one.
+func TestBroadcastAcrossNodes(t *testing.T) {
+	for _, be := range sharedRedis {
+		t.Run(be.name, func(t *testing.T) {
+			addr, _ := be.start(t)
+			rc := newReceiver(t, nil)
+			nodes := startBroadcastNodes(t, addr, rc, "node-a", "node-b")
+			a, b := nodes[0], nodes[1]
+			ctx := t.Context()
+			const window = 2 * time.Second
+			push := func(n *broadcastNode, pushID string) (string, int) {
+				t.Helper()
+				id, num, err := n.b.Begin(ctx, BroadcastPush{App: "live", StreamID: "cam", PushID: pushID,
+					Started: time.Now(), Window: window, Stitch: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return id, num
+			}
+			end := func(n *broadcastNode, id, pushID string) {
+				t.Helper()
+				if err := n.b.End(ctx, id, pushID, time.Now()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			id1, n1 := push(a, "p1")
+			end(a, id1, "p1")
+			id2, n2 := push(b, "p2") // reconnect lands on the other node
+			end(b, id2, "p2")
+			id3, n3 := push(a, "p3")
+			if id1 != "cam_p1" || id2 != id1 || id3 != id1 || n1 != 1 || n2 != 2 || n3 != 3 {
+				t.Fatalf("pushes got (%s %d) (%s %d) (%s %d), want one broadcast cam_p1 numbered 1..3", id1, n1, id2, n2, id3, n3)
+			}
+			// The end tasks of p1 and p2 ran (or will) while p3 is live: nothing ends.
+			end(a, id1, "p3")
+			ev := rc.await(t, EventID(EventBroadcastEnded, id1), 30*time.Second).ev
+			if ev.BroadcastID != id1 || ev.Pushes != 3 || ev.App != "live" || ev.StreamID != "cam" {
+				t.Errorf("event 302: %+v", ev)
+			}
+			var entry *catalog.Broadcast
+			waitFor(t, 10*time.Second, "the ended entry", func() bool {
+				var err error
+				entry, err = b.cat.GetBroadcast(ctx, id1)
+				return err == nil && entry.State == catalog.BroadcastEnded
+			})
+			var pushes []string
+			for _, p := range entry.Pushes {
+				pushes = append(pushes, p.PushID)
+				if p.EndTime.Before(p.StartTime) || p.EndTime.IsZero() {
+					t.Errorf("push %s: %v..%v", p.PushID, p.StartTime, p.EndTime)
+				}
+			}
+			if !slices.Equal(pushes, []string{"p1", "p2", "p3"}) || !entry.Stitch || entry.ReconnectWindow != 2 {
+				t.Errorf("entry: %+v", entry)
+			}
+			if rc.count(EventID(EventBroadcastEnded, id1)) != 1 {
+				t.Errorf("event 302 sent %d times", rc.count(EventID(EventBroadcastEnded, id1)))
+			}
+			id4, n4 := push(b, "p4")
+			if id4 != "cam_p4" || n4 != 1 {
+				t.Errorf("push after the end: %s %d, want a new broadcast cam_p4", id4, n4)
+			}
+		})
+	}
+}
+
+// A push starting longer than the window after the previous one ended starts a new
+// broadcast, and the old one still ends; with window 0 every push is its own.
+func TestBroadcastWindowPassed(t *testing.T) {
+	for _, be := range sharedRedis {
+		t.Run(be.name, func(t *testing.T) {
+			addr, _ := be.start(t)
+			rc := newReceiver(t, nil)
+			n := startBroadcastNodes(t, addr, rc, "node-a")[0]
+			ctx := t.Context()
+			t0 := time.Now()
+			begin := func(pushID string, at time.Time, window time.Duration) string {
+				t.Helper()
+				id, _, err := n.b.Begin(ctx, BroadcastPush{App: "live", StreamID: "cam", PushID: pushID, Started: at, Window: window})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return id
+			}
+			id1 := begin("p1", t0, time.Second)
+			if err := n.b.End(ctx, id1, "p1", t0.Add(time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			// 1.5 s after p1 ended, with a 1 s window: a new broadcast.
+			id2 := begin("p2", t0.Add(2500*time.Millisecond), 0)
+			if id2 == id1 {
+				t.Fatalf("p2 joined %s across a gap longer than the window", id1)
+			}
+			rc.await(t, EventID(EventBroadcastEnded, id1), 30*time.Second)
+			if err := n.b.End(ctx, id2, "p2", t0.Add(3*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			rc.await(t, EventID(EventBroadcastEnded, id2), 30*time.Second)
+			// Window 0: a push right after is a broadcast of its own.
+			if id3 := begin("p3", t0.Add(3*time.Second+time.Millisecond), 0); id3 == id2 {
+				t.Errorf("p3 joined %s with no window", id2)
+			}
+		})
+	}
+}
+
+// Begin fails, without hanging, when Redis is gone: the live server then starts a
+// broadcast of its own.
+func TestBroadcastBeginRedisDown(t *testing.T) {
+	srv := redistest.Start(t)
+	rc := newReceiver(t, nil)
+	n := startBroadcastNodes(t, srv.URL(), rc, "node-a")[0]
+	srv.Stop()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if _, _, err := n.b.Begin(ctx, BroadcastPush{App: "live", StreamID: "cam", PushID: "p1", Started: time.Now(), Window: time.Minute}); err == nil {
+		t.Fatal("Begin succeeded with Redis down")
+	}
+}
