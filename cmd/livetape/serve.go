@@ -71,6 +71,8 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 	registerTranscodeJobs(queue, uploads, cat, cfg, log) // transcodejobs.go
 	queue.Register(jobs.TaskStitch, &jobs.Stitcher{Store: uploads, Catalog: cat, Queue: queue,
 		PublicURL: cfg.PublicURL, KeyTemplate: cfg.Storage.KeyTemplate, Log: log})
+	broadcasts := jobs.NewBroadcasts(queue, cat, log)
+	broadcasts.Register()
 	reg, err := newRegistry(queue) // metrics.go
 	if err != nil {
 		return fail(err)
@@ -100,6 +102,7 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 	loc := newLocator(queue.Redis(), cfg.Jobs.NodeID, cfg.NodeURL, log) // streams.go
 	cfg.Live.TranscodeTemplates = cfg.Transcode.names()
 	liveSrv := live.NewServer(cfg.Live, log, rec, events, loc)
+	liveSrv.TrackBroadcasts(broadcastTracker{b: broadcasts, record: cfg.Record}) // broadcasts.go
 	metrics, err := metricsHandler(reg, liveSrv.Hub(), rec, uploads, cfg.APIKey, log)
 	if err != nil {
 		return fail(err)
