@@ -438,6 +438,13 @@ func (b *Broadcasts) handleEnd(ctx context.Context, t *asynq.Task) error {
 		log.Info("broadcast ended", "stream", entry.App+"/"+entry.StreamID, "pushes", len(entry.Pushes),
 			"recordings", len(entry.Recordings), "duration", entry.Duration, "stitch", entry.Stitch)
 	}
+	return b.announceEnd(ctx, entry)
+}
+
+// announceEnd does what follows the end of a broadcast whose final entry is written:
+// event 302, the automatic stitch when asked, the hooks. Each step is idempotent (the
+// event and the stitch task have ids derived from the broadcast id).
+func (b *Broadcasts) announceEnd(ctx context.Context, entry *catalog.Broadcast) error {
 	ev := Event{
 		ChannelID: entry.StreamID, StreamID: entry.StreamID, App: entry.App,
 		EventType: EventBroadcastEnded, EventID: EventID(EventBroadcastEnded, entry.BroadcastID),
@@ -445,18 +452,18 @@ func (b *Broadcasts) handleEnd(ctx context.Context, t *asynq.Task) error {
 		Duration: entry.Duration, Pushes: len(entry.Pushes),
 	}
 	if err := b.q.Notify(ctx, ev); err != nil {
-		return fmt.Errorf("jobs: broadcast end %s: event: %w", p.BroadcastID, err)
+		return fmt.Errorf("jobs: broadcast end %s: event: %w", entry.BroadcastID, err)
 	}
 	if entry.Stitch {
 		payload, _ := json.Marshal(broadcastTask{BroadcastID: entry.BroadcastID})
 		if err := b.q.Enqueue(ctx, asynq.NewTask(TaskBroadcastStitch, payload), asynq.Queue(QueueCallbacks),
 			asynq.TaskID("broadcast-stitch:"+entry.BroadcastID), asynq.MaxRetry(broadcastStitchMaxRetry)); err != nil {
-			return fmt.Errorf("jobs: broadcast end %s: queue the stitch: %w", p.BroadcastID, err)
+			return fmt.Errorf("jobs: broadcast end %s: queue the stitch: %w", entry.BroadcastID, err)
 		}
 	}
 	for _, h := range b.hooks {
 		if err := h(ctx, *entry); err != nil {
-			return fmt.Errorf("jobs: broadcast end %s: hook: %w", p.BroadcastID, err)
+			return fmt.Errorf("jobs: broadcast end %s: hook: %w", entry.BroadcastID, err)
 		}
 	}
 	return nil
@@ -509,4 +516,71 @@ func (b *Broadcasts) handleStitch(ctx context.Context, t *asynq.Task) error {
 	}
 	b.log.Info("broadcast stitch queued", "broadcast_id", p.BroadcastID, "job_id", sp.JobID, "inputs", len(sp.FileIDs))
 	return nil
+}
+
+// EndLost ends the broadcasts the catalog says live but Redis does not know: their
+// state, and their end task, were lost with a Redis that forgets (the embedded one at
+// every restart, a shared one restarted without persistence). A push without an end
+// ends where its last stored recording ends (else where it started); then the entry is
+// written ended and the end is announced as handleEnd does. Call it at start, after
+// the spool's fragments are queued again. It returns how many it ended.
+func (b *Broadcasts) EndLost(ctx context.Context) (int, error) {
+	live, err := b.cat.LiveBroadcasts(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("jobs: broadcasts lost with Redis: %w", err)
+	}
+	n := 0
+	var errs []error
+	for _, entry := range live {
+		known, err := b.q.rdb.Exists(ctx, broadcastPrefix+"b:"+entry.BroadcastID).Result()
+		if err != nil {
+			return n, fmt.Errorf("jobs: broadcasts lost with Redis: %w", err)
+		}
+		if known == 1 {
+			continue // live, or its end task is on its way
+		}
+		if err := b.endLost(ctx, entry); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
+}
+
+func (b *Broadcasts) endLost(ctx context.Context, entry *catalog.Broadcast) error {
+	lastEnd := map[string]time.Time{} // push id -> end of its last stored recording
+	for _, id := range entry.Recordings {
+		rec, err := b.cat.Get(ctx, id)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("jobs: end lost broadcast %s: %w", entry.BroadcastID, err)
+		}
+		if rec.EndTime.After(lastEnd[rec.PushID]) {
+			lastEnd[rec.PushID] = rec.EndTime
+		}
+	}
+	var pushed time.Duration
+	for i := range entry.Pushes {
+		p := &entry.Pushes[i]
+		if p.EndTime.IsZero() {
+			p.EndTime = p.StartTime
+			if e := lastEnd[p.PushID]; e.After(p.StartTime) {
+				p.EndTime = e.UTC()
+			}
+		}
+		if p.EndTime.After(entry.EndTime) {
+			entry.EndTime = p.EndTime
+		}
+		pushed += p.EndTime.Sub(p.StartTime)
+	}
+	entry.State, entry.Duration, entry.Rev = catalog.BroadcastEnded, pushed.Seconds(), entry.Rev+1
+	if err := b.cat.PutBroadcast(ctx, entry); err != nil {
+		return fmt.Errorf("jobs: end lost broadcast %s: %w", entry.BroadcastID, err)
+	}
+	b.log.Warn("broadcast ended at start: its state was lost with Redis", "broadcast_id", entry.BroadcastID,
+		"stream", entry.App+"/"+entry.StreamID, "pushes", len(entry.Pushes))
+	return b.announceEnd(ctx, entry)
 }

@@ -186,3 +186,55 @@ func TestBroadcastBeginRedisDown(t *testing.T) {
 		t.Fatal("Begin succeeded with Redis down")
 	}
 }
+
+// A broadcast whose state Redis lost (a restart without persistence) stays live in
+// the catalog until EndLost ends it from its entry: its push ends where its last stored
+// recording does, event 302 is sent once, and a second call finds nothing to end.
+func TestBroadcastEndLost(t *testing.T) {
+	for _, be := range sharedRedis {
+		t.Run(be.name, func(t *testing.T) {
+			addr, _ := be.start(t)
+			rc := newReceiver(t, nil)
+			n := startBroadcastNodes(t, addr, rc, "node-a")[0]
+			ctx := t.Context()
+			t0 := time.Now().Truncate(time.Millisecond).UTC()
+			id, _, err := n.b.Begin(ctx, BroadcastPush{App: "live", StreamID: "cam", PushID: "p1", Started: t0, Window: time.Minute})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := &Recording{FileID: "cam_p1_0001_mp4", App: "live", StreamID: "cam", PushID: "p1", BroadcastID: id,
+				Format: "mp4", StartTime: t0, EndTime: t0.Add(7 * time.Second), Duration: 7, Key: "live/cam/x.mp4"}
+			if err := n.cat.Put(ctx, rec); err != nil {
+				t.Fatal(err)
+			}
+			if err := n.q.broadcastFragmentStored(ctx, rec); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 10*time.Second, "the live entry with its recording", func() bool {
+				b, err := n.cat.GetBroadcast(ctx, id)
+				return err == nil && len(b.Recordings) == 1
+			})
+			if err := n.q.rdb.FlushAll(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := n.cat.EnsureIndex(ctx); err != nil {
+				t.Fatal(err)
+			}
+			ended, err := n.b.EndLost(ctx)
+			if err != nil || ended != 1 {
+				t.Fatalf("EndLost: %d, %v; want 1", ended, err)
+			}
+			ev := rc.await(t, EventID(EventBroadcastEnded, id), 10*time.Second).ev
+			b, err := n.cat.GetBroadcast(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.State != catalog.BroadcastEnded || !b.Pushes[0].EndTime.Equal(rec.EndTime) || b.Duration != 7 || ev.Duration != 7 {
+				t.Errorf("entry %+v, event %+v: want ended at the recording's end, 7 s", b, ev)
+			}
+			if again, err := n.b.EndLost(ctx); again != 0 || err != nil {
+				t.Errorf("EndLost again: %d, %v", again, err)
+			}
+		})
+	}
+}

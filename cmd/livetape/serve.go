@@ -93,10 +93,15 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	// Pushes live at a crash never sent their push-end event: send it now.
 	pushes := livePushes{dir: filepath.Join(cfg.DataDir, "live-pushes")}
-	if n, err := pushes.sendCrashed(ctx, queue, log); err != nil {
+	if n, err := pushes.sendCrashed(ctx, queue, broadcasts, log); err != nil {
 		log.Error("push-end events of pushes live at the crash not queued; retried at the next start", "err", err)
 	} else if n > 0 {
 		log.Info("push-end events queued for pushes live at the crash", "count", n)
+	}
+	if n, err := broadcasts.EndLost(ctx); err != nil {
+		log.Error("broadcasts lost with Redis not all ended; retried at the next start", "err", err)
+	} else if n > 0 {
+		log.Info("broadcasts lost with Redis ended", "count", n)
 	}
 	events := newPushEvents(queue, pushes, log)
 	loc := newLocator(queue.Redis(), cfg.Jobs.NodeID, cfg.NodeURL, log) // streams.go

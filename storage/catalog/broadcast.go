@@ -105,6 +105,7 @@ const (
 	keyBcEntries = "b:entries" // hash: broadcast id -> entry JSON
 	keyBcRev     = "b:rev"     // hash: broadcast id -> rev of the indexed entry
 	keyBcSets    = "b:z:"      // sorted sets: "b:z:" + app/stream id with parts empty -> id by start
+	keyBcLive    = "b:live"    // sorted set: the broadcasts whose indexed entry is live, by start
 )
 
 // broadcastSets are the 4 sets a broadcast is listed in: app and stream id, each or
@@ -118,13 +119,14 @@ func (c *Catalog) broadcastSets(app, streamID string) []string {
 }
 
 // putBroadcastScript indexes an entry unless the index holds a newer rev of it.
-// KEYS: entries, rev, the 4 sets. ARGV: id, JSON, rev, score.
+// KEYS: entries, rev, the 4 sets, the live set. ARGV: id, JSON, rev, score, live (0|1).
 var putBroadcastScript = redis.NewScript(`
 local old = tonumber(redis.call("HGET", KEYS[2], ARGV[1]))
 if old and old > tonumber(ARGV[3]) then return 0 end
 redis.call("HSET", KEYS[1], ARGV[1], ARGV[2])
 redis.call("HSET", KEYS[2], ARGV[1], ARGV[3])
 for i = 3, 6 do redis.call("ZADD", KEYS[i], ARGV[4], ARGV[1]) end
+if ARGV[5] == "1" then redis.call("ZADD", KEYS[7], ARGV[4], ARGV[1]) else redis.call("ZREM", KEYS[7], ARGV[1]) end
 return 1
 `)
 
@@ -155,7 +157,56 @@ func (c *Catalog) indexBroadcast(ctx context.Context, rdb redis.Scripter, b *Bro
 		return err
 	}
 	keys := append([]string{c.prefix + keyBcEntries, c.prefix + keyBcRev}, c.broadcastSets(b.App, b.StreamID)...)
-	return putBroadcastScript.Run(ctx, rdb, keys, b.BroadcastID, js, b.Rev, score(b.StartTime)).Err()
+	keys = append(keys, c.prefix+keyBcLive)
+	live := "0"
+	if b.State == BroadcastLive {
+		live = "1"
+	}
+	return putBroadcastScript.Run(ctx, rdb, keys, b.BroadcastID, js, b.Rev, score(b.StartTime), live).Err()
+}
+
+// maxLiveBroadcasts bounds what LiveBroadcasts reads at once.
+const maxLiveBroadcasts = 100_000
+
+// LiveBroadcasts returns the broadcasts whose entry says live, oldest first (from the
+// store while the index is not built). A broadcast stays live in the catalog until its
+// end is written: one whose end was lost with a Redis (the embedded one at every
+// restart) stays so until it is ended from its entry.
+func (c *Catalog) LiveBroadcasts(ctx context.Context) ([]*Broadcast, error) {
+	built, err := c.Built(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !built {
+		all, err := c.broadcastsFromStore(ctx, nil)
+		if err != nil {
+			return nil, fmt.Errorf("catalog: live broadcasts from the store: %w", err)
+		}
+		return slices.DeleteFunc(all, func(b *Broadcast) bool { return b.State != BroadcastLive }), nil
+	}
+	ids, err := c.rdb.ZRange(ctx, c.prefix+keyBcLive, 0, maxLiveBroadcasts-1).Result()
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	vals, err := c.rdb.HMGet(ctx, c.prefix+keyBcEntries, ids...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("catalog: live broadcasts: %w", err)
+	}
+	var out []*Broadcast
+	for _, v := range vals {
+		s, ok := v.(string)
+		if !ok {
+			continue
+		}
+		var b Broadcast
+		if err := json.Unmarshal([]byte(s), &b); err != nil {
+			return nil, fmt.Errorf("catalog: live broadcasts: %w", err)
+		}
+		if b.State == BroadcastLive {
+			out = append(out, &b)
+		}
+	}
+	return out, nil
 }
 
 // GetBroadcast returns the entry of a broadcast, or an error wrapping
@@ -359,6 +410,7 @@ func (c *Catalog) rebuildBroadcasts(ctx context.Context) (indexed, removed int, 
 		pipe := c.rdb.TxPipeline()
 		pipe.HDel(ctx, c.prefix+keyBcEntries, id)
 		pipe.HDel(ctx, c.prefix+keyBcRev, id)
+		pipe.ZRem(ctx, c.prefix+keyBcLive, id)
 		for _, k := range c.broadcastSets(b.App, b.StreamID) {
 			pipe.ZRem(ctx, k, id)
 		}

@@ -49,6 +49,7 @@
 //	                              lower rev than the index has does not replace it.
 //	b:z:A/S           sorted set  broadcast ids by start time (UNIX µs) of app A, stream id S,
 //	                              either part empty for "any" (4 sets per broadcast).
+//	b:live            sorted set  broadcast ids whose indexed entry is live, by start time.
 //
 // A broadcast entry is stored at broadcasts/{app}/{stream_id}/{broadcast_id}.broadcast.json
 // (BroadcastKey); scans of recording entries skip that suffix, and Rebuild indexes those

@@ -66,7 +66,7 @@ func (c *Catalog) EnsureIndex(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	c.log.Info("catalog: index rebuilt", "entries", st.Entries, "skipped", st.Skipped, "removed", st.Removed, "took", st.Took.Round(time.Millisecond))
+	c.log.Info("catalog: index rebuilt", "entries", st.Entries, "broadcasts", st.Broadcasts, "skipped", st.Skipped, "removed", st.Removed, "took", st.Took.Round(time.Millisecond))
 	return true, nil
 }
 
