@@ -1,13 +1,19 @@
 package jobs
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
 
+	"github.com/livetape/livetape/internal/mediatest"
+	"github.com/livetape/livetape/internal/mp4test"
 	"github.com/livetape/livetape/internal/redistest"
 	"github.com/livetape/livetape/storage"
 	"github.com/livetape/livetape/storage/catalog"
@@ -237,4 +243,104 @@ func TestBroadcastEndLost(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The automatic stitch of an ended broadcast waits, retrying, while one of its MP4
+// fragments is handed to the upload queue but not stored, and never stitches without
+// it: once it is stored, the replay joins both, and the broadcast entry names it.
+func TestBroadcastStitchWaitsForFragments(t *testing.T) {
+	mediatest.NeedFFmpeg(t)
+	store := storage.Local{Dir: t.TempDir()}
+	rc := newReceiver(t, nil)
+	ctx := t.Context()
+	q, err := Open(ctx, testConfig("", rc.srv.URL), t.TempDir(), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	cat := testCatalog(t, q, store)
+	if _, err := cat.EnsureIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	q.Register(TaskStitch, &Stitcher{Store: store, Catalog: cat, Queue: q, PublicURL: "http://vod.example", Log: testLogger(t)})
+	b := NewBroadcasts(q, cat, testLogger(t))
+	b.Register()
+	if err := q.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	id, _, err := b.Begin(ctx, BroadcastPush{App: "live", StreamID: "cam", PushID: "p1", Started: t0, Window: 0, Stitch: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp4 := mp4test.Record(t, filepath.Join("..", "testdata", "av.flv"), 2, 4*time.Second)
+	frag := func(seq int) *Recording {
+		rec := &Recording{FileID: fmt.Sprintf("cam_p1_%04d_mp4", seq), App: "live", StreamID: "cam", PushID: "p1", Seq: seq,
+			BroadcastID: id, Format: "mp4", StartTime: t0.Add(time.Duration(seq-1) * 8 * time.Second), Duration: 8}
+		rec.EndTime = rec.StartTime.Add(8 * time.Second)
+		rec.Key = rec.KeyStem("") + ".mp4"
+		rec.Objects = []string{rec.Key}
+		return rec
+	}
+	stored := func(rec *Recording) {
+		t.Helper()
+		if _, err := store.Put(ctx, rec.Key, bytes.NewReader(mp4), int64(len(mp4)), "video/mp4"); err != nil {
+			t.Fatal(err)
+		}
+		if err := cat.Put(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+		if err := q.broadcastFragmentStored(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, second := frag(1), frag(2)
+	for _, rec := range []*Recording{first, second} {
+		if err := q.broadcastFragmentPending(ctx, *rec); err != nil { // as EnqueueUpload does
+			t.Fatal(err)
+		}
+	}
+	stored(first)
+	if err := b.End(ctx, id, "p1", t0.Add(16*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	rc.await(t, EventID(EventBroadcastEnded, id), 10*time.Second)
+	waitFor(t, 10*time.Second, "the stitch to wait for the second fragment", func() bool {
+		info, err := q.Inspector().GetTaskInfo(QueueCallbacks, "broadcast-stitch:"+id)
+		return err == nil && info.Retried >= 2 && strings.Contains(info.LastErr, second.FileID)
+	})
+	rc.mu.Lock()
+	for _, got := range rc.all {
+		if got.ev.EventType == EventStitchDone {
+			t.Errorf("stitched with a fragment missing: %+v", got.ev)
+		}
+	}
+	rc.mu.Unlock()
+	stored(second)
+	var done Event
+	waitFor(t, 30*time.Second, "event 300 of the broadcast", func() bool {
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		for _, got := range rc.all {
+			if got.ev.EventType == EventStitchDone && got.ev.BroadcastID == id {
+				done = got.ev
+				return true
+			}
+		}
+		return false
+	})
+	out, err := cat.Get(ctx, done.FileID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done.ErrCode != 0 || !slices.Equal(out.SourceFileIDs, []string{first.FileID, second.FileID}) || out.Type != catalog.TypeBroadcast {
+		t.Errorf("event 300 %+v, output %+v: want both fragments, type broadcast", done, out)
+	}
+	if d := mediatest.Probe(t, filepath.Join(store.Dir, out.Key)).Duration(); d < 15.9 || d > 16.1 {
+		t.Errorf("replay %.3f s, want 16 (2 × 8 s)", d)
+	}
+	waitFor(t, 10*time.Second, "the replay named in the entry", func() bool {
+		e, err := cat.GetBroadcast(ctx, id)
+		return err == nil && e.ReplayFileID == out.FileID
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -145,5 +146,75 @@ func TestServeBroadcastAcrossReconnects(t *testing.T) {
 	})
 	if page.Broadcasts[0].BroadcastID != id || page.Broadcasts[1].BroadcastID == id || len(page.Broadcasts[1].Pushes) != 1 {
 		t.Errorf("broadcasts of cam: %+v", page.Broadcasts)
+	}
+}
+
+// Two serve processes sharing a redis-server and a bucket: a push to node A, then its
+// reconnect to node B, are one broadcast (the tracker's state is in the shared Redis);
+// its entry lists both pushes and the recordings of both nodes, and its stitched replay
+// joins them.
+func TestTopologyBroadcastAcrossNodes(t *testing.T) {
+	mediatest.NeedFFmpeg(t)
+	rc, hookURL := newHookReceiver(t, hookOK)
+	tp := newTopology(t, hookURL)
+	a := tp.startServe("node-a")
+	b := tp.startServe("node-b")
+	pkts := mediatest.ReadFLV(t, filepath.Join("..", "..", "testdata", "av.flv"))
+	const stream = "live/bc?record=mp4&record_interval=2&record_reconnect_window=5&record_stitch=1"
+	for _, n := range []*node{a, b} {
+		pub := pushFixture(t, n, stream, pkts)
+		if err := pub.Unpublish(); err != nil {
+			t.Fatalf("unpublish: %v", err)
+		}
+		mediatest.WaitFor(t, "the push on "+n.id+" to be gone", 10*time.Second, func() bool {
+			resp, err := http.Get(n.httpURL + "/api/v1/streams/live/bc")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusNotFound
+		})
+	}
+	var ended, stitched jobs.Event
+	mediatest.WaitFor(t, "event 302 and the broadcast's stitch (300)", 60*time.Second, func() bool {
+		for _, ev := range rc.deliveredEvents() {
+			switch ev.EventType {
+			case jobs.EventBroadcastEnded:
+				ended = ev
+			case jobs.EventStitchDone:
+				stitched = ev
+			}
+		}
+		return ended.EventID != "" && stitched.EventID != ""
+	})
+	id := ended.BroadcastID
+	if ended.Pushes != 2 || stitched.BroadcastID != id || stitched.ErrCode != 0 {
+		t.Fatalf("event 302 %+v, event 300 %+v: want 2 pushes, the broadcast stitched", ended, stitched)
+	}
+	var sum float64
+	nodes := map[string]bool{}
+	for _, ev := range rc.deliveredEvents() {
+		if ev.BroadcastID != id && ev.EventType != jobs.EventStitchDone {
+			t.Errorf("event %s: broadcast_id %q, want %q", ev.EventID, ev.BroadcastID, id)
+		}
+		if ev.EventType == jobs.EventRecordingReady {
+			sum += ev.Duration
+		}
+	}
+	for _, rec := range b.recordings(t, "stream_id=bc&type=fragment").Recordings {
+		nodes[rec["node_id"].(string)] = true
+	}
+	if !nodes["node-a"] || !nodes["node-b"] {
+		t.Errorf("fragments recorded by %v, want node-a and node-b", nodes)
+	}
+	var entry catalog.Broadcast
+	mediatest.WaitFor(t, "the replay in the broadcast entry (read on A)", 30*time.Second, func() bool {
+		return json.Unmarshal(httpBody(t, a.httpURL+"/api/v1/broadcasts/"+id, ""), &entry) == nil && entry.ReplayFileID == stitched.FileID
+	})
+	if entry.State != catalog.BroadcastEnded || len(entry.Pushes) != 2 || len(entry.Recordings) != 4 {
+		t.Errorf("broadcast entry %+v: want ended, 2 pushes, 4 recordings", entry)
+	}
+	if d := mediatest.Probe(t, stitched.VideoURL).Duration(); d < sum-0.1 || d > sum+0.1 {
+		t.Errorf("stitched replay %.3f s, want the recordings' %.3f s", d, sum)
 	}
 }
