@@ -27,9 +27,14 @@ import (
 //
 //	s:{app}/{stream_id}     string  the stream's current broadcast id
 //	b:{id}                  hash    app, stream_id, state (live|ended), pushes (count),
-//	                                live (pushes not ended), started and last_end (UNIX ms),
-//	                                window_ms and stitch (of the last push), rev, replay
+//	                                started and last_end (UNIX ms), window_ms and stitch (of
+//	                                the last push), rev, replay
 //	b:{id}:p                hash    push number -> "push_id|start ms|end ms" (end empty while live)
+//	b:{id}:alive            zset    push id -> lease expiry (UNIX ms) of the pushes not ended:
+//	                                the node of a push renews its lease while it is live, so
+//	                                a push whose end was never recorded (its node died, Redis
+//	                                failed at its end) stops counting as live when the lease
+//	                                runs out, and is taken to have ended then
 //	b:{id}:recs             zset    file ids of the stored fragments, by start time
 //	b:{id}:pending          set     MP4 fragments handed to the upload queue, not yet stored:
 //	                                the automatic stitch waits until it is empty
@@ -50,6 +55,13 @@ const (
 	// TaskBroadcastStitch queues the stitch of an ended broadcast's MP4 fragments
 	// once every one of them is stored.
 	TaskBroadcastStitch = "broadcast:stitch"
+)
+
+// BroadcastLease is how long a push counts as live without its node renewing it;
+// BroadcastLeaseRenew is how often a node renews the leases of its live pushes.
+const (
+	BroadcastLease      = time.Minute
+	BroadcastLeaseRenew = BroadcastLease / 4
 )
 
 // broadcastKeep is how long an ended broadcast's state stays in Redis: late uploads
@@ -104,37 +116,43 @@ func (b *Broadcasts) Register() {
 }
 
 // beginScript assigns a starting push to its stream's broadcast: the current one if it
-// is live and the push starts within its window after the last push ended (or one is
-// still live), else a new one named newID.
-// ARGV: prefix, app, stream id, new id, push id, now ms, window ms, stitch (0|1).
+// is live and the push starts within its window after the last push ended, or while a
+// push of it still holds a lease, else a new one named newID.
+// ARGV: prefix, app, stream id, new id, push id, now ms, window ms, stitch (0|1), lease ms.
 var beginScript = redis.NewScript(`
 local p, app, sid, newid, pushid = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local now = tonumber(ARGV[6])
+local now, lease = tonumber(ARGV[6]), tonumber(ARGV[6]) + tonumber(ARGV[9])
 local skey = p .. "s:" .. app .. "/" .. sid
 local cur = redis.call("GET", skey)
 if cur then
   local b = p .. "b:" .. cur
-  local st = redis.call("HMGET", b, "state", "live", "last_end", "window_ms")
-  local live, last, w = tonumber(st[2]) or 0, tonumber(st[3]) or 0, tonumber(st[4]) or 0
-  if st[1] == "live" and w > 0 and (live > 0 or now - last < w) then
-    local n = redis.call("HINCRBY", b, "pushes", 1)
-    redis.call("HINCRBY", b, "live", 1)
-    redis.call("HINCRBY", b, "rev", 1)
-    redis.call("HSET", b, "window_ms", ARGV[7], "stitch", ARGV[8])
-    redis.call("HSET", b .. ":p", n, pushid .. "|" .. ARGV[6] .. "|")
-    return {cur, n}
+  local st = redis.call("HMGET", b, "state", "last_end", "window_ms")
+  local last, w = tonumber(st[2]) or 0, tonumber(st[3]) or 0
+  if st[1] == "live" and w > 0 then
+    local live = redis.call("ZCOUNT", b .. ":alive", "(" .. ARGV[6], "+inf")
+    local leased = redis.call("ZRANGE", b .. ":alive", -1, -1, "WITHSCORES")
+    if leased[2] and tonumber(leased[2]) > last then last = tonumber(leased[2]) end
+    if live > 0 or now - last < w then
+      local n = redis.call("HINCRBY", b, "pushes", 1)
+      redis.call("HINCRBY", b, "rev", 1)
+      redis.call("HSET", b, "window_ms", ARGV[7], "stitch", ARGV[8])
+      redis.call("HSET", b .. ":p", n, pushid .. "|" .. ARGV[6] .. "|")
+      redis.call("ZADD", b .. ":alive", lease, pushid)
+      return {cur, n}
+    end
   end
 end
 redis.call("SET", skey, newid)
 local b = p .. "b:" .. newid
-redis.call("HSET", b, "app", app, "stream_id", sid, "state", "live", "pushes", 1, "live", 1, "last_end", 0,
+redis.call("HSET", b, "app", app, "stream_id", sid, "state", "live", "pushes", 1, "last_end", 0,
   "window_ms", ARGV[7], "stitch", ARGV[8], "started", ARGV[6], "rev", 1)
 redis.call("HSET", b .. ":p", 1, pushid .. "|" .. ARGV[6] .. "|")
+redis.call("ZADD", b .. ":alive", lease, pushid)
 return {newid, 1}
 `)
 
 // endScript records the end of a push (once) and returns the broadcast's push count
-// and window, or {0, 0} for an unknown broadcast. ARGV: prefix, id, push id, now ms.
+// and window, or {0, 0} for an unknown broadcast. ARGV: prefix, id, push id, end ms.
 var endScript = redis.NewScript(`
 local b = ARGV[1] .. "b:" .. ARGV[2]
 if redis.call("EXISTS", b) == 0 then return {0, 0} end
@@ -143,32 +161,56 @@ for i = 1, #pushes, 2 do
   local v = pushes[i + 1]
   if string.sub(v, 1, #ARGV[3] + 1) == ARGV[3] .. "|" and string.sub(v, -1) == "|" then
     redis.call("HSET", b .. ":p", pushes[i], v .. ARGV[4])
-    if redis.call("HINCRBY", b, "live", -1) < 0 then redis.call("HSET", b, "live", 0) end
     if tonumber(ARGV[4]) > (tonumber(redis.call("HGET", b, "last_end")) or 0) then
       redis.call("HSET", b, "last_end", ARGV[4])
     end
     redis.call("HINCRBY", b, "rev", 1)
   end
 end
+redis.call("ZREM", b .. ":alive", ARGV[3])
 return {tonumber(redis.call("HGET", b, "pushes")), tonumber(redis.call("HGET", b, "window_ms")) or 0}
 `)
 
 // finishScript ends a broadcast if its push count is still the one the end task was
-// scheduled at and no push is live: 1 when it ended it now, 2 when it had ended
-// already (a retried task), 0 when a push joined since (or the broadcast is unknown).
-// ARGV: prefix, id, push count, keep seconds.
+// scheduled at and no push holds a lease: 1 when it ended it now, 2 when it had ended
+// already (a retried task), 0 when a push joined since or is live (or the broadcast is
+// unknown). Pushes whose lease ran out without an end end at their lease's expiry.
+// ARGV: prefix, id, push count, keep seconds, now ms.
 var finishScript = redis.NewScript(`
 local p, id = ARGV[1], ARGV[2]
 local b = p .. "b:" .. id
-local st = redis.call("HMGET", b, "state", "live", "pushes", "app", "stream_id")
-if not st[1] or st[3] ~= ARGV[3] then return 0 end
+local st = redis.call("HMGET", b, "state", "pushes", "app", "stream_id")
+if not st[1] or st[2] ~= ARGV[3] then return 0 end
 if st[1] == "ended" then return 2 end
-if (tonumber(st[2]) or 0) > 0 then return 0 end
+if redis.call("ZCOUNT", b .. ":alive", "(" .. ARGV[5], "+inf") > 0 then return 0 end
+local lost = redis.call("ZRANGE", b .. ":alive", 0, -1, "WITHSCORES")
+local pushes = redis.call("HGETALL", b .. ":p")
+for i = 1, #lost, 2 do
+  for j = 1, #pushes, 2 do
+    local v = pushes[j + 1]
+    if string.sub(v, 1, #lost[i] + 1) == lost[i] .. "|" and string.sub(v, -1) == "|" then
+      redis.call("HSET", b .. ":p", pushes[j], v .. lost[i + 1])
+      if tonumber(lost[i + 1]) > (tonumber(redis.call("HGET", b, "last_end")) or 0) then
+        redis.call("HSET", b, "last_end", lost[i + 1])
+      end
+    end
+  end
+end
+redis.call("DEL", b .. ":alive")
 redis.call("HSET", b, "state", "ended")
 redis.call("HINCRBY", b, "rev", 1)
 for _, k in ipairs({b, b .. ":p", b .. ":recs", b .. ":pending"}) do redis.call("EXPIRE", k, ARGV[4]) end
-local skey = p .. "s:" .. st[4] .. "/" .. st[5]
+local skey = p .. "s:" .. st[3] .. "/" .. st[4]
 if redis.call("GET", skey) == id then redis.call("DEL", skey) end
+return 1
+`)
+
+// renewScript extends the leases of pushes still live (ZADD XX: an ended push is not
+// brought back). ARGV: prefix, expiry ms, then id, push id pairs.
+var renewScript = redis.NewScript(`
+for i = 3, #ARGV, 2 do
+  redis.call("ZADD", ARGV[1] .. "b:" .. ARGV[i] .. ":alive", "XX", ARGV[2], ARGV[i + 1])
+end
 return 1
 `)
 
@@ -210,7 +252,7 @@ func (b *Broadcasts) Begin(ctx context.Context, p BroadcastPush) (id string, n i
 		stitch = "1"
 	}
 	res, err := beginScript.Run(ctx, b.q.rdb, nil, broadcastPrefix, p.App, p.StreamID, p.StreamID+"_"+p.PushID,
-		p.PushID, p.Started.UnixMilli(), p.Window.Milliseconds(), stitch).Slice()
+		p.PushID, p.Started.UnixMilli(), p.Window.Milliseconds(), stitch, BroadcastLease.Milliseconds()).Slice()
 	if err != nil {
 		return "", 0, fmt.Errorf("jobs: broadcast of push %s of %s/%s: %w", p.PushID, p.App, p.StreamID, err)
 	}
@@ -323,6 +365,7 @@ func (b *Broadcasts) state(ctx context.Context, id string) (*catalog.Broadcast, 
 	h := pipe.HGetAll(ctx, key)
 	pushes := pipe.HGetAll(ctx, key+":p")
 	recs := pipe.ZRange(ctx, key+":recs", 0, -1)
+	alive := pipe.ZRangeWithScores(ctx, key+":alive", 0, -1)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("read broadcast %s: %w", id, err)
 	}
@@ -355,6 +398,10 @@ func (b *Broadcasts) state(ctx context.Context, id string) (*catalog.Broadcast, 
 	}
 	slices.Sort(nums)
 	now := time.Now()
+	lease := map[string]time.Time{}
+	for _, z := range alive.Val() {
+		lease[z.Member.(string)] = time.UnixMilli(int64(z.Score)).UTC()
+	}
 	var pushed time.Duration
 	for _, n := range nums {
 		parts := strings.SplitN(pushes.Val()[strconv.Itoa(n)], "|", 3)
@@ -362,6 +409,9 @@ func (b *Broadcasts) state(ctx context.Context, id string) (*catalog.Broadcast, 
 			continue
 		}
 		bp := catalog.BroadcastPush{PushID: parts[0], StartTime: ms(parts[1]), EndTime: ms(parts[2])}
+		if l, ok := lease[bp.PushID]; ok && bp.EndTime.IsZero() && l.Before(now) {
+			bp.EndTime = l // its end was never recorded: it ended when its lease ran out
+		}
 		end := bp.EndTime
 		if end.IsZero() {
 			end = now
@@ -419,7 +469,7 @@ func (b *Broadcasts) handleEnd(ctx context.Context, t *asynq.Task) error {
 	}
 	log := b.log.With("broadcast_id", p.BroadcastID)
 	r, err := finishScript.Run(ctx, b.q.rdb, nil, broadcastPrefix, p.BroadcastID, strconv.Itoa(p.Pushes),
-		int64(broadcastKeep/time.Second)).Int()
+		int64(broadcastKeep/time.Second), time.Now().UnixMilli()).Int()
 	if err != nil {
 		return fmt.Errorf("jobs: broadcast end %s: %w", p.BroadcastID, err)
 	}
@@ -583,4 +633,71 @@ func (b *Broadcasts) endLost(ctx context.Context, entry *catalog.Broadcast) erro
 	b.log.Warn("broadcast ended at start: its state was lost with Redis", "broadcast_id", entry.BroadcastID,
 		"stream", entry.App+"/"+entry.StreamID, "pushes", len(entry.Pushes))
 	return b.announceEnd(ctx, entry)
+}
+
+// PushRef names a live push of a broadcast.
+type PushRef struct{ BroadcastID, PushID string }
+
+// Renew extends the leases of pushes live on this node, until now + BroadcastLease.
+// Call it every BroadcastLeaseRenew.
+func (b *Broadcasts) Renew(ctx context.Context, pushes []PushRef, now time.Time) error {
+	if len(pushes) == 0 {
+		return nil
+	}
+	args := []any{broadcastPrefix, now.Add(BroadcastLease).UnixMilli()}
+	for _, p := range pushes {
+		args = append(args, p.BroadcastID, p.PushID)
+	}
+	if err := renewScript.Run(ctx, b.q.rdb, nil, args...).Err(); err != nil {
+		return fmt.Errorf("jobs: renew the leases of %d live pushes: %w", len(pushes), err)
+	}
+	return nil
+}
+
+// Sweep queues the end of the live broadcasts whose pushes have all lost their lease
+// more than a window ago: pushes whose end was never recorded (their node died for
+// good, Redis failed when they ended), so no end task was scheduled for them. The end
+// task takes each such push to have ended when its lease ran out. It returns how many
+// ends it queued; call it now and then on some node (every serve node does).
+func (b *Broadcasts) Sweep(ctx context.Context, now time.Time) (int, error) {
+	live, err := b.cat.LiveBroadcasts(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("jobs: sweep broadcasts: %w", err)
+	}
+	n := 0
+	for _, entry := range live {
+		key := broadcastPrefix + "b:" + entry.BroadcastID
+		pipe := b.q.rdb.Pipeline()
+		h := pipe.HMGet(ctx, key, "state", "pushes", "last_end", "window_ms")
+		alive := pipe.ZRangeWithScores(ctx, key+":alive", 0, -1)
+		if _, err := pipe.Exec(ctx); err != nil {
+			return n, fmt.Errorf("jobs: sweep broadcast %s: %w", entry.BroadcastID, err)
+		}
+		v := h.Val()
+		if len(alive.Val()) == 0 || v[0] != catalog.BroadcastLive {
+			continue // unknown (EndLost's), ended, or every push ended as it should
+		}
+		var lastLease int64
+		for _, z := range alive.Val() {
+			lastLease = max(lastLease, int64(z.Score))
+		}
+		str := func(x any) string { s, _ := x.(string); return s }
+		pushes := str(v[1])
+		lastEnd, _ := strconv.ParseInt(str(v[2]), 10, 64)
+		window, _ := strconv.ParseInt(str(v[3]), 10, 64)
+		if max(lastLease, lastEnd)+window > now.UnixMilli() {
+			continue // a push is live, or the window after the last one has not passed
+		}
+		count, _ := strconv.Atoi(pushes)
+		payload, _ := json.Marshal(broadcastTask{BroadcastID: entry.BroadcastID, Pushes: count})
+		err := b.q.Enqueue(ctx, asynq.NewTask(TaskBroadcastEnd, payload), asynq.Queue(QueueCallbacks),
+			asynq.TaskID(fmt.Sprintf("broadcast-end:%s:%s:lost-%d", entry.BroadcastID, pushes, lastLease)), asynq.MaxRetry(uploadMaxRetry))
+		if err != nil {
+			return n, fmt.Errorf("jobs: sweep broadcast %s: %w", entry.BroadcastID, err)
+		}
+		b.log.Warn("broadcast with pushes whose end was lost: end queued", "broadcast_id", entry.BroadcastID,
+			"lost_pushes", len(alive.Val()))
+		n++
+	}
+	return n, nil
 }

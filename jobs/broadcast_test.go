@@ -344,3 +344,52 @@ func TestBroadcastStitchWaitsForFragments(t *testing.T) {
 		return err == nil && e.ReplayFileID == out.FileID
 	})
 }
+
+// A push whose end was never recorded (its node died for good) counts as live only
+// while its lease lasts: a later push of the stream starts a new broadcast once the
+// lease and the window have passed, and Sweep ends the old one, its push ending when
+// its lease ran out. A push whose node renews its lease stays live meanwhile.
+func TestBroadcastLostPushEnds(t *testing.T) {
+	for _, be := range sharedRedis {
+		t.Run(be.name, func(t *testing.T) {
+			addr, _ := be.start(t)
+			rc := newReceiver(t, nil)
+			n := startBroadcastNodes(t, addr, rc, "node-a")[0]
+			ctx := t.Context()
+			now := time.Now()
+			long := now.Add(-3 * BroadcastLease)
+			lost, _, err := n.b.Begin(ctx, BroadcastPush{App: "live", StreamID: "dead", PushID: "p1", Started: long, Window: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			kept, _, err := n.b.Begin(ctx, BroadcastPush{App: "live", StreamID: "alive", PushID: "q1", Started: long, Window: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := n.b.Renew(ctx, []PushRef{{kept, "q1"}}, now); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 10*time.Second, "both entries live in the catalog", func() bool {
+				l, err := n.cat.LiveBroadcasts(ctx)
+				return err == nil && len(l) == 2
+			})
+			queued, err := n.b.Sweep(ctx, now)
+			if err != nil || queued != 1 {
+				t.Fatalf("Sweep: %d, %v; want the lost broadcast's end queued", queued, err)
+			}
+			ev := rc.await(t, EventID(EventBroadcastEnded, lost), 10*time.Second).ev
+			wantEnd := long.Add(BroadcastLease).Truncate(time.Millisecond)
+			if ev.Pushes != 1 || ev.EndTime != wantEnd.Unix() {
+				t.Errorf("event 302 %+v: want 1 push ended at its lease's expiry %v", ev, wantEnd)
+			}
+			next, _, err := n.b.Begin(ctx, BroadcastPush{App: "live", StreamID: "dead", PushID: "p2", Started: now, Window: time.Second})
+			if err != nil || next == lost {
+				t.Errorf("push after the lost one: %s, %v; want a new broadcast", next, err)
+			}
+			joined, num, err := n.b.Begin(ctx, BroadcastPush{App: "live", StreamID: "alive", PushID: "q2", Started: now, Window: time.Second})
+			if err != nil || joined != kept || num != 2 {
+				t.Errorf("push while a renewed one is live: %s #%d, %v; want %s #2", joined, num, err, kept)
+			}
+		})
+	}
+}

@@ -107,7 +107,8 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 	loc := newLocator(queue.Redis(), cfg.Jobs.NodeID, cfg.NodeURL, log) // streams.go
 	cfg.Live.TranscodeTemplates = cfg.Transcode.names()
 	liveSrv := live.NewServer(cfg.Live, log, rec, events, loc)
-	liveSrv.TrackBroadcasts(broadcastTracker{b: broadcasts, record: cfg.Record}) // broadcasts.go
+	tracker := newBroadcastTracker(broadcasts, cfg.Record, log) // broadcasts.go
+	liveSrv.TrackBroadcasts(tracker)
 	metrics, err := metricsHandler(reg, liveSrv.Hub(), rec, uploads, cfg.APIKey, log)
 	if err != nil {
 		return fail(err)
@@ -132,6 +133,7 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go loc.run(ctx, liveSrv.Hub())
+	go tracker.run(ctx)
 	errc := make(chan error, 2)
 	go func() {
 		err := liveSrv.ServeRTMP(ctx, rtmpLn)
