@@ -657,8 +657,9 @@ func (b *Broadcasts) Renew(ctx context.Context, pushes []PushRef, now time.Time)
 // Sweep queues the end of the live broadcasts whose pushes have all lost their lease
 // more than a window ago: pushes whose end was never recorded (their node died for
 // good, Redis failed when they ended), so no end task was scheduled for them. The end
-// task takes each such push to have ended when its lease ran out. It returns how many
-// ends it queued; call it now and then on some node (every serve node does).
+// task takes each such push to have ended when its lease ran out. Live broadcasts Redis
+// has forgotten are ended as EndLost does. It returns how many it ended or queued;
+// call it now and then on some node (every serve node does).
 func (b *Broadcasts) Sweep(ctx context.Context, now time.Time) (int, error) {
 	live, err := b.cat.LiveBroadcasts(ctx)
 	if err != nil {
@@ -674,8 +675,16 @@ func (b *Broadcasts) Sweep(ctx context.Context, now time.Time) (int, error) {
 			return n, fmt.Errorf("jobs: sweep broadcast %s: %w", entry.BroadcastID, err)
 		}
 		v := h.Val()
+		if v[0] == nil {
+			// Redis lost it (restarted without persistence): as EndLost at start.
+			if err := b.endLost(ctx, entry); err != nil {
+				return n, err
+			}
+			n++
+			continue
+		}
 		if len(alive.Val()) == 0 || v[0] != catalog.BroadcastLive {
-			continue // unknown (EndLost's), ended, or every push ended as it should
+			continue // ended, or every push ended as it should
 		}
 		var lastLease int64
 		for _, z := range alive.Val() {

@@ -393,3 +393,31 @@ func TestBroadcastLostPushEnds(t *testing.T) {
 		})
 	}
 }
+
+// A live broadcast that a running Redis forgets (restarted without persistence) is
+// ended by the next Sweep, as EndLost does at start.
+func TestBroadcastSweepEndsForgotten(t *testing.T) {
+	srv := redistest.Start(t)
+	rc := newReceiver(t, nil)
+	n := startBroadcastNodes(t, srv.URL(), rc, "node-a")[0]
+	ctx := t.Context()
+	id, _, err := n.b.Begin(ctx, BroadcastPush{App: "live", StreamID: "cam", PushID: "p1", Started: time.Now(), Window: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the live entry", func() bool {
+		l, err := n.cat.LiveBroadcasts(ctx)
+		return err == nil && len(l) == 1
+	})
+	srv.Stop()
+	srv.Restart()
+	waitFor(t, 10*time.Second, "the sweep to end it", func() bool {
+		ended, err := n.b.Sweep(ctx, time.Now())
+		return err == nil && ended == 1
+	})
+	rc.await(t, EventID(EventBroadcastEnded, id), 10*time.Second)
+	b, err := n.cat.GetBroadcast(ctx, id)
+	if err != nil || b.State != catalog.BroadcastEnded {
+		t.Errorf("entry after the sweep: %+v, %v", b, err)
+	}
+}
