@@ -6,10 +6,12 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/livetape/livetape/internal/mediatest"
+	"github.com/livetape/livetape/internal/redistest"
 	"github.com/livetape/livetape/jobs"
 	"github.com/livetape/livetape/storage/catalog"
 )
@@ -216,5 +218,32 @@ func TestTopologyBroadcastAcrossNodes(t *testing.T) {
 	}
 	if d := mediatest.Probe(t, stitched.VideoURL).Duration(); d < sum-0.1 || d > sum+0.1 {
 		t.Errorf("stitched replay %.3f s, want the recordings' %.3f s", d, sum)
+	}
+}
+
+// With Redis unreachable at publish, the push is not refused: it starts a broadcast of
+// its own (named after itself), and the failure is logged.
+func TestServeBroadcastWithoutRedis(t *testing.T) {
+	redis := redistest.Start(t)
+	rc := &receiver{t: t, hits: map[string]int{}}
+	cfg := pipelineConfig(t, rc)
+	cfg.Jobs.RedisAddr = redis.Addr()
+	r := startServe(t, cfg)
+	redis.Stop()
+	pub := mediatest.PublishRTMP(t, "rtmp://"+r.rtmpAddr+"/live/noredis?record=flv")
+	pkts := mediatest.ReadFLV(t, filepath.Join("..", "..", "testdata", "av.flv"))
+	writePackets(t, pub, pkts[:40])
+	mediatest.WaitFor(t, "the push accepted with a broadcast of its own", 20*time.Second, func() bool {
+		logs := r.logs.String()
+		return strings.Contains(logs, "broadcast tracker failed") && strings.Contains(logs, "msg=\"publish started\"") &&
+			strings.Contains(logs, "broadcast_id=noredis_")
+	})
+	writePackets(t, pub, pkts[40:60])
+	if err := pub.Err(); err != nil {
+		t.Errorf("the publisher was dropped: %v", err)
+	}
+	redis.Restart() // for the shutdown's sake
+	if err := pub.Unpublish(); err != nil {
+		t.Fatal(err)
 	}
 }
