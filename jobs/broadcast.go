@@ -311,7 +311,12 @@ func (q *Queue) broadcastFragmentPending(ctx context.Context, rec Recording) err
 	if rec.BroadcastID == "" || rec.Format != "mp4" {
 		return nil
 	}
-	if err := q.rdb.SAdd(ctx, broadcastPrefix+"b:"+rec.BroadcastID+":pending", rec.FileID).Err(); err != nil {
+	key := broadcastPrefix + "b:" + rec.BroadcastID + ":pending"
+	tx := q.rdb.TxPipeline()
+	tx.SAdd(ctx, key, rec.FileID)
+	// A broadcast that began without Redis has no end to expire it.
+	tx.Expire(ctx, key, broadcastKeep)
+	if _, err := tx.Exec(ctx); err != nil {
 		return fmt.Errorf("jobs: note fragment %s of broadcast %s: %w", rec.FileID, rec.BroadcastID, err)
 	}
 	return nil
