@@ -41,6 +41,8 @@ type Config struct {
 //	GET    /api/v1/recordings?app=&stream_id=&format=&type=&from=&to=&page=&page_size=
 //	GET    /api/v1/recordings/{file_id}
 //	DELETE /api/v1/recordings/{file_id}        media and catalog entry
+//	GET    /api/v1/broadcasts?app=&stream_id=&page=&page_size=   (broadcasts.go)
+//	GET    /api/v1/broadcasts/{broadcast_id}
 //	GET    /api/v1/events/{event_id}           delivery state of a callback
 //	POST   /api/v1/events/{event_id}/redeliver send a callback again
 //	POST   /api/v1/stitch                      queue a stitch job (stitch.go)
@@ -63,6 +65,8 @@ func NewHandler(cfg Config) http.Handler {
 	mux.HandleFunc("GET /api/v1/recordings", a.listRecordings)
 	mux.HandleFunc("GET /api/v1/recordings/{file_id}", a.getRecording)
 	mux.HandleFunc("DELETE /api/v1/recordings/{file_id}", a.deleteRecording)
+	mux.HandleFunc("GET /api/v1/broadcasts", a.listBroadcasts)
+	mux.HandleFunc("GET /api/v1/broadcasts/{broadcast_id}", a.getBroadcast)
 	mux.HandleFunc("GET /api/v1/events/{event_id}", a.getEvent)
 	mux.HandleFunc("POST /api/v1/events/{event_id}/redeliver", a.redeliver)
 	mux.HandleFunc("POST /api/v1/stitch", a.postStitch)

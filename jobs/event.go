@@ -45,6 +45,12 @@ const (
 	// video_url is the master playlist); fields as for EventStitchDone, plus
 	// SourceFileID, Template, Width, Height and Bitrate.
 	EventTranscodeDone EventType = 301
+	// EventBroadcastEnded (302): a broadcast ended: no push of its stream came within
+	// the reconnect window after its last push ended. BroadcastID names it (its entry
+	// is GET /api/v1/broadcasts/{broadcast_id}); StartTime and EndTime are the start of
+	// its first push and the end of its last, Duration the time pushed in seconds
+	// (gaps left out), Pushes the number of pushes.
+	EventBroadcastEnded EventType = 302
 )
 
 // PushEndReason is the errcode of an [EventPushEnded]; its String is the
@@ -185,6 +191,8 @@ type Event struct {
 	PicFullURL string `json:"pic_full_url,omitempty"`
 	// CreateTime (create_time) is the UNIX time a snapshot was taken (200).
 	CreateTime int64 `json:"create_time,omitempty"`
+	// Pushes (pushes) is the number of pushes of a broadcast (302).
+	Pushes int `json:"pushes,omitempty"`
 }
 
 // wireEvent fixes which fields of an Event are always present: a pointer
@@ -220,6 +228,7 @@ type wireEvent struct {
 	PicURL       *string `json:"pic_url,omitempty"`
 	PicFullURL   *string `json:"pic_full_url,omitempty"`
 	CreateTime   *int64  `json:"create_time,omitempty"`
+	Pushes       *int    `json:"pushes,omitempty"`
 }
 
 // MarshalJSON writes the fields of the event's type always, and any other
@@ -238,7 +247,7 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		JobID:       e.JobID,
 		BroadcastID: e.BroadcastID,
 	}
-	var file, push, result, rendition, snapshot bool
+	var file, push, result, rendition, snapshot, broadcast bool
 	switch e.EventType {
 	case EventPushStarted:
 		push = true
@@ -252,13 +261,15 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		file, result, rendition = true, true, true
 	case EventSnapshot:
 		snapshot = true
+	case EventBroadcastEnded:
+		broadcast = true
 	}
 	w.FileID = ptrIf(e.FileID, file)
 	w.FileFormat = ptrIf(e.FileFormat, file)
 	w.FileSize = ptrIf(e.FileSize, file || snapshot)
-	w.StartTime = ptrIf(e.StartTime, file)
-	w.EndTime = ptrIf(e.EndTime, file)
-	w.Duration = ptrIf(e.Duration, file)
+	w.StartTime = ptrIf(e.StartTime, file || broadcast)
+	w.EndTime = ptrIf(e.EndTime, file || broadcast)
+	w.Duration = ptrIf(e.Duration, file || broadcast)
 	w.VideoID = ptrIf(e.VideoID, file)
 	w.VideoURL = ptrIf(e.VideoURL, file)
 	// Events stored by older versions may still carry the push credentials.
@@ -274,6 +285,7 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	w.PicURL = ptrIf(e.PicURL, snapshot)
 	w.PicFullURL = ptrIf(e.PicFullURL, snapshot)
 	w.CreateTime = ptrIf(e.CreateTime, snapshot)
+	w.Pushes = ptrIf(e.Pushes, broadcast)
 	return json.Marshal(w)
 }
 

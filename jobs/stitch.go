@@ -41,8 +41,9 @@ const stitchMaxRetry = 25
 type StitchRequest struct {
 	// FileIDs are MP4 recordings of one stream, joined whole in the order given.
 	FileIDs []string `json:"file_ids,omitempty"`
-	// BroadcastID joins the MP4 fragments of a broadcast, oldest first (App and
-	// StreamID name its stream).
+	// BroadcastID joins the MP4 fragments of a broadcast, oldest first. App and
+	// StreamID may name its stream; they are not needed once the broadcast is in the
+	// catalog.
 	BroadcastID string `json:"broadcast_id,omitempty"`
 	// App, StreamID, From and To cut the window [From, To) out of a stream's MP4
 	// fragments, as /vod/clip does, and store it.
@@ -99,7 +100,7 @@ func ResolveStitch(ctx context.Context, cat *catalog.Catalog, req StitchRequest)
 		}
 	}
 	if modes != 1 {
-		return p, badStitch("give exactly one of file_ids, broadcast_id (with app and stream_id), or app+stream_id+from+to")
+		return p, badStitch("give exactly one of file_ids, broadcast_id, or app+stream_id+from+to")
 	}
 	var recs []*catalog.Recording
 	var err error
@@ -151,11 +152,24 @@ func resolveFileIDs(ctx context.Context, cat *catalog.Catalog, ids []string) ([]
 	return recs, nil
 }
 
-// resolveBroadcast lists a broadcast's MP4 fragments. The catalog index has no
-// broadcast facet yet, so the stream must be named: its fragments are filtered.
+// resolveBroadcast lists a broadcast's MP4 fragments: those of its stream (from its
+// catalog entry, or as the request names it) that carry its id.
 func resolveBroadcast(ctx context.Context, cat *catalog.Catalog, req StitchRequest) ([]*catalog.Recording, error) {
-	if req.App == "" || req.StreamID == "" || !req.From.IsZero() || !req.To.IsZero() {
-		return nil, badStitch("broadcast_id needs app and stream_id (the stream of the broadcast), and no from/to")
+	if !req.From.IsZero() || !req.To.IsZero() {
+		return nil, badStitch("broadcast_id takes no from/to")
+	}
+	b, err := cat.GetBroadcast(ctx, req.BroadcastID)
+	switch {
+	case err == nil:
+		if (req.App != "" && req.App != b.App) || (req.StreamID != "" && req.StreamID != b.StreamID) {
+			return nil, badStitch("broadcast %s is of %s/%s, not %s/%s", b.BroadcastID, b.App, b.StreamID, req.App, req.StreamID)
+		}
+		req.App, req.StreamID = b.App, b.StreamID
+	case !errors.Is(err, storage.ErrNotFound):
+		return nil, fmt.Errorf("look up broadcast %.80q: %w", req.BroadcastID, err)
+	case req.App == "" || req.StreamID == "":
+		// Not in the catalog: fragments recorded before broadcasts were, found by stream.
+		return nil, fmt.Errorf("broadcast %.80q (give app and stream_id for one the catalog has no entry of): %w", req.BroadcastID, storage.ErrNotFound)
 	}
 	var recs []*catalog.Recording
 	for page := 1; ; page++ {
@@ -267,6 +281,11 @@ func (s *Stitcher) ProcessTask(ctx context.Context, t *asynq.Task) error {
 			s.failed(ctx, p, err, log)
 		}
 		return fmt.Errorf("jobs: stitch %s: %w", p.JobID, err)
+	}
+	if p.Type == catalog.TypeBroadcast && p.BroadcastID != "" {
+		if err := s.Queue.broadcastReplayStored(ctx, s.Catalog, p.BroadcastID, rec.FileID); err != nil {
+			return fmt.Errorf("jobs: stitch %s: %w", p.JobID, err)
+		}
 	}
 	if err := s.notify(ctx, p, rec); err != nil {
 		return fmt.Errorf("jobs: stitch %s: notify: %w", p.JobID, err)

@@ -257,6 +257,10 @@ func TestResolveStitchRefusals(t *testing.T) {
 	mp4 := []byte("not read while resolving")
 	a := r.put(t, "cam", 1, r.t0, mp4, "")
 	other := r.put(t, "other", 1, r.t0, mp4, "")
+	known := &catalog.Broadcast{BroadcastID: "known", App: "live", StreamID: "cam", State: catalog.BroadcastEnded, StartTime: r.t0}
+	if err := r.cat.PutBroadcast(t.Context(), known); err != nil {
+		t.Fatal(err)
+	}
 	flv := &catalog.Recording{FileID: "cam_p_0009_flv", App: "live", StreamID: "cam", Format: "flv", StartTime: r.t0, Key: "live/cam/x.flv"}
 	if err := r.cat.Put(t.Context(), flv); err != nil {
 		t.Fatal(err)
@@ -274,7 +278,9 @@ func TestResolveStitchRefusals(t *testing.T) {
 		{StitchRequest{FileIDs: []string{a.FileID, flv.FileID}}, ErrBadStitch, "MP4"},
 		{StitchRequest{FileIDs: []string{"nope"}}, storage.ErrNotFound, "nope"},
 		{StitchRequest{FileIDs: make([]string, MaxStitchInputs+1)}, ErrBadStitch, "at most 1000"},
-		{StitchRequest{BroadcastID: "b1"}, ErrBadStitch, "needs app and stream_id"},
+		{StitchRequest{BroadcastID: "b1"}, storage.ErrNotFound, "give app and stream_id for one the catalog has no entry of"},
+		{StitchRequest{BroadcastID: "known", App: "live", StreamID: "other"}, ErrBadStitch, "is of live/cam"},
+		{StitchRequest{BroadcastID: "known", From: r.t0}, ErrBadStitch, "takes no from/to"},
 		{StitchRequest{BroadcastID: "b9", App: "live", StreamID: "cam"}, storage.ErrNotFound, "b9"},
 		{StitchRequest{App: "live", StreamID: "cam", From: r.t0}, ErrBadStitch, "needs app, stream_id, from and to"},
 		{StitchRequest{App: "live", StreamID: "cam", From: r.t0, To: r.t0}, ErrBadStitch, "to must be after from"},

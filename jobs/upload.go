@@ -51,6 +51,10 @@ func (q *Queue) EnqueueUpload(ctx context.Context, rec Recording) error {
 	if err != nil {
 		return fmt.Errorf("jobs: upload payload: %w", err)
 	}
+	// Before the task exists: the broadcast's automatic stitch must not miss it.
+	if err := q.broadcastFragmentPending(ctx, rec); err != nil {
+		return err
+	}
 	return q.Enqueue(ctx, asynq.NewTask(TaskUpload, b), asynq.Queue(NodeQueue(q.cfg.NodeID)),
 		asynq.TaskID("upload:"+rec.FileID), asynq.MaxRetry(uploadMaxRetry), asynq.Timeout(time.Hour))
 }
@@ -98,6 +102,9 @@ func (u *Uploader) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		stored, err := u.loadStored(ctx, &rec)
 		if err != nil {
 			return fmt.Errorf("jobs: upload %s: spool copy gone and not in storage (%v): %w", rec.FileID, err, asynq.SkipRetry)
+		}
+		if err := u.Queue.broadcastFragmentStored(ctx, stored); err != nil {
+			return fmt.Errorf("jobs: upload %s: %w", rec.FileID, err)
 		}
 		if err := u.Queue.followUps(ctx, stored, u.Posters); err != nil {
 			return fmt.Errorf("jobs: upload %s: queue poster and transcodes: %w", rec.FileID, err)
@@ -168,7 +175,10 @@ func (u *Uploader) store(ctx context.Context, rec *Recording, frag Fragment) err
 	}
 	rec.VideoURL = strings.TrimSuffix(u.PublicURL, "/") + "/vod/" + rec.Key
 	rec.StoredAt = time.Now().UTC()
-	return u.Catalog.Put(ctx, rec)
+	if err := u.Catalog.Put(ctx, rec); err != nil {
+		return err
+	}
+	return u.Queue.broadcastFragmentStored(ctx, rec)
 }
 
 // loadStored is the catalog entry an earlier run of the task stored.
@@ -194,6 +204,7 @@ func (u *Uploader) notify(ctx context.Context, rec *Recording) error {
 		VideoID:     rec.Key,
 		VideoURL:    rec.VideoURL,
 		StreamParam: rec.StreamParam,
+		BroadcastID: rec.BroadcastID,
 	}
 	return u.Queue.Notify(ctx, ev)
 }

@@ -40,6 +40,23 @@ func ParsePush(app, streamID string, query url.Values) (*stream.PushParams, erro
 		}
 		p.RecordInterval = n
 	}
+	if query.Has("record_reconnect_window") {
+		v := query.Get("record_reconnect_window")
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > stream.MaxReconnectWindow {
+			return nil, fmt.Errorf("record_reconnect_window %.20q: must be an integer number of seconds in 0..%d (0: no reconnect window)", v, stream.MaxReconnectWindow)
+		}
+		p.ReconnectWindow = n
+	}
+	if query.Has("record_stitch") {
+		switch v := query.Get("record_stitch"); v {
+		case "1":
+			p.Stitch = true
+		case "0":
+		default:
+			return nil, fmt.Errorf("record_stitch %.20q: want 1 (stitch the broadcast's MP4 recordings when it ends) or 0", v)
+		}
+	}
 	switch t := query.Get("record_type"); t {
 	case "", "av":
 	case "audio":

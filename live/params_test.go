@@ -14,6 +14,8 @@ func TestParsePush(t *testing.T) {
 		record               []string
 		interval             int
 		audio                bool
+		window               int
+		stitch               bool
 	}{
 		{name: "plain", app: "live", id: "demo", query: "", interval: 1800},
 		{name: "record", app: "live", id: "demo", query: "record=mp4|hls&record_interval=5", record: []string{"mp4", "hls"}, interval: 5},
@@ -32,6 +34,15 @@ func TestParsePush(t *testing.T) {
 		{name: "interval big", app: "live", id: "d", query: "record_interval=7201", wantErr: "record_interval"},
 		{name: "interval text", app: "live", id: "d", query: "record_interval=1h", wantErr: "record_interval"},
 		{name: "record type", app: "live", id: "d", query: "record_type=video", wantErr: "record_type"},
+		{name: "window", app: "live", id: "d", query: "record_reconnect_window=5&record_stitch=1", interval: 1800, window: 5, stitch: true},
+		{name: "window off", app: "live", id: "d", query: "record_reconnect_window=0&record_stitch=0", interval: 1800},
+		{name: "window max", app: "live", id: "d", query: "record_reconnect_window=3600", interval: 1800, window: 3600},
+		{name: "window big", app: "live", id: "d", query: "record_reconnect_window=3601", wantErr: "record_reconnect_window"},
+		{name: "window negative", app: "live", id: "d", query: "record_reconnect_window=-1", wantErr: "record_reconnect_window"},
+		{name: "window text", app: "live", id: "d", query: "record_reconnect_window=1m", wantErr: "record_reconnect_window"},
+		{name: "window empty", app: "live", id: "d", query: "record_reconnect_window=", wantErr: "record_reconnect_window"},
+		{name: "window huge", app: "live", id: "d", query: "record_reconnect_window=" + strings.Repeat("9", 400), wantErr: "record_reconnect_window"},
+		{name: "stitch yes", app: "live", id: "d", query: "record_stitch=yes", wantErr: "record_stitch"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -49,8 +60,10 @@ func TestParsePush(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !slices.Equal(p.Record, tt.record) || p.RecordInterval != tt.interval || p.AudioOnly != tt.audio {
-				t.Errorf("got record=%v interval=%d audio=%v", p.Record, p.RecordInterval, p.AudioOnly)
+			if !slices.Equal(p.Record, tt.record) || p.RecordInterval != tt.interval || p.AudioOnly != tt.audio ||
+				p.ReconnectWindow != tt.window || p.Stitch != tt.stitch {
+				t.Errorf("got record=%v interval=%d audio=%v window=%d stitch=%v", p.Record, p.RecordInterval, p.AudioOnly,
+					p.ReconnectWindow, p.Stitch)
 			}
 		})
 	}

@@ -41,6 +41,9 @@ func TestRefusals(t *testing.T) {
 		{"bad record format", signed("rec", later, key) + "&record=mp4|avi", `record format "avi"`},
 		{"bad record interval", signed("rec", later, key) + "&record=mp4&record_interval=9000", "record_interval"},
 		{"bad record type", signed("rec", later, key) + "&record_type=both", "record_type"},
+		{"reconnect window too long", signed("rec", later, key) + "&record_reconnect_window=3601", "record_reconnect_window"},
+		{"reconnect window not a number", signed("rec", later, key) + "&record_reconnect_window=1m", "record_reconnect_window"},
+		{"bad record stitch", signed("rec", later, key) + "&record_stitch=true", "record_stitch"},
 		{"bad stream id", signed("a..b$", later, key), "stream id"},
 	}
 	for _, tt := range tests {

@@ -235,13 +235,16 @@ func (c *rtmpConn) OnPublish(ctx *rtmp.StreamContext, _ uint32, cmd *message.Net
 		return c.reject(ctx, "NetStream.Publish.BadName", err)
 	}
 	pushID := newPushID()
-	c.pub = &stream.Publication{PushID: pushID, BroadcastID: params.StreamID + "_" + pushID, BroadcastPush: 1, Params: params, ClientAddr: c.remote, ClientApp: c.flashVer, Started: st.Started, Stream: st}
+	c.pub = &stream.Publication{PushID: pushID, Params: params, ClientAddr: c.remote, ClientApp: c.flashVer, Started: st.Started, Stream: st}
+	// Before observers are told: the recorder and the callbacks name the broadcast.
+	c.srv.assignBroadcast(c.pub, log.With("push_id", pushID))
 	st.SetPublication(c.pub)
 	c.log = log.With("push_id", c.pub.PushID)
 	c.srv.publishers.add(params.Key(), c)
 	c.nc.setTimeout(c.srv.cfg.IdleTimeout)
 	c.conn.SetReadBufferSize(rtmpPublishBuffer)
-	c.log.Info("publish started", "record", params.Record, "record_interval", params.RecordInterval)
+	c.log.Info("publish started", "record", params.Record, "record_interval", params.RecordInterval,
+		"broadcast_id", c.pub.BroadcastID, "broadcast_push", c.pub.BroadcastPush)
 	c.srv.publishStarted(c.pub)
 	return nil
 }
@@ -501,6 +504,7 @@ func (c *rtmpConn) endPublish() {
 	c.log.Info("publish ended", "reason", string(reason), "duration", time.Since(c.pub.Started).Round(time.Millisecond),
 		"packets", c.pub.Stream.Packets(), "bytes", c.pub.Stream.Bytes())
 	c.srv.publishEnded(c.pub, reason)
+	c.srv.broadcastPushEnded(c.pub, time.Now(), c.log)
 	c.pub.Stream = nil
 }
 

@@ -27,7 +27,8 @@ type Server struct {
 	observers  []stream.Observer
 	hls        *hlsOutput
 	hook       *publishHook
-	publishers publishers // control.go: kick and ban
+	broadcasts BroadcastTracker // nil: every push is a broadcast of its own
+	publishers publishers       // control.go: kick and ban
 
 	stopping atomic.Bool
 	connMu   sync.Mutex
@@ -53,6 +54,51 @@ func NewServer(cfg Config, log *slog.Logger, observers ...stream.Observer) *Serv
 		log.Warn("push authentication is OFF: no push key configured (set LIVETAPE_PUSH_KEY); anyone can publish")
 	}
 	return s
+}
+
+// BroadcastTracker assigns pushes to broadcasts: the pushes of one stream separated by
+// less than the reconnect window. Its state is shared by every node, so that a reconnect
+// landing on another node continues the broadcast.
+type BroadcastTracker interface {
+	// PushStarted returns the broadcast p joins and p's number in it, from 1.
+	PushStarted(ctx context.Context, p *stream.Publication) (broadcastID string, push int, err error)
+	// PushEnded records that p ended at ended.
+	PushEnded(ctx context.Context, p *stream.Publication, ended time.Time) error
+}
+
+// TrackBroadcasts makes t assign every push to a broadcast. Call it before serving.
+func (s *Server) TrackBroadcasts(t BroadcastTracker) { s.broadcasts = t }
+
+// broadcastTimeout bounds the tracker's answer at publish and at push end.
+const broadcastTimeout = 2 * time.Second
+
+// assignBroadcast sets p's broadcast from the tracker; when there is none or it fails
+// (Redis unreachable), p starts a broadcast of its own: a push is never refused for it.
+func (s *Server) assignBroadcast(p *stream.Publication, log *slog.Logger) {
+	p.BroadcastID, p.BroadcastPush = p.Params.StreamID+"_"+p.PushID, 1
+	if s.broadcasts == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), broadcastTimeout)
+	defer cancel()
+	id, n, err := s.broadcasts.PushStarted(ctx, p)
+	if err != nil {
+		log.Error("broadcast tracker failed: this push starts a broadcast of its own", "broadcast_id", p.BroadcastID, "err", err)
+		return
+	}
+	p.BroadcastID, p.BroadcastPush = id, n
+}
+
+// broadcastPushEnded tells the tracker that p ended.
+func (s *Server) broadcastPushEnded(p *stream.Publication, ended time.Time, log *slog.Logger) {
+	if s.broadcasts == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), broadcastTimeout)
+	defer cancel()
+	if err := s.broadcasts.PushEnded(ctx, p, ended); err != nil {
+		log.Error("broadcast tracker: push end not recorded", "broadcast_id", p.BroadcastID, "err", err)
+	}
 }
 
 // Hub returns the stream registry.

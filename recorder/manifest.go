@@ -22,8 +22,11 @@ type Manifest struct {
 	App      string `json:"app"`
 	StreamID string `json:"stream_id"`
 	PushID   string `json:"push_id"`
-	Seq      int    `json:"seq"`
-	Format   string `json:"format"`
+	// BroadcastID is the broadcast the push belongs to (stream.Publication): the
+	// catalog entry and the callbacks carry it. Empty in manifests of older versions.
+	BroadcastID string `json:"broadcast_id,omitempty"`
+	Seq         int    `json:"seq"`
+	Format      string `json:"format"`
 	// Path is the finished file (for HLS the playlist), relative to the manifest's folder.
 	Path        string    `json:"path"`
 	StartTime   time.Time `json:"start_time"`

@@ -433,6 +433,7 @@ func (s *session) open(first *media.Packet) error {
 			App:         s.pub.Params.App,
 			StreamID:    s.pub.Params.StreamID,
 			PushID:      s.pub.PushID,
+			BroadcastID: s.pub.BroadcastID,
 			Seq:         s.seq,
 			Format:      format,
 			StartTime:   f.started.UTC(),

@@ -51,7 +51,22 @@ type PushParams struct {
 	RecordInterval int
 	// AudioOnly is set by record_type=audio.
 	AudioOnly bool
+	// ReconnectWindow is record_reconnect_window in seconds: a push that starts less
+	// than this after the stream's previous push ended continues its broadcast (0:
+	// every push is a broadcast of its own). Meaningful only when the URL has the
+	// parameter (Query.Has); the configured default applies otherwise.
+	ReconnectWindow int
+	// Stitch is record_stitch=1: the broadcast's MP4 recordings are stitched into one
+	// replay when it ends. Meaningful only when the URL has the parameter.
+	Stitch bool
 }
+
+// MaxReconnectWindow bounds record_reconnect_window, in seconds.
+const MaxReconnectWindow = 3600
+
+// DefaultReconnectWindow is the reconnect window when neither the push URL nor the
+// configuration names one, in seconds.
+const DefaultReconnectWindow = 60
 
 // Key identifies the stream in the hub: "app/stream_id".
 func (p *PushParams) Key() string { return p.App + "/" + p.StreamID }

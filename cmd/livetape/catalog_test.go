@@ -45,6 +45,11 @@ func storeEntries(t *testing.T, dataDir string, n int) []string {
 		}
 		ids = append(ids, r.FileID)
 	}
+	b := &catalog.Broadcast{BroadcastID: "cam_p", App: "live", StreamID: "cam", State: catalog.BroadcastEnded,
+		StartTime: time.Unix(1_800_000_001, 0).UTC(), Pushes: []catalog.BroadcastPush{{PushID: "p"}}, Recordings: ids, Rev: 3}
+	if err := c.PutBroadcast(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
 	return ids
 }
 
@@ -60,8 +65,8 @@ func TestCatalogRebuildCommand(t *testing.T) {
 	if err := runEnv(context.Background(), []string{"catalog", "rebuild"}, env, &stdout, &stderr); err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
 	}
-	if !strings.Contains(stdout.String(), "3 entries") {
-		t.Errorf("output %q, want the stats (3 entries)", stdout.String())
+	if !strings.Contains(stdout.String(), "3 entries, 1 broadcasts") {
+		t.Errorf("output %q, want the stats (3 entries, 1 broadcasts)", stdout.String())
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: redisSrv.Addr()})
 	defer rdb.Close()
@@ -71,6 +76,9 @@ func TestCatalogRebuildCommand(t *testing.T) {
 	}
 	if r, err := c.Get(context.Background(), ids[1]); err != nil || r.Seq != 2 {
 		t.Errorf("Get after the rebuild: %+v, %v", r, err)
+	}
+	if b, err := c.GetBroadcast(context.Background(), "cam_p"); err != nil || len(b.Recordings) != 3 || b.Rev != 3 {
+		t.Errorf("GetBroadcast after the rebuild: %+v, %v", b, err)
 	}
 
 	err := runEnv(context.Background(), []string{"catalog", "rebuild"}, mapEnv(map[string]string{"LIVETAPE_DATA_DIR": dataDir}), &stdout, &stderr)
@@ -100,6 +108,13 @@ func TestServeEmbeddedRebuildsIndex(t *testing.T) {
 	var got catalog.Recording
 	if err := json.Unmarshal(httpBody(t, r.httpURL+"/api/v1/recordings/"+ids[0], ""), &got); err != nil || got.FileID != ids[0] || got.Type != "fragment" {
 		t.Errorf("get: %+v, %v", got, err)
+	}
+	var bl struct {
+		Total      int                  `json:"total"`
+		Broadcasts []*catalog.Broadcast `json:"broadcasts"`
+	}
+	if err := json.Unmarshal(httpBody(t, r.httpURL+"/api/v1/broadcasts?stream_id=cam", ""), &bl); err != nil || bl.Total != 1 || bl.Broadcasts[0].BroadcastID != "cam_p" {
+		t.Errorf("broadcasts of earlier runs: %+v, %v", bl, err)
 	}
 	if !strings.Contains(r.logs.String(), "catalog index rebuilt") {
 		t.Error("serve did not log the rebuild of its index")

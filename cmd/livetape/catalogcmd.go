@@ -48,7 +48,7 @@ func cmdCatalog(ctx context.Context, args []string, env func(string) (string, bo
 	if err != nil {
 		return fmt.Errorf("catalog rebuild: %w", err)
 	}
-	fmt.Fprintf(stdout, "catalog index rebuilt: %d entries, %d skipped, %d removed, took %v\n",
-		st.Entries, st.Skipped, st.Removed, st.Took.Round(time.Millisecond))
+	fmt.Fprintf(stdout, "catalog index rebuilt: %d entries, %d broadcasts, %d skipped, %d removed, took %v\n",
+		st.Entries, st.Broadcasts, st.Skipped, st.Removed, st.Took.Round(time.Millisecond))
 	return nil
 }

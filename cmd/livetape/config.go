@@ -269,7 +269,11 @@ var settings = []setting{
 		field: formatsField(func(c *Config) *[]string { return &c.Record.Formats })},
 	{YAML: "record.interval", Env: "LIVETAPE_RECORD_INTERVAL", Help: "fragment length when the push URL has no record_interval= (seconds or a Go duration, at most 2h)",
 		field: secondsField(func(c *Config) *time.Duration { return &c.Record.Interval })},
-	{YAML: "record.apps", Help: "per-app defaults: a map of app name to {formats, interval}, overriding the two above",
+	{YAML: "record.reconnect_window", Env: "LIVETAPE_RECORD_RECONNECT_WINDOW", Help: "a push starting less than this after the stream's previous push ended continues its broadcast, when the push URL has no record_reconnect_window= (seconds or a Go duration, 0..1h; 0: every push is a broadcast of its own)",
+		field: secondsField(func(c *Config) *time.Duration { return &c.Record.ReconnectWindow })},
+	{YAML: "record.stitch", Env: "LIVETAPE_RECORD_STITCH", Help: "stitch a broadcast's MP4 recordings into one replay when it ends, when the push URL has no record_stitch=",
+		field: boolField(func(c *Config) *bool { return &c.Record.Stitch })},
+	{YAML: "record.apps", Help: "per-app defaults: a map of app name to {formats, interval, reconnect_window, stitch}, overriding the four above",
 		field: field{get: func(*Config) string { return "" }, set: func(_ *Config, v string) error {
 			if v != "" {
 				return errors.New("only in the YAML file")

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/livetape/livetape/recorder"
 )
 
 // mapEnv turns a map into an env lookup for loadConfig.
@@ -41,6 +43,22 @@ func TestLoadConfig(t *testing.T) {
 				c.Live.IdleTimeout = 30 * time.Second
 				c.Live.HLS.Window = 10 // hls.segment_duration keeps its default
 			},
+		},
+		{
+			name: "broadcast settings, per app too",
+			file: "record:\n  reconnect_window: 30s\n  apps:\n    edu:\n      reconnect_window: 0s\n      stitch: true\n",
+			env:  map[string]string{"LIVETAPE_RECORD_STITCH": "true"},
+			want: func(c *Config) {
+				zero, yes := time.Duration(0), true
+				c.Record.ReconnectWindow = 30 * time.Second
+				c.Record.Stitch = true
+				c.Record.Apps = map[string]recorder.AppConfig{"edu": {ReconnectWindow: &zero, Stitch: &yes}}
+			},
+		},
+		{
+			name:    "reconnect window too long",
+			env:     map[string]string{"LIVETAPE_RECORD_RECONNECT_WINDOW": "7200"},
+			wantErr: []string{"record.reconnect_window"},
 		},
 		{
 			name: "empty file keeps defaults",

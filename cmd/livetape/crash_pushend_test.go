@@ -13,6 +13,7 @@ import (
 
 	"github.com/livetape/livetape/internal/mediatest"
 	"github.com/livetape/livetape/jobs"
+	"github.com/livetape/livetape/storage/catalog"
 )
 
 // A push live when livetape is killed gets its push-end event (0) after the restart,
@@ -37,6 +38,13 @@ func TestPushEndAfterKill(t *testing.T) {
 		}
 	}
 	mediatest.WaitFor(t, "the push-start event", 20*time.Second, func() bool { return rc.count(jobs.EventPushStarted) == 1 })
+	var live struct {
+		Broadcasts []catalog.Broadcast `json:"broadcasts"`
+	}
+	mediatest.WaitFor(t, "the live broadcast in the catalog", 20*time.Second, func() bool {
+		return json.Unmarshal(httpBody(t, "http://"+httpAddr+"/api/v1/broadcasts?stream_id=killed", ""), &live) == nil &&
+			len(live.Broadcasts) == 1 && live.Broadcasts[0].State == catalog.BroadcastLive
+	})
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
 	if n := rc.count(jobs.EventPushEnded); n != 0 {
@@ -73,6 +81,16 @@ func TestPushEndAfterKill(t *testing.T) {
 		t.Errorf("push end %+v after push start %+v", end, start)
 	}
 	mediatest.WaitFor(t, "the push end logged", 10*time.Second, func() bool { return strings.Contains(logs.String(), "push ended by a crash") })
+	// Its broadcast, whose state the embedded Redis lost, is ended from its entry.
+	bid := live.Broadcasts[0].BroadcastID
+	mediatest.WaitFor(t, "event 302 of the killed push's broadcast", 30*time.Second, func() bool {
+		return rc.count(jobs.EventBroadcastEnded) == 1
+	})
+	var ended catalog.Broadcast
+	if err := json.Unmarshal(httpBody(t, "http://"+httpAddr+"/api/v1/broadcasts/"+bid, ""), &ended); err != nil ||
+		ended.State != catalog.BroadcastEnded || end.BroadcastID != bid || start.BroadcastID != bid {
+		t.Errorf("broadcast %s after the restart: %+v (%v); push events name %q and %q", bid, ended, err, start.BroadcastID, end.BroadcastID)
+	}
 	// Queued, the push is forgotten: the next start has nothing to send.
 	if left, _ := os.ReadDir(filepath.Join(data, "live-pushes")); len(left) != 0 {
 		t.Errorf("pushes still remembered after their end was queued: %v", left)
@@ -88,10 +106,16 @@ func TestPushEndAfterKill(t *testing.T) {
 	})
 	kill()
 	logs, _ = restart()
+	if strings.Contains(logs.String(), "broadcast ended at start") {
+		t.Errorf("the broadcast is ended again after a second restart:\n%s", logs)
+	}
 	if strings.Contains(logs.String(), "push ended by a crash") {
 		t.Errorf("the push end is sent again after a second restart:\n%s", logs)
 	}
 	if n := rc.count(jobs.EventPushEnded); n != 1 {
 		t.Errorf("%d push-end events, want 1", n)
+	}
+	if n := rc.count(jobs.EventBroadcastEnded); n != 1 {
+		t.Errorf("%d broadcast-end events, want 1", n)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/livetape/livetape/jobs"
 )
@@ -57,7 +58,7 @@ func (l livePushes) remove(ev jobs.Event) error {
 // the crash is not reported twice, nor one whose crash event was queued before
 // another crash. Call it before the live server accepts pushes. It returns how many
 // were queued; a push whose event cannot be queued stays for the next start.
-func (l livePushes) sendCrashed(ctx context.Context, q *jobs.Queue, log *slog.Logger) (int, error) {
+func (l livePushes) sendCrashed(ctx context.Context, q *jobs.Queue, broadcasts *jobs.Broadcasts, log *slog.Logger) (int, error) {
 	entries, err := os.ReadDir(l.dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
@@ -90,6 +91,14 @@ func (l livePushes) sendCrashed(ctx context.Context, q *jobs.Queue, log *slog.Lo
 			continue
 		}
 		log.Info("push ended by a crash: push-end event queued", "stream", ev.App+"/"+ev.StreamID, "event_id", ev.EventID, "errcode", ev.ErrCode)
+		// Its broadcast counts it live until told: it ends a window from now. A
+		// broadcast Redis forgot (the embedded one) is ended by Broadcasts.EndLost.
+		if ev.BroadcastID != "" {
+			pushID := strings.TrimPrefix(ev.EventID, jobs.EventID(jobs.EventPushEnded, ev.StreamID+"_"))
+			if err := broadcasts.End(ctx, ev.BroadcastID, pushID, time.Now()); err != nil {
+				log.Info("push ended by a crash: its broadcast is not in Redis", "broadcast_id", ev.BroadcastID, "err", err)
+			}
+		}
 		os.Remove(path)
 		n++
 	}

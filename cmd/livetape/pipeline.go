@@ -51,7 +51,7 @@ func (s uploadSink) FragmentClosed(m *recorder.Manifest) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return s.q.EnqueueUpload(ctx, jobs.Recording{
-		FileID: m.FileID, App: m.App, StreamID: m.StreamID, PushID: m.PushID, Seq: m.Seq,
+		FileID: m.FileID, App: m.App, StreamID: m.StreamID, PushID: m.PushID, BroadcastID: m.BroadcastID, Seq: m.Seq,
 		Format: m.Format, StartTime: m.StartTime, EndTime: m.EndTime, Duration: m.Duration,
 		StreamParam: m.StreamParam, AudioOnly: m.AudioOnly, Recovered: m.Recovered,
 	})
@@ -121,7 +121,7 @@ func (e *pushEvents) event(p *stream.Publication, t jobs.EventType) jobs.Event {
 	return jobs.Event{
 		ChannelID: p.Params.StreamID, StreamID: p.Params.StreamID, App: p.Params.App,
 		EventType: t, EventID: jobs.EventID(t, p.Params.StreamID+"_"+p.PushID),
-		StreamParam: p.Params.StreamParam(), ClientIP: host,
+		StreamParam: p.Params.StreamParam(), ClientIP: host, BroadcastID: p.BroadcastID,
 	}
 }
 

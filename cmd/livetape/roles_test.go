@@ -65,6 +65,7 @@ func TestServeNoWorkerWithWorker(t *testing.T) {
 	done := make(chan error, 1)
 	env := map[string]string{
 		"LIVETAPE_REDIS_ADDR":   redis.Addr(),
+		"LIVETAPE_DATA_DIR":     cfg.DataDir, // the serve node's store: the bucket they share
 		"LIVETAPE_NODE_ID":      "worker-1",
 		"LIVETAPE_CALLBACK_URL": cfg.Jobs.CallbackURLs[0],
 		"LIVETAPE_CALLBACK_KEY": callbackKey,

@@ -71,6 +71,8 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 	registerTranscodeJobs(queue, uploads, cat, cfg, !cfg.NoWorker, log) // transcodejobs.go
 	queue.Register(jobs.TaskStitch, &jobs.Stitcher{Store: uploads, Catalog: cat, Queue: queue,
 		PublicURL: cfg.PublicURL, KeyTemplate: cfg.Storage.KeyTemplate, Log: log})
+	broadcasts := jobs.NewBroadcasts(queue, cat, log)
+	broadcasts.Register()
 	reg, err := newRegistry(queue) // metrics.go
 	if err != nil {
 		return fail(err)
@@ -91,15 +93,22 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	// Pushes live at a crash never sent their push-end event: send it now.
 	pushes := livePushes{dir: filepath.Join(cfg.DataDir, "live-pushes")}
-	if n, err := pushes.sendCrashed(ctx, queue, log); err != nil {
+	if n, err := pushes.sendCrashed(ctx, queue, broadcasts, log); err != nil {
 		log.Error("push-end events of pushes live at the crash not queued; retried at the next start", "err", err)
 	} else if n > 0 {
 		log.Info("push-end events queued for pushes live at the crash", "count", n)
+	}
+	if n, err := broadcasts.EndLost(ctx); err != nil {
+		log.Error("broadcasts lost with Redis not all ended; retried at the next start", "err", err)
+	} else if n > 0 {
+		log.Info("broadcasts lost with Redis ended", "count", n)
 	}
 	events := newPushEvents(queue, pushes, log)
 	loc := newLocator(queue.Redis(), cfg.Jobs.NodeID, cfg.NodeURL, log) // streams.go
 	cfg.Live.TranscodeTemplates = cfg.Transcode.names()
 	liveSrv := live.NewServer(cfg.Live, log, rec, events, loc)
+	tracker := newBroadcastTracker(broadcasts, cfg.Record, log) // broadcasts.go
+	liveSrv.TrackBroadcasts(tracker)
 	metrics, err := metricsHandler(reg, liveSrv.Hub(), rec, uploads, cfg.APIKey, log)
 	if err != nil {
 		return fail(err)
@@ -124,6 +133,7 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go loc.run(ctx, liveSrv.Hub())
+	go tracker.run(ctx)
 	errc := make(chan error, 2)
 	go func() {
 		err := liveSrv.ServeRTMP(ctx, rtmpLn)

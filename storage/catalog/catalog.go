@@ -349,7 +349,7 @@ func (c *Catalog) scan(ctx context.Context, want func(key string) bool, fn func(
 	}
 feed:
 	for _, o := range objs {
-		if !strings.HasSuffix(o.Key, ".json") || (want != nil && !want(o.Key)) {
+		if !strings.HasSuffix(o.Key, ".json") || isBroadcastKey(o.Key) || (want != nil && !want(o.Key)) {
 			continue
 		}
 		select {

@@ -44,6 +44,16 @@
 //	                              for "any": 16 sets per entry ("z:///" holds every entry,
 //	                              "z:live/cam1//" a stream, "z:live/cam1/mp4/" its MP4s). A
 //	                              List is ZCOUNT + ZRANGEBYSCORE LIMIT on exactly one set.
+//	b:entries         hash        broadcast id -> broadcast entry JSON (see Broadcast).
+//	b:rev             hash        broadcast id -> rev of the indexed entry: a write with a
+//	                              lower rev than the index has does not replace it.
+//	b:z:A/S           sorted set  broadcast ids by start time (UNIX µs) of app A, stream id S,
+//	                              either part empty for "any" (4 sets per broadcast).
+//	b:live            sorted set  broadcast ids whose indexed entry is live, by start time.
+//
+// A broadcast entry is stored at broadcasts/{app}/{stream_id}/{broadcast_id}.broadcast.json
+// (BroadcastKey); scans of recording entries skip that suffix, and Rebuild indexes those
+// entries too before it marks the index built.
 //
 // Put and Delete update an entry with one Lua script each, atomically (the scripts
 // name keys they compute, so the index needs one Redis, not a Redis Cluster); Rebuild writes

@@ -22,10 +22,11 @@ var ErrRebuildRunning = errors.New("catalog: a rebuild of the index is running")
 
 // RebuildStats says what a rebuild did.
 type RebuildStats struct {
-	Entries int           // entries indexed
-	Skipped int           // JSON objects in the store that are not catalog entries, or duplicates
-	Removed int           // index entries whose catalog JSON is gone from the store
-	Took    time.Duration // from the lock to the marker
+	Entries    int           // entries indexed
+	Broadcasts int           // broadcast entries indexed
+	Skipped    int           // JSON objects in the store that are not catalog entries, or duplicates
+	Removed    int           // index entries whose catalog JSON is gone from the store
+	Took       time.Duration // from the lock to the marker
 }
 
 const (
@@ -65,7 +66,7 @@ func (c *Catalog) EnsureIndex(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	c.log.Info("catalog: index rebuilt", "entries", st.Entries, "skipped", st.Skipped, "removed", st.Removed, "took", st.Took.Round(time.Millisecond))
+	c.log.Info("catalog: index rebuilt", "entries", st.Entries, "broadcasts", st.Broadcasts, "skipped", st.Skipped, "removed", st.Removed, "took", st.Took.Round(time.Millisecond))
 	return true, nil
 }
 
@@ -98,6 +99,11 @@ func (c *Catalog) Rebuild(ctx context.Context) (RebuildStats, error) {
 	}
 	if err == nil {
 		err = b.removeStale(ctx)
+	}
+	if err == nil {
+		var n, removed int
+		n, removed, err = c.rebuildBroadcasts(ctx)
+		b.stats.Broadcasts, b.stats.Removed = n, b.stats.Removed+removed
 	}
 	if cause := context.Cause(ctx); errors.Is(cause, errLockLost) {
 		err = cause
