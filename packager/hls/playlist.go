@@ -27,7 +27,7 @@ type Playlist struct {
 	// Event says EXT-X-PLAYLIST-TYPE:EVENT (ignored with VOD): segments are only ever
 	// appended, so a player may seek back to the start of a recording that still grows.
 	Event bool
-	Ended                 bool // EXT-X-ENDLIST: no segment will be added
+	Ended bool // EXT-X-ENDLIST: no segment will be added
 	// Entries have consecutive Seq; the first one's is the EXT-X-MEDIA-SEQUENCE.
 	Entries []PlaylistEntry
 }
