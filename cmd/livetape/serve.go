@@ -61,7 +61,7 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return fail(err)
 	}
-	rec, err := recorder.New(cfg.Record, filepath.Join(cfg.DataDir, "spool"), uploadSink{queue}, log)
+	rec, err := recorder.New(cfg.Record, filepath.Join(cfg.DataDir, "spool"), uploadSink{q: queue}, log)
 	if err != nil {
 		return fail(err)
 	}
@@ -69,6 +69,8 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 	queue.Register(jobs.TaskUpload, &jobs.Uploader{Store: uploads, Catalog: cat, Queue: queue, Spool: uploadSpool{rec.Spool()},
 		PublicURL: cfg.PublicURL, KeyTemplate: cfg.Storage.KeyTemplate, Posters: cfg.Transcode.Posters, Log: log})
 	registerTranscodeJobs(queue, uploads, cat, cfg, log) // transcodejobs.go
+	spool := rec.Spool()
+	registerHLSJobs(queue, uploads, cat, &spool, cfg, log) // hlsrecord.go
 	queue.Register(jobs.TaskStitch, &jobs.Stitcher{Store: uploads, Catalog: cat, Queue: queue,
 		PublicURL: cfg.PublicURL, KeyTemplate: cfg.Storage.KeyTemplate, Log: log})
 	reg, err := newRegistry(queue) // metrics.go
