@@ -268,7 +268,11 @@ func (u *HLSUploader) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	// The growing playlist first, then the entry: a finalize that sees every entry
 	// runs after every such render, so none overwrites the final playlist.
 	if err := u.putEventPlaylist(ctx, k, stem, e); err != nil {
-		u.Log.Warn("hls: live playlist not updated", "file_id", p.FileID, "err", err)
+		level := slog.LevelWarn
+		if ierr := (*storage.IntegrityError)(nil); errors.As(err, &ierr) {
+			level = slog.LevelDebug // a concurrent upload stored its render: the next one lists both
+		}
+		u.Log.Log(ctx, level, "hls: live playlist not updated", "file_id", p.FileID, "err", err)
 	}
 	b, _ := json.Marshal(e)
 	pipe := rdb.TxPipeline()
