@@ -173,7 +173,8 @@ func (r *Recorder) Status(app, streamID string) []FormatStatus {
 		st := FormatStatus{Format: f, Seconds: open, Total: closed + open, Interval: s.interval}
 		switch {
 		case f == stream.FormatHLS:
-			st.FileID = HLSFileID(s.pub.BroadcastID) // one recording per broadcast
+			bid, _ := broadcastOf(s.pub)
+			st.FileID = HLSFileID(bid) // one recording per broadcast
 		case seq > 0:
 			st.FileID = fileID(s.pub, seq, f)
 		}
@@ -184,7 +185,8 @@ func (r *Recorder) Status(app, streamID string) []FormatStatus {
 
 // Counters are the recorder's totals since the process started, for metrics.
 type Counters struct {
-	// Fragments and Bytes count the fragments closed and handed on, by format.
+	// Fragments and Bytes count the fragments closed and handed on, by format (HLS:
+	// its segments).
 	Fragments, Bytes map[string]int64
 	// Gaps counts recordings cut because the recorder fell behind and lost packets;
 	// Lost counts fragments (one per format) abandoned because their writer failed.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/livetape/livetape/media"
 	"github.com/livetape/livetape/packager/hls"
+	"github.com/livetape/livetape/stream"
 )
 
 // An HLS recording is one playlist per broadcast, not one per fragment: record_interval
@@ -34,6 +35,15 @@ const (
 
 // HLSFileID is the file id of the HLS recording of a broadcast.
 func HLSFileID(broadcastID string) string { return broadcastID + "_hls" }
+
+// broadcastOf is the broadcast of a push and its number in it; a publication that
+// names none (made by hand) is a broadcast of its own.
+func broadcastOf(p *stream.Publication) (id string, push int) {
+	if p.BroadcastID == "" {
+		return p.Params.StreamID + "_" + p.PushID, 1
+	}
+	return p.BroadcastID, max(p.BroadcastPush, 1)
+}
 
 // HLSSegment is the record of a closed HLS segment (seg-N.json beside it).
 type HLSSegment struct {
@@ -114,9 +124,10 @@ func (s *session) startHLS(sink HLSSink) error {
 		first = int(s.state.hlsSegments.Load())
 	}
 	p := s.pub
+	bid, n := broadcastOf(p)
 	h := &hlsRecording{s: s, sink: sink, dir: dir, push: HLSPush{
-		FileID: HLSFileID(p.BroadcastID), App: p.Params.App, StreamID: p.Params.StreamID, PushID: p.PushID,
-		BroadcastID: p.BroadcastID, BroadcastPush: p.BroadcastPush, StartTime: time.Now().UTC(),
+		FileID: HLSFileID(bid), App: p.Params.App, StreamID: p.Params.StreamID, PushID: p.PushID,
+		BroadcastID: bid, BroadcastPush: n, StartTime: time.Now().UTC(),
 		Segments: first, StreamParam: p.Params.StreamParam(), dir: dir,
 	}}
 	if err := h.push.save(); err != nil {
