@@ -7,7 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"maps"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,10 +28,13 @@ import (
 // EXT-X-DISCONTINUITY), whose segments are uploaded as they close. Its pushes may be
 // recorded by different nodes, so its state is in the shared Redis: the segments
 // uploaded (a hash, one field per segment, so concurrent uploads never lose one) and
-// the pushes ended (with how many segments each closed). Every upload renders the
-// EVENT playlist of what is stored so far; once every segment of every ended push is
-// stored, TaskHLSFinalize renders the VOD playlist from the same state (the
-// authoritative render), catalogs the recording and sends event 100, once.
+// the pushes ended (with how many segments each closed). Every upload lists its
+// segment, then renders the EVENT playlist of what is listed so far, under the
+// broadcast's lock so that the playlist in the bucket only grows; once every segment
+// of every ended push is stored, TaskHLSFinalize renders the VOD playlist from the
+// same state (the authoritative render), catalogs the recording and sends event 100,
+// once. A Redis that lost the state (the embedded one after a restart) gets it back
+// from the bucket's playlist.
 const (
 	// TaskHLSSegment uploads one closed segment from the spool of the node that
 	// recorded it (its node queue).
@@ -116,11 +122,11 @@ type hlsSegEntry struct {
 
 // hlsKeys are the Redis keys of a broadcast's HLS recording; the hash tag keeps them
 // in one cluster slot.
-type hlsKeys struct{ meta, segs, pushes string }
+type hlsKeys struct{ meta, segs, pushes, lock string }
 
 func hlsKeysOf(broadcastID string) hlsKeys {
 	p := "livetape:{hlsrec:" + broadcastID + "}:"
-	return hlsKeys{meta: p + "meta", segs: p + "segs", pushes: p + "pushes"}
+	return hlsKeys{meta: p + "meta", segs: p + "segs", pushes: p + "pushes", lock: p + "lock"}
 }
 
 // segField orders the segments of a broadcast by push, then number.
@@ -244,7 +250,11 @@ func (u *HLSUploader) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("jobs: hls segment %s: %w", p.Segment, err)
 	}
 	if stored {
-		// An earlier run stored and listed it, then died before freeing the spool.
+		// An earlier run stored and listed it, then died before freeing the spool
+		// (and maybe before rendering the playlist).
+		if stem, err := rdb.HGet(ctx, k.meta, "stem").Result(); err == nil {
+			u.renderLive(ctx, k, stem, p.FileID)
+		}
 		return u.Spool.RemoveHLSSegment(p.Segment)
 	}
 	path, err := u.Spool.HLSSegment(p.Segment)
@@ -265,15 +275,6 @@ func (u *HLSUploader) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 	e := hlsSegEntry{Push: p.BroadcastPush, Seq: p.Segment.Seq, PushID: p.Segment.PushID, Key: key,
 		Duration: p.Duration, Discontinuity: p.Discontinuity, Size: obj.Size, StartTime: p.StartTime, EndTime: p.EndTime}
-	// The growing playlist first, then the entry: a finalize that sees every entry
-	// runs after every such render, so none overwrites the final playlist.
-	if err := u.putEventPlaylist(ctx, k, stem, e); err != nil {
-		level := slog.LevelWarn
-		if ierr := (*storage.IntegrityError)(nil); errors.As(err, &ierr) {
-			level = slog.LevelDebug // a concurrent upload stored its render: the next one lists both
-		}
-		u.Log.Log(ctx, level, "hls: live playlist not updated", "file_id", p.FileID, "err", err)
-	}
 	b, _ := json.Marshal(e)
 	pipe := rdb.TxPipeline()
 	pipe.HSet(ctx, k.segs, field, b)
@@ -283,6 +284,7 @@ func (u *HLSUploader) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("jobs: hls segment %s: list it: %w", p.Segment, err)
 	}
+	u.renderLive(ctx, k, stem, p.FileID)
 	// Storage holds it and the recording lists it: the spool copy can go.
 	if err := u.Spool.RemoveHLSSegment(p.Segment); err != nil {
 		u.Log.Warn("hls: spool copy not removed", "segment", p.Segment.String(), "err", err)
@@ -295,37 +297,174 @@ func (u *HLSUploader) ProcessTask(ctx context.Context, t *asynq.Task) error {
 // stored, whichever node stores it, so that every segment lands in one folder.
 func (u *HLSUploader) stem(ctx context.Context, k hlsKeys, p *HLSSegment) (string, error) {
 	rec := catalog.Recording{FileID: p.FileID, App: p.Segment.App, StreamID: p.Segment.StreamID, Format: "hls", StartTime: p.PushStart}
-	tmpl := u.KeyTemplate
-	if tmpl == catalog.DefaultKeyTemplate {
-		tmpl = ""
+	return hlsState{u.Store, u.Queue.rdb, u.Log}.ensure(ctx, k, rec, u.KeyTemplate, p.StreamParam)
+}
+
+// hlsState is the Redis state of HLS recordings, with the bucket to rebuild it from.
+type hlsState struct {
+	store storage.Store
+	rdb   redis.UniversalClient
+	log   *slog.Logger
+}
+
+// ensure fixes the recording's key stem (the first to set it wins; rec and template
+// name it) and returns it. When the state is new, which is also what a Redis that
+// lost its data (restarted without persistence, the embedded one after a restart)
+// looks like, what the bucket's playlist lists is imported.
+func (s hlsState) ensure(ctx context.Context, k hlsKeys, rec catalog.Recording, template, streamParam string) (string, error) {
+	if template == catalog.DefaultKeyTemplate {
+		template = ""
 	}
-	pipe := u.Queue.rdb.TxPipeline()
-	for f, v := range map[string]string{"stem": rec.KeyStem(tmpl), "template": tmpl, "file_id": p.FileID,
-		"app": p.Segment.App, "stream_id": p.Segment.StreamID, "stream_param": catalog.PublicStreamParam(p.StreamParam)} {
-		pipe.HSetNX(ctx, k.meta, f, v)
+	pipe := s.rdb.TxPipeline()
+	var fresh *redis.BoolCmd
+	for f, v := range map[string]string{"stem": rec.KeyStem(template), "template": template, "file_id": rec.FileID,
+		"app": rec.App, "stream_id": rec.StreamID, "stream_param": catalog.PublicStreamParam(streamParam)} {
+		cmd := pipe.HSetNX(ctx, k.meta, f, v)
+		if f == "stem" {
+			fresh = cmd
+		}
 	}
 	get := pipe.HGet(ctx, k.meta, "stem")
 	if _, err := pipe.Exec(ctx); err != nil {
 		return "", fmt.Errorf("recording key: %w", err)
 	}
+	if fresh.Val() {
+		if err := s.importPlaylist(ctx, k, get.Val()); err != nil {
+			s.rdb.HDel(ctx, k.meta, "stem") // the next attempt imports again
+			return "", fmt.Errorf("recording state from the bucket: %w", err)
+		}
+	}
 	return get.Val(), nil
 }
 
-// putEventPlaylist stores the growing playlist: every stored segment and extra. It is
-// a best effort: concurrent uploads may store it in either order, and the next
-// upload, or the finalize, renders it again from the listed segments.
-func (u *HLSUploader) putEventPlaylist(ctx context.Context, k hlsKeys, stem string, extra hlsSegEntry) error {
-	entries, err := loadSegEntries(ctx, u.Queue.rdb, k)
+// maxPlaylistSize bounds a playlist read back from the bucket before it is parsed
+// (a six-hour broadcast in 4 s segments is about 200 KiB).
+const maxPlaylistSize = 16 << 20
+
+// importPlaylist lists in Redis the segments the bucket's playlist of the recording
+// names (a state lost with its Redis), and marks the pushes they belong to as ended
+// with those segments, unless their end is recorded: a push still live records its
+// end again when it ends.
+func (s hlsState) importPlaylist(ctx context.Context, k hlsKeys, stem string) error {
+	rd, obj, err := s.store.Open(ctx, stem+"/"+hlsPlaylistName, 0, -1)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
-	entries = append(entries, extra)
-	sortSegEntries(entries)
-	pl := hlsPlaylist(entries)
-	pl.Event = true
-	b := pl.AppendTo(nil)
-	_, err = u.Store.Put(ctx, stem+"/"+hlsPlaylistName, bytes.NewReader(b), int64(len(b)), "application/vnd.apple.mpegurl")
-	return err
+	defer rd.Close()
+	if obj.Size > maxPlaylistSize {
+		return fmt.Errorf("playlist of %d bytes: more than %d", obj.Size, maxPlaylistSize)
+	}
+	listed, err := hls.ParsePlaylist(io.LimitReader(rd, maxPlaylistSize))
+	if err != nil {
+		return err
+	}
+	objs, err := s.store.List(ctx, stem+"/")
+	if err != nil {
+		return err
+	}
+	sizes := map[string]int64{}
+	for _, o := range objs {
+		sizes[o.Key] = o.Size
+	}
+	pipe := s.rdb.TxPipeline()
+	perPush := map[int]int{}
+	for _, l := range listed {
+		push, seq, ok := parseSegmentObjectName(l.URI)
+		key := stem + "/" + l.URI
+		size, stored := sizes[key]
+		if !ok || !stored {
+			continue
+		}
+		b, _ := json.Marshal(hlsSegEntry{Push: push, Seq: seq, Key: key, Duration: l.Duration, Discontinuity: l.Discontinuity, Size: size})
+		pipe.HSetNX(ctx, k.segs, segField(push, seq), b)
+		perPush[push] = max(perPush[push], seq+1)
+	}
+	for push, n := range perPush {
+		b, _ := json.Marshal(HLSPush{BroadcastPush: push, Segments: n})
+		pipe.HSetNX(ctx, k.pushes, strconv.Itoa(push), b)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return err
+	}
+	if len(perPush) > 0 {
+		s.log.Warn("hls: recording state rebuilt from the bucket's playlist (Redis lost it)", "key", stem, "segments", len(listed))
+	}
+	return nil
+}
+
+// parseSegmentObjectName reads segmentObjectName.
+func parseSegmentObjectName(name string) (push, seq int, ok bool) {
+	p, rest, found := strings.Cut(strings.TrimPrefix(name, "p"), "-")
+	if !found || !strings.HasPrefix(name, "p") {
+		return 0, 0, false
+	}
+	push, err := strconv.Atoi(p)
+	if err != nil || push < 1 || strconv.Itoa(push) != p {
+		return 0, 0, false
+	}
+	seq, ok = hls.ParseSegmentName(rest)
+	return push, seq, ok
+}
+
+// renderLive stores the growing (EVENT) playlist of every segment listed so far.
+// Renders take the broadcast's lock, so each lists at least what the one before it
+// did: the playlist in the bucket only grows, and a render never lands after the
+// final one unless a segment came after it (the recording grows again). A failure is
+// logged: the next segment, or the finalize, renders again.
+func (u *HLSUploader) renderLive(ctx context.Context, k hlsKeys, stem, fileID string) {
+	st := hlsState{u.Store, u.Queue.rdb, u.Log}
+	err := st.locked(ctx, k, func() error {
+		entries, err := loadSegEntries(ctx, u.Queue.rdb, k)
+		if err != nil {
+			return err
+		}
+		final, err := u.Queue.rdb.HGet(ctx, k.meta, "final").Int()
+		if err == nil && final >= len(entries) {
+			return nil // the final playlist lists them all
+		}
+		pl := hlsPlaylist(entries)
+		pl.Event = true
+		b := pl.AppendTo(nil)
+		if _, err := u.Store.Put(ctx, stem+"/"+hlsPlaylistName, bytes.NewReader(b), int64(len(b)), "application/vnd.apple.mpegurl"); err != nil {
+			return err
+		}
+		return u.Queue.rdb.HDel(ctx, k.meta, "final").Err()
+	})
+	if err != nil {
+		u.Log.Warn("hls: live playlist not updated", "file_id", fileID, "err", err)
+	}
+}
+
+// hlsLockTTL bounds how long a dead holder keeps a broadcast's playlist locked.
+const hlsLockTTL = 30 * time.Second
+
+var unlockScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)
+
+// locked runs fn holding the lock of the broadcast's playlist, so that its renders
+// and stores follow one another.
+func (s hlsState) locked(ctx context.Context, k hlsKeys, fn func() error) error {
+	token := strconv.FormatInt(time.Now().UnixNano(), 36) + "-" + strconv.FormatUint(rand.Uint64(), 36)
+	wait := time.NewTicker(10 * time.Millisecond)
+	defer wait.Stop()
+	for {
+		ok, err := s.rdb.SetNX(ctx, k.lock, token, hlsLockTTL).Result()
+		if err != nil {
+			return fmt.Errorf("playlist lock: %w", err)
+		}
+		if ok {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("playlist lock: %w", ctx.Err())
+		case <-wait.C:
+		}
+	}
+	defer unlockScript.Run(context.WithoutCancel(ctx), s.rdb, []string{k.lock}, token)
+	return fn()
 }
 
 func loadSegEntries(ctx context.Context, rdb redis.UniversalClient, k hlsKeys) ([]hlsSegEntry, error) {
@@ -367,7 +506,36 @@ type HLSFinalizer struct {
 	Queue   *Queue
 	// PublicURL is the base of replay URLs (video_url = PublicURL + "/vod/" + key).
 	PublicURL string
-	Log       *slog.Logger
+	// KeyTemplate names the recording's folder, as HLSUploader's: used when the Redis
+	// state lost the name.
+	KeyTemplate string
+	Log         *slog.Logger
+}
+
+// load reads the Redis state of a broadcast's HLS recording.
+func (f *HLSFinalizer) load(ctx context.Context, k hlsKeys) (map[string]string, map[int]HLSPush, []hlsSegEntry, error) {
+	rdb := f.Queue.rdb
+	meta, err := rdb.HGetAll(ctx, k.meta).Result()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	rawPushes, err := rdb.HGetAll(ctx, k.pushes).Result()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	entries, err := loadSegEntries(ctx, rdb, k)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	pushes := map[int]HLSPush{}
+	for field, v := range rawPushes {
+		var p HLSPush
+		if err := json.Unmarshal([]byte(v), &p); err != nil {
+			return nil, nil, nil, fmt.Errorf("hls push %s: %w", field, err)
+		}
+		pushes[p.BroadcastPush] = p
+	}
+	return meta, pushes, entries, nil
 }
 
 // errHLSNotComplete: the finalize waits for segments or push ends (it is retried).
@@ -403,27 +571,27 @@ func (f *HLSFinalizer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 // errHLSNotComplete until then. It returns nil, nil when the broadcast recorded no HLS
 // (or less than a second of it). Running it again renders the same.
 func (f *HLSFinalizer) Finalize(ctx context.Context, broadcastID string) (*catalog.Recording, error) {
-	rdb := f.Queue.rdb
 	k := hlsKeysOf(broadcastID)
-	meta, err := rdb.HGetAll(ctx, k.meta).Result()
+	meta, pushes, entries, err := f.load(ctx, k)
 	if err != nil {
 		return nil, err
 	}
-	rawPushes, err := rdb.HGetAll(ctx, k.pushes).Result()
-	if err != nil {
-		return nil, err
-	}
-	entries, err := loadSegEntries(ctx, rdb, k)
-	if err != nil {
-		return nil, err
-	}
-	pushes := map[int]HLSPush{}
-	for field, v := range rawPushes {
-		var p HLSPush
-		if err := json.Unmarshal([]byte(v), &p); err != nil {
-			return nil, fmt.Errorf("hls push %s: %w", field, err)
+	if meta["stem"] == "" && len(pushes) > 0 {
+		// Pushes ended, but no segment stored since Redis lost its data (a restart
+		// of the embedded one): rebuild the state from the bucket, named as the
+		// broadcast's first push names it.
+		first := slices.Min(slices.Collect(maps.Keys(pushes)))
+		p := pushes[first]
+		if p.FileID == "" || p.App == "" || p.StreamID == "" {
+			return nil, fmt.Errorf("push %d names no recording: %w", first, errHLSNotComplete)
 		}
-		pushes[p.BroadcastPush] = p
+		rec := catalog.Recording{FileID: p.FileID, App: p.App, StreamID: p.StreamID, Format: "hls", StartTime: p.StartTime}
+		if _, err := (hlsState{f.Store, f.Queue.rdb, f.Log}).ensure(ctx, k, rec, f.KeyTemplate, p.StreamParam); err != nil {
+			return nil, err
+		}
+		if meta, pushes, entries, err = f.load(ctx, k); err != nil {
+			return nil, err
+		}
 	}
 	stored := map[int]int{}
 	for _, e := range entries {
@@ -443,16 +611,19 @@ func (f *HLSFinalizer) Finalize(ctx context.Context, broadcastID string) (*catal
 	}
 	stem := meta["stem"]
 	rec := &catalog.Recording{
-		FileID: meta["file_id"], App: meta["app"], StreamID: meta["stream_id"], PushID: entries[0].PushID,
+		FileID: meta["file_id"], App: meta["app"], StreamID: meta["stream_id"],
 		Format: "hls", Type: catalog.TypeFragment, BroadcastID: broadcastID, StreamParam: meta["stream_param"],
 		Key: stem + "/" + hlsPlaylistName, Template: meta["template"], CatalogKey: stem + ".json",
-		StartTime: entries[0].StartTime, EndTime: entries[0].EndTime,
 	}
 	for _, e := range entries {
+		if rec.PushID == "" {
+			rec.PushID = e.PushID // the first push's (entries rebuilt from the bucket have none)
+		}
 		rec.Objects = append(rec.Objects, e.Key)
 		rec.Duration += e.Duration
 		rec.Size += e.Size
-		if e.StartTime.Before(rec.StartTime) {
+		// Entries rebuilt from the bucket have no times.
+		if !e.StartTime.IsZero() && (rec.StartTime.IsZero() || e.StartTime.Before(rec.StartTime)) {
 			rec.StartTime = e.StartTime
 		}
 		if e.EndTime.After(rec.EndTime) {
@@ -467,8 +638,19 @@ func (f *HLSFinalizer) Finalize(ctx context.Context, broadcastID string) (*catal
 	pl := hlsPlaylist(entries)
 	pl.VOD = true
 	b := pl.AppendTo(nil)
-	if _, err := f.Store.Put(ctx, rec.Key, bytes.NewReader(b), int64(len(b)), "application/vnd.apple.mpegurl"); err != nil {
-		return nil, fmt.Errorf("store playlist: %w", err)
+	// Under the playlist's lock, and marked as listing len(entries) segments: a live
+	// render that would list no more does not replace it.
+	err = hlsState{f.Store, f.Queue.rdb, f.Log}.locked(ctx, k, func() error {
+		if n, err := f.Queue.rdb.HLen(ctx, k.segs).Result(); err != nil || n != int64(len(entries)) {
+			return fmt.Errorf("segments changed while finalizing (%d, %v): %w", n, err, errHLSNotComplete)
+		}
+		if _, err := f.Store.Put(ctx, rec.Key, bytes.NewReader(b), int64(len(b)), "application/vnd.apple.mpegurl"); err != nil {
+			return fmt.Errorf("store playlist: %w", err)
+		}
+		return f.Queue.rdb.HSet(ctx, k.meta, "final", len(entries)).Err()
+	})
+	if err != nil {
+		return nil, err
 	}
 	rec.Objects = append(rec.Objects, rec.Key)
 	rec.Size += int64(len(b))

@@ -80,7 +80,8 @@ func TestHLSConcurrentUploadsFinalize(t *testing.T) {
 				StartTime: start.Add(time.Duration(push*100+seq*4) * time.Second),
 				EndTime:   start.Add(time.Duration(push*100+seq*4+4) * time.Second), StreamParam: "record=hls&txSecret=x"})
 		}
-		if err := q.HLSPushEnded(ctx, HLSPush{BroadcastID: bid, BroadcastPush: push, PushID: pushID, Segments: perPush}); err != nil {
+		if err := q.HLSPushEnded(ctx, HLSPush{FileID: bid + "_hls", App: "live", StreamID: "cam", BroadcastID: bid,
+			BroadcastPush: push, PushID: pushID, StartTime: start, Segments: perPush, StreamParam: "record=hls&txSecret=x"}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -75,5 +75,6 @@ func registerHLSJobs(q *jobs.Queue, store storage.Store, cat *catalog.Catalog, s
 		q.Register(jobs.TaskHLSSegment, &jobs.HLSUploader{Store: store, Queue: q, Spool: uploadSpool{*spool},
 			KeyTemplate: cfg.Storage.KeyTemplate, Log: log})
 	}
-	q.Register(jobs.TaskHLSFinalize, &jobs.HLSFinalizer{Store: store, Catalog: cat, Queue: q, PublicURL: cfg.PublicURL, Log: log})
+	q.Register(jobs.TaskHLSFinalize, &jobs.HLSFinalizer{Store: store, Catalog: cat, Queue: q, PublicURL: cfg.PublicURL,
+		KeyTemplate: cfg.Storage.KeyTemplate, Log: log})
 }

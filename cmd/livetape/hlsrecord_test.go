@@ -380,3 +380,63 @@ func TestHLSSegmentsSurviveKill(t *testing.T) {
 		return len(left) == 0
 	})
 }
+
+// kill -9 after segments were uploaded, on the embedded Redis, which forgets the
+// recording's state with the process: the next start rebuilds it from the bucket's
+// playlist and finalizes the recording with every segment closed before the kill.
+func TestHLSStateRebuiltAfterKill(t *testing.T) {
+	mediatest.NeedFFmpeg(t)
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildLivetape(t)
+	data := t.TempDir()
+	storeDir := filepath.Join(data, "store", "live", "hlskill")
+	logs := &mediatest.SyncBuffer{}
+	cmd, rtmpAddr := startLivetape(t, bin, data, logs)
+	// 13 s and the keyframe at 13 s: segments [0, 4), [4, 8) and [8, 12) close.
+	pkts := loopFixture(t, filepath.Join("..", "..", "testdata", "av.flv"), 13000)
+	pub := mediatest.PublishRTMP(t, "rtmp://"+rtmpAddr+"/live/hlskill?record=hls")
+	for _, p := range pkts {
+		if err := pub.WritePacket(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mediatest.WaitFor(t, "three segments in storage and none left closed in the spool", 30*time.Second, func() bool {
+		stored, _ := filepath.Glob(filepath.Join(storeDir, "*", "p1-seg-*.ts"))
+		records, _ := filepath.Glob(filepath.Join(data, "spool", "live", "hlskill", "*", "hls", "seg-*.json"))
+		return len(stored) == 3 && len(records) == 0
+	})
+	pls, _ := filepath.Glob(filepath.Join(storeDir, "*", "index.m3u8"))
+	if len(pls) != 1 {
+		t.Fatalf("live playlists %v", pls)
+	}
+	live, _ := os.ReadFile(pls[0])
+	if !strings.Contains(string(live), "#EXT-X-PLAYLIST-TYPE:EVENT\n") || strings.Contains(string(live), "ENDLIST") {
+		t.Errorf("live playlist:\n%s", live)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+
+	logs2 := &mediatest.SyncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("second run:\n%s", logs2)
+		}
+	})
+	startLivetape(t, bin, data, logs2)
+	mediatest.WaitFor(t, "the HLS recording catalogued", 30*time.Second, func() bool {
+		ms, _ := filepath.Glob(filepath.Join(storeDir, "*.json"))
+		return len(ms) == 1
+	})
+	pl, _ := os.ReadFile(pls[0])
+	if strings.Count(string(pl), "#EXTINF:") != 3 || !strings.HasSuffix(string(pl), "#EXT-X-ENDLIST\n") {
+		t.Errorf("playlist:\n%s", pl)
+	}
+	if d := mediatest.ProbeFrames(t, pls[0]).Duration(); d < 12-0.05 || d > 12+0.05 {
+		t.Errorf("recording of %.3f s: want the 12 s of the three closed segments", d)
+	}
+	if !strings.Contains(logs2.String(), "recording state rebuilt from the bucket") {
+		t.Errorf("rebuild not logged:\n%s", logs2)
+	}
+}
