@@ -509,7 +509,9 @@ type HLSFinalizer struct {
 	// KeyTemplate names the recording's folder, as HLSUploader's: used when the Redis
 	// state lost the name.
 	KeyTemplate string
-	Log         *slog.Logger
+	// Finalized, when set, is told of every broadcast whose finalize succeeded.
+	Finalized func(broadcastID string)
+	Log       *slog.Logger
 }
 
 // load reads the Redis state of a broadcast's HLS recording.
@@ -554,9 +556,18 @@ func (f *HLSFinalizer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return fmt.Errorf("jobs: hls finalize %s: %w", p.BroadcastID, err)
 	}
-	if rec == nil {
-		return nil
+	if rec != nil {
+		err = f.notify(ctx, rec)
 	}
+	if err == nil && f.Finalized != nil {
+		f.Finalized(p.BroadcastID)
+	}
+	return err
+}
+
+// notify sends event 100 of the recording; its id derives from the file id, so a
+// finalize run again sends none.
+func (f *HLSFinalizer) notify(ctx context.Context, rec *catalog.Recording) error {
 	return f.Queue.Notify(ctx, Event{
 		ChannelID: rec.StreamID, StreamID: rec.StreamID, App: rec.App,
 		EventType: EventRecordingReady, EventID: EventID(EventRecordingReady, rec.FileID),

@@ -113,7 +113,7 @@ func TestHLSBroadcastOfThreePushes(t *testing.T) {
 	t.Cleanup(vod.Close)
 	cfg.PublicURL = vod.URL
 	spool := rec.Spool()
-	registerHLSJobs(queue, store, cat, &spool, cfg, log)
+	registerHLSJobs(queue, store, cat, &spool, nil, cfg, log)
 	if err := queue.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -439,4 +439,68 @@ func TestHLSStateRebuiltAfterKill(t *testing.T) {
 	if !strings.Contains(logs2.String(), "recording state rebuilt from the bucket") {
 		t.Errorf("rebuild not logged:\n%s", logs2)
 	}
+}
+
+// A push ends while storage is down, and livetape stops (gracefully) before the HLS
+// recording could be finalized: the embedded queue forgets the finalize, the data dir
+// does not, and the next start uploads the segments and finalizes the recording.
+func TestHLSFinalizeSurvivesStop(t *testing.T) {
+	mediatest.NeedFFmpeg(t)
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildLivetape(t)
+	data := t.TempDir()
+	storeDir := filepath.Join(data, "store")
+	if err := os.WriteFile(storeDir, []byte("not a folder"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logs := &mediatest.SyncBuffer{}
+	cmd, rtmpAddr := startLivetape(t, bin, data, logs)
+	pkts := loopFixture(t, filepath.Join("..", "..", "testdata", "av.flv"), 6000)
+	pub := mediatest.PublishRTMP(t, "rtmp://"+rtmpAddr+"/live/hlsstop?record=hls")
+	for _, p := range pkts {
+		if err := pub.WritePacket(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mediatest.WaitFor(t, "a closed segment in the spool", 30*time.Second, func() bool {
+		records, _ := filepath.Glob(filepath.Join(data, "spool", "live", "hlsstop", "*", "hls", "seg-*.json"))
+		return len(records) == 1
+	})
+	pub.Unpublish()
+	pub.Close()
+	mediatest.WaitFor(t, "the finalize to wait for the uploads", 30*time.Second, func() bool {
+		return strings.Contains(logs.String(), "type=recording:hls-finalize")
+	})
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("livetape stopped with %v:\n%s", err, logs)
+	}
+
+	if err := os.Remove(storeDir); err != nil { // storage is back
+		t.Fatal(err)
+	}
+	logs2 := &mediatest.SyncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("first run:\n%s\nsecond run:\n%s", logs, logs2)
+		}
+	})
+	startLivetape(t, bin, data, logs2)
+	mediatest.WaitFor(t, "the HLS recording catalogued", 30*time.Second, func() bool {
+		ms, _ := filepath.Glob(filepath.Join(storeDir, "live", "hlsstop", "*.json"))
+		return len(ms) == 1
+	})
+	pls, _ := filepath.Glob(filepath.Join(storeDir, "live", "hlsstop", "*", "index.m3u8"))
+	if len(pls) != 1 {
+		t.Fatalf("playlists %v", pls)
+	}
+	if d := mediatest.ProbeFrames(t, pls[0]).Duration(); d < 6.04-0.05 || d > 6.04+0.05 {
+		t.Errorf("recording of %.3f s, pushed 6.04 s", d)
+	}
+	mediatest.WaitFor(t, "the pending finalize forgotten", 10*time.Second, func() bool {
+		left, _ := os.ReadDir(filepath.Join(data, "hls-finalize"))
+		return len(left) == 0
+	})
 }

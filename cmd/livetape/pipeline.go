@@ -49,6 +49,7 @@ type uploadSink struct {
 	q *jobs.Queue
 	// noHLSFinalize leaves the end of HLS recordings to finalizeHLS (hlsrecord.go).
 	noHLSFinalize bool
+	hlsPending    *hlsPending // the finalizes the embedded queue could forget (hlsrecord.go)
 }
 
 func (s uploadSink) FragmentClosed(m *recorder.Manifest) error {

@@ -61,7 +61,8 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return fail(err)
 	}
-	rec, err := recorder.New(cfg.Record, filepath.Join(cfg.DataDir, "spool"), uploadSink{q: queue}, log)
+	hlsPending := newHLSPending(queue, cfg.DataDir, log) // hlsrecord.go
+	rec, err := recorder.New(cfg.Record, filepath.Join(cfg.DataDir, "spool"), uploadSink{q: queue, hlsPending: hlsPending}, log)
 	if err != nil {
 		return fail(err)
 	}
@@ -70,7 +71,7 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 		PublicURL: cfg.PublicURL, KeyTemplate: cfg.Storage.KeyTemplate, Posters: cfg.Transcode.Posters, Log: log})
 	registerTranscodeJobs(queue, uploads, cat, cfg, log) // transcodejobs.go
 	spool := rec.Spool()
-	registerHLSJobs(queue, uploads, cat, &spool, cfg, log) // hlsrecord.go
+	registerHLSJobs(queue, uploads, cat, &spool, hlsPending, cfg, log) // hlsrecord.go
 	queue.Register(jobs.TaskStitch, &jobs.Stitcher{Store: uploads, Catalog: cat, Queue: queue,
 		PublicURL: cfg.PublicURL, KeyTemplate: cfg.Storage.KeyTemplate, Log: log})
 	reg, err := newRegistry(queue) // metrics.go
