@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/livetape/livetape/media"
+	"github.com/livetape/livetape/packager/hls"
 	"github.com/livetape/livetape/stream"
 )
 
@@ -81,13 +83,22 @@ func BenchmarkRecord(b *testing.B) {
 					b.Fatal(err)
 				}
 				s := &session{r: rec, dir: dir, formats: formats, interval: time.Hour, log: log,
-					pub: &stream.Publication{PushID: fmt.Sprint(i), Params: &stream.PushParams{App: "live", StreamID: "b"}}}
+					pub: &stream.Publication{PushID: fmt.Sprint(i), BroadcastID: "b", BroadcastPush: 1,
+						Params: &stream.PushParams{App: "live", StreamID: "b"}}}
+				if slices.Contains(formats, "hls") {
+					if err := s.startHLS(discardSink{}); err != nil {
+						b.Fatal(err)
+					}
+				}
 				for _, p := range pkts {
 					if err := s.handle(p); err != nil {
 						b.Fatal(err)
 					}
 				}
 				s.closeFragment("end")
+				if s.hls != nil {
+					s.hls.finish()
+				}
 				rec.Wait()
 			}
 			// CPU, not wall time: fsync waits cost the disk, not a core.
@@ -109,3 +120,10 @@ type discardSink struct{}
 func (discardSink) FragmentClosed(m *Manifest) error {
 	return os.RemoveAll(m.Dir())
 }
+
+func (discardSink) HLSSegmentClosed(s *HLSSegment) error {
+	os.Remove(filepath.Join(s.dir, segRecordName(s.Seq)))
+	return os.Remove(filepath.Join(s.dir, hls.SegmentName(s.Seq)))
+}
+
+func (discardSink) HLSPushEnded(*HLSPush) error { return nil }

@@ -35,6 +35,8 @@ type pubState struct {
 	pub     *stream.Publication
 	session *session     // the recording, or nil; guarded by control.mu
 	lastSeq atomic.Int64 // the push's last fragment number, across stop and start
+	// hlsSegments counts the HLS segments the push closed, across stop and start.
+	hlsSegments atomic.Int64
 }
 
 func (c *control) track(p *stream.Publication) *pubState {
@@ -169,7 +171,11 @@ func (r *Recorder) Status(app, streamID string) []FormatStatus {
 	out := make([]FormatStatus, 0, len(s.formats))
 	for _, f := range s.formats {
 		st := FormatStatus{Format: f, Seconds: open, Total: closed + open, Interval: s.interval}
-		if seq > 0 {
+		switch {
+		case f == stream.FormatHLS:
+			bid, _ := broadcastOf(s.pub)
+			st.FileID = HLSFileID(bid) // one recording per broadcast
+		case seq > 0:
 			st.FileID = fileID(s.pub, seq, f)
 		}
 		out = append(out, st)
@@ -179,7 +185,8 @@ func (r *Recorder) Status(app, streamID string) []FormatStatus {
 
 // Counters are the recorder's totals since the process started, for metrics.
 type Counters struct {
-	// Fragments and Bytes count the fragments closed and handed on, by format.
+	// Fragments and Bytes count the fragments closed and handed on, by format (HLS:
+	// its segments).
 	Fragments, Bytes map[string]int64
 	// Gaps counts recordings cut because the recorder fell behind and lost packets;
 	// Lost counts fragments (one per format) abandoned because their writer failed.

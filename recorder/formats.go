@@ -2,9 +2,7 @@ package recorder
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -46,8 +44,6 @@ func newFormatWriter(format, dir string, seq int, h headers) (formatWriter, erro
 	switch format {
 	case "flv":
 		return newFLVWriter(base+".flv", h)
-	case "hls":
-		return newHLSWriter(base+".hls", h)
 	case "mp4":
 		return newMP4Writer(base+".mp4", h)
 	}
@@ -127,57 +123,9 @@ func finishFLV(path string, meta *flv.Metadata) (string, int64, error) {
 	return filepath.Base(path), st.Size, nil
 }
 
-// hlsWriter writes NNNN.hls/seg-N.ts and keeps NNNN.hls/index.m3u8 listing the finished
-// segments, so a crash leaves a playable playlist; finish adds the last segment and
-// #EXT-X-ENDLIST.
-type hlsWriter struct {
-	dir     string
-	seg     *hls.Segmenter
-	cur     *os.File
-	entries []hls.PlaylistEntry
-	size    int64
-}
-
+// hlsPlaylist is the playlist of an HLS fragment (NNNN.hls/index.m3u8) spooled by a
+// version that recorded HLS per fragment: recovery still finalizes those.
 const hlsPlaylist = "index.m3u8"
-
-func newHLSWriter(dir string, h headers) (*hlsWriter, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("recorder: hls: %w", err)
-	}
-	w := &hlsWriter{dir: dir}
-	w.seg = hls.NewSegmenter(hls.SegmenterConfig{Target: hlsTarget, Create: func(seq int) (io.WriteCloser, error) {
-		f, err := os.Create(filepath.Join(dir, hls.SegmentName(seq)))
-		w.cur = f
-		return f, err
-	}})
-	for _, p := range []*media.Packet{h.video, h.audio} {
-		if p != nil {
-			if _, err := w.seg.WritePacket(p); err != nil {
-				return nil, fmt.Errorf("recorder: hls: %w", err)
-			}
-		}
-	}
-	return w, nil
-}
-
-func (w *hlsWriter) writePacket(p *media.Packet) error {
-	s, err := w.seg.WritePacket(p)
-	if err != nil {
-		return err
-	}
-	return w.add(s, false)
-}
-
-func (w *hlsWriter) add(s *hls.Segment, ended bool) error {
-	if s != nil {
-		w.entries = append(w.entries, s.Entry(hls.SegmentName(s.Seq)))
-		w.size += s.Size
-	}
-	if s == nil && !ended {
-		return nil
-	}
-	return writePlaylist(w.dir, w.entries, ended)
-}
 
 func writePlaylist(dir string, entries []hls.PlaylistEntry, ended bool) error {
 	pl := hls.Playlist{VOD: ended, Ended: ended, Entries: entries}
@@ -186,32 +134,4 @@ func writePlaylist(dir string, entries []hls.PlaylistEntry, ended bool) error {
 		return err
 	}
 	return os.Rename(tmp, filepath.Join(dir, hlsPlaylist))
-}
-
-func (w *hlsWriter) sync() error {
-	if err := w.seg.Flush(); err != nil { // the segmenter buffers its writes
-		return err
-	}
-	if w.cur != nil {
-		if err := w.cur.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
-			return err
-		}
-	}
-	return nil
-}
-
-func (w *hlsWriter) finish() (string, int64, error) {
-	s, err := w.seg.Close()
-	if err != nil {
-		return "", 0, fmt.Errorf("recorder: hls: %w", err)
-	}
-	if err := w.add(s, true); err != nil {
-		return "", 0, fmt.Errorf("recorder: hls: %w", err)
-	}
-	return filepath.Join(filepath.Base(w.dir), hlsPlaylist), w.size, nil
-}
-
-func (w *hlsWriter) abort() {
-	w.seg.Close()
-	os.RemoveAll(w.dir)
 }

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"maps"
 	"math"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -154,14 +156,29 @@ func TestMP4TimelineMatchesFLVAndHLS(t *testing.T) {
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
 			files := map[string][]string{}
+			n := timelineShapes[name].fragments
 			for format, pattern := range map[string]string{"mp4": "*.mp4", "flv": "*.flv", "hls": "*/index.m3u8"} {
 				files[format] = r.recordings(t, name, pattern)
-				if n := timelineShapes[name].fragments; len(files[format]) != n {
-					t.Fatalf("%s recordings %v, want %d", format, files[format], n)
+				if want := map[bool]int{true: 1, false: n}[format == "hls"]; len(files[format]) != want {
+					t.Fatalf("%s recordings %v, want %d", format, files[format], want)
 				}
 			}
+			// HLS is one playlist per push: a new timeline is a discontinuity in it.
+			if n == 1 {
+				checkSameTimeline(t, files["mp4"][0], files["flv"][0], files["hls"][0])
+				return
+			}
+			var sum float64
 			for i := range files["mp4"] {
-				checkSameTimeline(t, files["mp4"][i], files["flv"][i], files["hls"][i])
+				checkSameTimeline(t, files["mp4"][i], files["flv"][i], "")
+				sum += mediatest.Probe(t, files["mp4"][i]).Duration()
+			}
+			pl, _ := os.ReadFile(files["hls"][0])
+			if d := strings.Count(string(pl), "#EXT-X-DISCONTINUITY\n"); d != n-1 {
+				t.Errorf("HLS playlist with %d discontinuities, want %d:\n%s", d, n-1, pl)
+			}
+			if d := mediatest.Probe(t, files["hls"][0]).Duration(); math.Abs(d-sum) > frameMS/1000.0 {
+				t.Errorf("HLS lasts %.3f s, the MP4 fragments %.3f s", d, sum)
 			}
 		})
 	}
@@ -172,13 +189,19 @@ func TestMP4TimelineMatchesFLVAndHLS(t *testing.T) {
 // together, and their manifests saying so.
 func checkSameTimeline(t *testing.T, mp4, flv, hls string) {
 	t.Helper()
-	files := map[string]string{"mp4": mp4, "flv": flv, "hls": hls}
+	files := map[string]string{"mp4": mp4, "flv": flv}
+	if hls != "" {
+		files["hls"] = hls
+	}
 	durations := map[string]float64{}
 	keyframes := map[string][]float64{}
 	for format, f := range files {
 		pr := mediatest.Probe(t, f)
 		durations[format] = pr.Duration()
 		keyframes[format] = keyframeTimes(t, f)
+		if format == "hls" {
+			continue // a push's HLS recording has no manifest of its own
+		}
 		m, err := LoadManifest(manifestPath(f))
 		if err != nil {
 			t.Fatal(err)
@@ -189,6 +212,9 @@ func checkSameTimeline(t *testing.T, mp4, flv, hls string) {
 	}
 	t.Logf("%s: mp4 %.3f s, flv %.3f s, hls %.3f s", filepath.Base(mp4), durations["mp4"], durations["flv"], durations["hls"])
 	for _, format := range []string{"flv", "hls"} {
+		if files[format] == "" {
+			continue
+		}
 		if math.Abs(durations["mp4"]-durations[format]) > frameMS/1000.0 {
 			t.Errorf("%s: mp4 lasts %.3f s, %s %.3f s", filepath.Base(mp4), durations["mp4"], format, durations[format])
 		}

@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -178,6 +179,13 @@ func (r *Recorder) startSession(ps *pubState, formats []string, interval time.Du
 		release()
 		return ErrAlreadyRecording
 	}
+	if slices.Contains(formats, stream.FormatHLS) {
+		if sink, ok := r.sink.(HLSSink); !ok {
+			s.log.Error("HLS not recorded: the sink does not take HLS recordings")
+		} else if err := s.startHLS(sink); err != nil {
+			s.log.Error("HLS not recorded", "err", err)
+		}
+	}
 	s.log.Info("recording", "formats", formats, "interval", interval, "audio_only", s.audioOnly)
 	r.wg.Add(1)
 	go func() {
@@ -216,6 +224,7 @@ type session struct {
 	openSeq          atomic.Int64
 	openMS, closedMS atomic.Int64
 	frag             *fragment
+	hls              *hlsRecording // the push's HLS recording (hlsrecord.go), nil when not asked
 	videoHdr         *media.Packet
 	audioHdr         *media.Packet
 	videoCfg         *media.AVCConfig
@@ -256,6 +265,9 @@ func (s *session) run(sub *stream.Subscriber) {
 		}
 	}
 	s.closeFragment("push ended")
+	if s.hls != nil {
+		s.hls.finish()
+	}
 	if s.seq == s.firstSeq {
 		s.log.Warn("push ended with nothing recorded", "why", s.nothingRecordedWhy(),
 			"video_frames", s.videoFrames, "audio_frames", s.audioFrames,
@@ -427,7 +439,13 @@ func (s *session) open(first *media.Packet) error {
 		s: s, seq: s.seq, base: first.Timestamp, started: time.Now(),
 		audioOnly: h.video == nil, lastTS: [2]int64{-1, -1},
 	}
+	if s.hls != nil {
+		s.hls.headers(h)
+	}
 	for _, format := range s.formats {
+		if format == stream.FormatHLS {
+			continue // recorded by the session's HLS writer, not in fragments
+		}
 		m := &Manifest{
 			FileID:      fileID(s.pub, s.seq, format),
 			App:         s.pub.Params.App,
@@ -466,6 +484,10 @@ func (s *session) closeFragment(why string) {
 		return
 	}
 	s.frag = nil
+	if s.hls != nil && why != "interval" && why != "push ended" {
+		// record_interval does not cut HLS; anything else is a discontinuity.
+		s.hls.brk()
+	}
 	f.end = time.Now()
 	s.closedMS.Add(f.duration().Milliseconds())
 	s.openSeq.Store(0)
@@ -520,6 +542,9 @@ func (f *fragment) write(p *media.Packet) error {
 	}
 	if f.audioOnly && p.Kind == media.KindVideo {
 		return nil
+	}
+	if f.s.hls != nil {
+		f.s.hls.write(p) // the publisher's timestamp: HLS keeps the push's timeline
 	}
 	if !p.SequenceHeader {
 		f.lastTS[trackIndex(p.Kind)] = int64(p.Timestamp)

@@ -41,7 +41,7 @@ func (r *Recorder) Recover() (int, error) {
 		r.handOn(m)
 		n++
 	}
-	return n, nil
+	return n + r.resubmitHLS(), nil
 }
 
 // Resubmit hands on again every closed fragment still in the spool. The sink's job
@@ -68,7 +68,7 @@ func (r *Recorder) Resubmit() (int, error) {
 		r.handOn(m)
 		n++
 	}
-	return n, nil
+	return n + r.resubmitHLS(), nil
 }
 
 // finalizeLeft finalizes a fragment that no session is writing: cut short by a crash,
@@ -110,6 +110,9 @@ func (r *Recorder) spooled() ([]*Manifest, error) {
 				return nil // removed by an upload meanwhile
 			}
 			return err
+		}
+		if d.IsDir() && d.Name() == hlsDirName && filepath.Dir(filepath.Dir(filepath.Dir(filepath.Dir(path)))) == filepath.Clean(r.spool) {
+			return filepath.SkipDir // a push's HLS recording: resubmitHLS
 		}
 		if d.IsDir() || !isManifest(d.Name()) {
 			return nil

@@ -150,7 +150,9 @@ func (r *Recorder) makePushDir(dir string) (release func(), err error) {
 		if r.recording[dir]--; r.recording[dir] <= 0 {
 			delete(r.recording, dir)
 			// A push that recorded nothing (or only fragments shorter than 1 s)
-			// leaves an empty folder; fragments being finalized keep it.
+			// leaves an empty folder; fragments being finalized keep it, and HLS
+			// segments not uploaded yet.
+			os.Remove(filepath.Join(dir, hlsDirName))
 			removeEmptyDirs(dir, 3)
 		}
 	}, nil

@@ -93,7 +93,7 @@ type recorderCollector struct{ rec *recorder.Recorder }
 
 var (
 	recordingsDesc = prometheus.NewDesc("livetape_recordings_total",
-		"Fragments recorded and handed on for upload, by format.", []string{"format"}, nil)
+		"Fragments (HLS: segments) recorded and handed on for upload, by format.", []string{"format"}, nil)
 	recordedBytesDesc = prometheus.NewDesc("livetape_recorded_bytes_total",
 		"Bytes of the fragments recorded, by format.", []string{"format"}, nil)
 	fragmentsLostDesc = prometheus.NewDesc("livetape_fragments_lost_total",

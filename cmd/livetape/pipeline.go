@@ -45,7 +45,12 @@ func openStore(ctx context.Context, cfg Config, log *slog.Logger) (storage.Store
 // uploadSink hands the recorder's closed fragments to the job queue: the catalog entry
 // so far, from the fragment's manifest. The task names the fragment by a handle the
 // spool resolves (EnqueueUpload derives it from the entry), never by a path.
-type uploadSink struct{ q *jobs.Queue }
+type uploadSink struct {
+	q *jobs.Queue
+	// noHLSFinalize leaves the end of HLS recordings to finalizeHLS (hlsrecord.go).
+	noHLSFinalize bool
+	hlsPending    *hlsPending // the finalizes the embedded queue could forget (hlsrecord.go)
+}
 
 func (s uploadSink) FragmentClosed(m *recorder.Manifest) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

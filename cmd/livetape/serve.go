@@ -61,7 +61,8 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return fail(err)
 	}
-	rec, err := recorder.New(cfg.Record, filepath.Join(cfg.DataDir, "spool"), uploadSink{queue}, log)
+	hlsPending := newHLSPending(queue, cfg.DataDir, log) // hlsrecord.go
+	rec, err := recorder.New(cfg.Record, filepath.Join(cfg.DataDir, "spool"), uploadSink{q: queue, hlsPending: hlsPending}, log)
 	if err != nil {
 		return fail(err)
 	}
@@ -69,6 +70,8 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 	queue.Register(jobs.TaskUpload, &jobs.Uploader{Store: uploads, Catalog: cat, Queue: queue, Spool: uploadSpool{rec.Spool()},
 		PublicURL: cfg.PublicURL, KeyTemplate: cfg.Storage.KeyTemplate, Posters: cfg.Transcode.Posters, Log: log})
 	registerTranscodeJobs(queue, uploads, cat, cfg, !cfg.NoWorker, log) // transcodejobs.go
+	spool := rec.Spool()
+	registerHLSJobs(queue, uploads, cat, &spool, hlsPending, cfg, log) // hlsrecord.go
 	queue.Register(jobs.TaskStitch, &jobs.Stitcher{Store: uploads, Catalog: cat, Queue: queue,
 		PublicURL: cfg.PublicURL, KeyTemplate: cfg.Storage.KeyTemplate, Log: log})
 	broadcasts := jobs.NewBroadcasts(queue, cat, log)

@@ -45,6 +45,7 @@ func runWorker(ctx context.Context, cfg Config, log *slog.Logger) error {
 	queue.Register(jobs.TaskStitch, &jobs.Stitcher{Store: store, Catalog: cat, Queue: queue,
 		PublicURL: cfg.PublicURL, KeyTemplate: cfg.Storage.KeyTemplate, Log: log})
 	registerTranscodeJobs(queue, store, cat, cfg, true, log) // transcodejobs.go
+	registerHLSJobs(queue, store, cat, nil, nil, cfg, log)   // hlsrecord.go
 	jobs.NewBroadcasts(queue, cat, log).Register()
 	if err := queue.Start(); err != nil {
 		queue.Close()

@@ -24,7 +24,10 @@ type Playlist struct {
 	// DiscontinuitySequence counts the discontinuities that left the window.
 	DiscontinuitySequence int
 	VOD                   bool // EXT-X-PLAYLIST-TYPE:VOD; implies Ended
-	Ended                 bool // EXT-X-ENDLIST: no segment will be added
+	// Event says EXT-X-PLAYLIST-TYPE:EVENT (ignored with VOD): segments are only ever
+	// appended, so a player may seek back to the start of a recording that still grows.
+	Event bool
+	Ended bool // EXT-X-ENDLIST: no segment will be added
 	// Entries have consecutive Seq; the first one's is the EXT-X-MEDIA-SEQUENCE.
 	Entries []PlaylistEntry
 }
@@ -38,8 +41,11 @@ func (p *Playlist) AppendTo(b []byte) []byte {
 		}
 	}
 	b = append(b, "#EXTM3U\n#EXT-X-VERSION:3\n"...)
-	if p.VOD {
+	switch {
+	case p.VOD:
 		b = append(b, "#EXT-X-PLAYLIST-TYPE:VOD\n"...)
+	case p.Event:
+		b = append(b, "#EXT-X-PLAYLIST-TYPE:EVENT\n"...)
 	}
 	b = append(b, "#EXT-X-TARGETDURATION:"...)
 	b = strconv.AppendInt(b, int64(target), 10)

@@ -124,3 +124,30 @@ func TestLivePlaylistConcurrentReaders(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// A recording that still grows is an EVENT playlist: players may seek back to its
+// start; the discontinuities between its timelines are kept.
+func TestEventPlaylist(t *testing.T) {
+	second := entry(1, 2)
+	second.Discontinuity = true
+	pl := Playlist{Event: true, Entries: []PlaylistEntry{entry(0, 4), second}}
+	want := `#EXTM3U
+#EXT-X-VERSION:3
+#EXT-X-PLAYLIST-TYPE:EVENT
+#EXT-X-TARGETDURATION:4
+#EXT-X-MEDIA-SEQUENCE:0
+#EXTINF:4.000,
+seg-0.ts
+#EXT-X-DISCONTINUITY
+#EXTINF:2.000,
+seg-1.ts
+`
+	if got := string(pl.AppendTo(nil)); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	pl.VOD = true // finished: VOD wins, and the list ends
+	if got := string(pl.AppendTo(nil)); !strings.Contains(got, "#EXT-X-PLAYLIST-TYPE:VOD\n") ||
+		strings.Contains(got, "EVENT") || !strings.HasSuffix(got, "#EXT-X-ENDLIST\n") {
+		t.Errorf("finished event playlist:\n%s", got)
+	}
+}

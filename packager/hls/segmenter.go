@@ -201,6 +201,24 @@ func (s *Segmenter) WritePacket(p *media.Packet) (*Segment, error) {
 	return done, nil
 }
 
+// Break ends the open segment at the end of its last frame (returning it, nil if none
+// was open) and makes the next segment a discontinuity starting at a video keyframe:
+// for a hole or a new timeline the timestamps do not show (packets skipped, a
+// recording cut). Unlike Close, the Segmenter goes on.
+func (s *Segmenter) Break() (*Segment, error) {
+	if s.closed {
+		return nil, errClosed
+	}
+	var done *Segment
+	var err error
+	if s.open {
+		done, err = s.finish(s.end)
+	}
+	s.disc, s.last = true, [2]int64{-1, -1}
+	s.needKey = s.mux.tracks.Video != nil
+	return done, err
+}
+
 // Flush writes what is buffered to the current segment's writer (from Create), so a
 // caller can make it durable.
 func (s *Segmenter) Flush() error {

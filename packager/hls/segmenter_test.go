@@ -248,6 +248,46 @@ func TestSegmenterTimelineBreak(t *testing.T) {
 	checkSegments(t, feed(t, s, pkts...), segSummary{0, 5000, 1.4, false}, segSummary{1, 40, 1, true})
 }
 
+// Break ends the segment at its last frame; the next one starts at a keyframe as a
+// discontinuity, though the timestamps go on.
+func TestSegmenterBreak(t *testing.T) {
+	s := NewSegmenter(SegmenterConfig{Target: 4 * time.Second})
+	var segs []*Segment
+	write := func(pkts ...*media.Packet) {
+		for _, p := range pkts {
+			seg, err := s.WritePacket(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if seg != nil {
+				segs = append(segs, seg)
+			}
+		}
+	}
+	write(videoSeqHeader(t, 0, avcRecord))
+	write(gop(t, 0)...)
+	write(gop(t, 1000)[:10]...) // ends at 1400
+	seg, err := s.Break()
+	if err != nil || seg == nil {
+		t.Fatalf("Break: %v, %v", seg, err)
+	}
+	segs = append(segs, seg)
+	if seg, err := s.Break(); seg != nil || err != nil {
+		t.Errorf("Break with no open segment: %v, %v", seg, err)
+	}
+	write(videoFrame(t, 1440, false, 0, sliceNAL)) // not a keyframe: dropped
+	write(gop(t, 2000)...)
+	if seg, err := s.Close(); err != nil || seg == nil {
+		t.Fatalf("Close: %v, %v", seg, err)
+	} else {
+		segs = append(segs, seg)
+	}
+	checkSegments(t, segs, segSummary{0, 0, 1.4, false}, segSummary{1, 2000, 1, true})
+	if _, err := s.Break(); err == nil {
+		t.Error("Break after Close accepted")
+	}
+}
+
 func TestSegmenterAudioOnlyAndCap(t *testing.T) {
 	cfg, _ := media.ParseAACConfig(aacRecord)
 	s := NewSegmenter(SegmenterConfig{Target: time.Second, Tracks: Tracks{Audio: cfg}})
