@@ -234,3 +234,45 @@ func countLines(logs string, subs ...string) int {
 	}
 	return n
 }
+
+// The tail of a push after its last record_interval cut is a fragment, however short:
+// the fragments of a push add up to the push (a replay stitched from them is as long).
+// Only a recording shorter than 1 s in all is discarded.
+func TestShortTailFragmentKept(t *testing.T) {
+	mediatest.NeedFFmpeg(t)
+	var pkts []*media.Packet
+	for _, p := range readFixture(t, "av.flv") {
+		if p.Timestamp < 3500 { // keyframes every second: a 3 s interval leaves a 0.5 s tail
+			pkts = append(pkts, p)
+		}
+	}
+	all, _ := frameSpans(pkts)
+	r := newRig(t, DefaultConfig())
+	pub := mediatest.PublishRTMP(t, "rtmp://"+r.rtmpAddr+"/live/tail?record=flv|mp4&record_interval=3")
+	mediatest.WaitFor(t, "tail to be live", 10*time.Second, func() bool { return r.srv.Hub().Lookup("live", "tail") != nil })
+	for _, p := range pkts {
+		if err := pub.WritePacket(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pub.Unpublish(); err != nil {
+		t.Fatal(err)
+	}
+	mediatest.WaitFor(t, "tail to end", 10*time.Second, func() bool { return r.srv.Hub().Lookup("live", "tail") == nil })
+	r.stop()
+	want := all["v"].end - all["v"].start
+	for _, ext := range []string{"*.flv", "*.mp4"} {
+		files := r.recordings(t, "tail", ext)
+		if len(files) != 2 {
+			t.Fatalf("%s: %v, want the interval's fragment and the tail", ext, files)
+		}
+		var sum float64
+		for _, f := range files {
+			s, e, _ := streamSpan(t, f, "v")
+			sum += e - s
+		}
+		if sum < want-0.01 || sum > want+0.01 {
+			t.Errorf("%s: video of the fragments %.3f s, want the push's %.3f s", ext, sum, want)
+		}
+	}
+}

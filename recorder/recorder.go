@@ -602,8 +602,10 @@ func (f *fragment) duration() time.Duration {
 	return time.Duration(f.last+f.lastDur) * time.Millisecond
 }
 
-// close finalizes every format and hands the fragments on; a fragment shorter than
-// minFragment is discarded.
+// close finalizes every format and hands the fragments on. A recording that would be
+// shorter than minFragment in all (its first fragment) is discarded; a short fragment
+// after others (the tail after the last record_interval cut) is media of a recording
+// and is kept: a replay stitched from the fragments lasts as long as the push.
 func (f *fragment) close(why string) {
 	defer func() {
 		for _, o := range f.outs {
@@ -612,7 +614,7 @@ func (f *fragment) close(why string) {
 	}()
 	log := f.s.log.With("seq", f.seq)
 	d := f.duration()
-	if d < minFragment {
+	if d < minFragment && f.seq == f.s.firstSeq+1 {
 		log.Info("fragment discarded: shorter than 1 s", "duration", d, "why", why)
 		f.abort()
 		return
