@@ -81,10 +81,13 @@ type HLSPush struct {
 	StartTime     time.Time `json:"start_time"`
 	EndTime       time.Time `json:"end_time,omitzero"`
 	// Segments is how many segments the push closed: seq 0 to Segments-1.
-	Segments    int    `json:"segments"`
-	Ended       bool   `json:"ended"`
-	StreamParam string `json:"stream_param"`
-	Recovered   bool   `json:"recovered,omitempty"`
+	Segments int  `json:"segments"`
+	Ended    bool `json:"ended"`
+	// ReconnectWindow (seconds) is the push's reconnect window: when not 0, the
+	// recording ends with its broadcast, not with the push.
+	ReconnectWindow float64 `json:"reconnect_window,omitempty"`
+	StreamParam     string  `json:"stream_param"`
+	Recovered       bool    `json:"recovered,omitempty"`
 
 	dir string
 }
@@ -125,10 +128,11 @@ func (s *session) startHLS(sink HLSSink) error {
 	}
 	p := s.pub
 	bid, n := broadcastOf(p)
+	window, _ := s.r.cfg.Broadcast(p.Params)
 	h := &hlsRecording{s: s, sink: sink, dir: dir, push: HLSPush{
 		FileID: HLSFileID(bid), App: p.Params.App, StreamID: p.Params.StreamID, PushID: p.PushID,
 		BroadcastID: bid, BroadcastPush: n, StartTime: time.Now().UTC(),
-		Segments: first, StreamParam: p.Params.StreamParam(), dir: dir,
+		Segments: first, StreamParam: p.Params.StreamParam(), ReconnectWindow: window.Seconds(), dir: dir,
 	}}
 	if err := h.push.save(); err != nil {
 		return err

@@ -4,12 +4,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
+	"github.com/livetape/livetape/api"
 	"github.com/livetape/livetape/internal/mediatest"
 	"github.com/livetape/livetape/internal/redistest"
 	"github.com/livetape/livetape/jobs"
@@ -20,8 +26,10 @@ import (
 // window after the previous one ended, are one broadcast: every recording and callback
 // carries its id, its entry lists the 3 pushes, it ends once the window after the last
 // push passed (event 302), and with record_stitch=1 its MP4 recordings are stitched into
-// one replay lasting their sum. A push after a gap longer than the window starts a new
-// broadcast.
+// one replay lasting their sum. Its HLS recording is one playlist, the pushes joined by
+// two discontinuities, announced once (event 100) when the broadcast ended, lasting the
+// same, and hls.js in Chromium plays it through. A push after a gap longer than the
+// window starts a new broadcast.
 func TestServeBroadcastAcrossReconnects(t *testing.T) {
 	mediatest.NeedFFmpeg(t)
 	rc := &receiver{t: t, hits: map[string]int{}}
@@ -29,7 +37,7 @@ func TestServeBroadcastAcrossReconnects(t *testing.T) {
 	// The window is a few seconds: ffmpeg starts well within it after the previous
 	// push is gone, even on a busy machine.
 	const window = 4
-	pushURL := fmt.Sprintf("rtmp://%s/live/cam?record=mp4&record_interval=2&record_reconnect_window=%d&record_stitch=1", r.rtmpAddr, window)
+	pushURL := fmt.Sprintf("rtmp://%s/live/cam?record=mp4|hls&record_interval=2&record_reconnect_window=%d&record_stitch=1", r.rtmpAddr, window)
 	gone := func() bool {
 		resp, err := http.Get(r.httpURL + "/api/v1/streams/live/cam")
 		if err != nil {
@@ -84,7 +92,7 @@ func TestServeBroadcastAcrossReconnects(t *testing.T) {
 				t.Errorf("event %s: broadcast_id %q, want %q", ev.EventID, ev.BroadcastID, id)
 			}
 		}
-		if ev.EventType == jobs.EventRecordingReady {
+		if ev.EventType == jobs.EventRecordingReady && ev.FileFormat == "mp4" {
 			mp4s = append(mp4s, ev.FileID)
 			sum += ev.Duration
 		}
@@ -118,9 +126,32 @@ func TestServeBroadcastAcrossReconnects(t *testing.T) {
 		}
 		types[*rec.Type]++
 	}
-	if types["fragment"] != len(mp4s) || types["broadcast"] != 1 {
-		t.Errorf("recordings by type %v, want %d fragments and 1 broadcast", types, len(mp4s))
+	if types["fragment"] != len(mp4s)+1 || types["broadcast"] != 1 {
+		t.Errorf("recordings by type %v, want %d fragments (MP4s and the HLS playlist) and 1 broadcast", types, len(mp4s)+1)
 	}
+
+	// The HLS recording: event 100 once, for the whole broadcast.
+	var hlsEvents []jobs.Event
+	mediatest.WaitFor(t, "event 100 of the HLS recording", 60*time.Second, func() bool {
+		hlsEvents = hlsEvents[:0]
+		for _, ev := range rc.snapshot() {
+			if ev.EventType == jobs.EventRecordingReady && ev.FileFormat == "hls" {
+				hlsEvents = append(hlsEvents, ev)
+			}
+		}
+		return len(hlsEvents) > 0
+	})
+	if len(hlsEvents) != 1 || hlsEvents[0].BroadcastID != id {
+		t.Fatalf("HLS events 100: %+v, want one, of broadcast %s", hlsEvents, id)
+	}
+	playlist := string(httpBody(t, hlsEvents[0].VideoURL, ""))
+	if n := strings.Count(playlist, "#EXT-X-DISCONTINUITY\n"); n != 2 || !strings.Contains(playlist, "#EXT-X-ENDLIST") {
+		t.Errorf("HLS playlist with %d discontinuities (want 2) and ENDLIST %v:\n%s", n, strings.Contains(playlist, "#EXT-X-ENDLIST"), playlist)
+	}
+	if d := mediatest.Probe(t, hlsEvents[0].VideoURL).Duration(); d < sum-0.1 || d > sum+0.1 {
+		t.Errorf("HLS recording %s: %.3f s, want the MP4 recordings' %.3f s", hlsEvents[0].VideoURL, d, sum)
+	}
+	playThroughInChromium(t, hlsEvents[0].VideoURL)
 
 	var b catalog.Broadcast
 	mediatest.WaitFor(t, "the replay named in the broadcast entry", 30*time.Second, func() bool {
@@ -245,5 +276,58 @@ func TestServeBroadcastWithoutRedis(t *testing.T) {
 	redis.Restart() // for the shutdown's sake
 	if err := pub.Unpublish(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// playThroughPage plays ?src= with the hls.js the console ships, 8 times as fast, and
+// tells where playback is.
+const playThroughPage = `<!doctype html>
+<video id="v" muted playsinline></video>
+<script type="module">
+import Hls from '/console/vendor/hls-1.7.4.min.mjs';
+const v = document.getElementById('v');
+const hls = new Hls();
+hls.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) console.error('hls.js: ' + d.type + ' ' + d.details); });
+hls.loadSource(new URLSearchParams(location.search).get('src'));
+hls.attachMedia(v);
+v.playbackRate = 8;
+v.addEventListener('loadedmetadata', () => { v.playbackRate = 8; });
+v.play();
+window.progress = () => ({time: v.currentTime, duration: v.duration || 0, ended: v.ended});
+</script>`
+
+// playThroughInChromium plays a recorded HLS playlist in headless Chromium with hls.js
+// until it ends: across discontinuities, to the last segment. The page and the console's
+// hls.js are served beside a proxy of the playlist's server, so the playlist is
+// same-origin.
+func playThroughInChromium(t *testing.T, playlistURL string) {
+	t.Helper()
+	u, err := url.Parse(playlistURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/console/", api.NewConsole())
+	mux.Handle("/vod/", httputil.NewSingleHostReverseProxy(&url.URL{Scheme: u.Scheme, Host: u.Host}))
+	mux.HandleFunc("/play.html", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write([]byte(playThroughPage))
+	})
+	mux.HandleFunc("/favicon.ico", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	b := startChromium(t)
+	b.run(t, "open the player", chromedp.Navigate(srv.URL+"/play.html?src="+url.QueryEscape(u.RequestURI())))
+	var p struct {
+		Time     float64 `json:"time"`
+		Duration float64 `json:"duration"`
+		Ended    bool    `json:"ended"`
+	}
+	mediatest.WaitFor(t, "hls.js to play the recording through", 60*time.Second, func() bool {
+		return b.eval(`window.progress && window.progress()`, &p) && p.Duration > 0 && (p.Ended || p.Time >= p.Duration-0.3)
+	})
+	t.Logf("hls.js played %.2f of %.2f s (ended %v)", p.Time, p.Duration, p.Ended)
+	if errs := b.consoleErrors(); len(errs) > 0 {
+		t.Errorf("the browser console has errors: %v", errs)
 	}
 }

@@ -34,9 +34,9 @@ func (s uploadSink) HLSSegmentClosed(seg *recorder.HLSSegment) error {
 	})
 }
 
-// HLSPushEnded records the push's end in Redis. Unless the sink leaves it to an
-// end-of-broadcast hook (finalizeHLS), the push's end is its broadcast's end (a reconnect
-// window of 0) and the recording is finalized now.
+// HLSPushEnded records the push's end in Redis. With a reconnect window the recording
+// ends with its broadcast (hlsBroadcastEnded); without one the push's end is its
+// broadcast's end and the recording is finalized now.
 func (s uploadSink) HLSPushEnded(p *recorder.HLSPush) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -45,16 +45,31 @@ func (s uploadSink) HLSPushEnded(p *recorder.HLSPush) error {
 		BroadcastPush: p.BroadcastPush, StartTime: p.StartTime, EndTime: p.EndTime, Segments: p.Segments,
 		StreamParam: p.StreamParam,
 	}
-	if s.noHLSFinalize {
-		return s.q.HLSPushEnded(ctx, push)
-	}
 	// The tag makes the finalize of a recording stopped and started again by the API
 	// a new task: it ends with more segments.
 	end := pendingHLSEnd{Push: push, Tag: p.PushID + "-" + strconv.Itoa(p.Segments)}
 	if err := s.hlsPending.add(end); err != nil {
 		return err
 	}
+	if s.noHLSFinalize || p.ReconnectWindow > 0 {
+		// The end of the broadcast finalizes it; a stop before then leaves the
+		// pending end, queued (finalized) at the next start, when the embedded
+		// queue has forgotten the broadcast anyway.
+		return s.q.HLSPushEnded(ctx, push)
+	}
 	return end.queue(ctx, s.q)
+}
+
+// hlsBroadcastEnded is the end-of-broadcast hook of HLS recordings: a broadcast with a
+// reconnect window has its recording finalized once it ends (one without is finalized
+// at its push's end). A broadcast that recorded no HLS finalizes to nothing.
+func hlsBroadcastEnded(q *jobs.Queue) jobs.BroadcastHook {
+	return func(ctx context.Context, b catalog.Broadcast) error {
+		if b.ReconnectWindow == 0 {
+			return nil
+		}
+		return finalizeHLS(ctx, q, b.BroadcastID)
+	}
 }
 
 // pendingHLSEnd is the end of a push's HLS recording and the finalize it asks for.

@@ -75,6 +75,7 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 	queue.Register(jobs.TaskStitch, &jobs.Stitcher{Store: uploads, Catalog: cat, Queue: queue,
 		PublicURL: cfg.PublicURL, KeyTemplate: cfg.Storage.KeyTemplate, Log: log})
 	broadcasts := jobs.NewBroadcasts(queue, cat, log)
+	broadcasts.OnEnded(hlsBroadcastEnded(queue)) // hlsrecord.go
 	broadcasts.Register()
 	reg, err := newRegistry(queue) // metrics.go
 	if err != nil {

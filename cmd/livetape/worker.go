@@ -46,7 +46,9 @@ func runWorker(ctx context.Context, cfg Config, log *slog.Logger) error {
 		PublicURL: cfg.PublicURL, KeyTemplate: cfg.Storage.KeyTemplate, Log: log})
 	registerTranscodeJobs(queue, store, cat, cfg, true, log) // transcodejobs.go
 	registerHLSJobs(queue, store, cat, nil, nil, cfg, log)   // hlsrecord.go
-	jobs.NewBroadcasts(queue, cat, log).Register()
+	broadcasts := jobs.NewBroadcasts(queue, cat, log)
+	broadcasts.OnEnded(hlsBroadcastEnded(queue)) // hlsrecord.go
+	broadcasts.Register()
 	if err := queue.Start(); err != nil {
 		queue.Close()
 		return err
