@@ -54,31 +54,7 @@ func (m *Manifest) name() string { return fmt.Sprintf("%04d.%s.json", m.Seq, m.F
 func (m *Manifest) save() error { return m.saveAs(filepath.Join(m.dir, m.name())) }
 
 // saveAs writes the manifest atomically (temporary file, fsync, rename).
-func (m *Manifest) saveAs(path string) error {
-	b, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return fmt.Errorf("recorder: manifest: %w", err)
-	}
-	if _, err := f.Write(b); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("recorder: manifest %s: %w", path, err)
-	}
-	return nil
-}
+func (m *Manifest) saveAs(path string) error { return saveJSON(path, m) }
 
 func (m *Manifest) remove() error { return os.Remove(filepath.Join(m.dir, m.name())) }
 

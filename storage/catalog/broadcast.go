@@ -258,14 +258,9 @@ type BroadcastResult struct {
 // ListBroadcasts returns the broadcasts matching q, oldest first, from the index (the
 // store while the index is not built).
 func (c *Catalog) ListBroadcasts(ctx context.Context, q BroadcastQuery) (BroadcastResult, error) {
-	if q.Page == 0 {
-		q.Page = 1
-	}
-	if q.PageSize == 0 {
-		q.PageSize = DefaultPageSize
-	}
-	if q.Page < 1 || q.PageSize < 1 || q.PageSize > MaxPageSize {
-		return BroadcastResult{}, fmt.Errorf("catalog: list broadcasts: page %d, page size %d: want page >= 1, page size 1..%d", q.Page, q.PageSize, MaxPageSize)
+	var err error
+	if q.Page, q.PageSize, err = pageOf(q.Page, q.PageSize); err != nil {
+		return BroadcastResult{}, fmt.Errorf("catalog: list broadcasts: %w", err)
 	}
 	if len(q.App) > maxFieldLen || len(q.StreamID) > maxFieldLen {
 		return BroadcastResult{}, fmt.Errorf("catalog: list broadcasts: a filter is longer than %d bytes", maxFieldLen)

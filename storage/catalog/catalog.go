@@ -167,6 +167,20 @@ const (
 	MaxPageSize     = 1000
 )
 
+// pageOf checks a page and page size, 0 standing for the first page and the default size.
+func pageOf(page, size int) (int, int, error) {
+	if page == 0 {
+		page = 1
+	}
+	if size == 0 {
+		size = DefaultPageSize
+	}
+	if page < 1 || size < 1 || size > MaxPageSize {
+		return 0, 0, fmt.Errorf("page %d, page size %d: want page >= 1, page size 1..%d", page, size, MaxPageSize)
+	}
+	return page, size, nil
+}
+
 // Result is one page of entries in order of start time, and how many match in all.
 type Result struct {
 	Recordings []*Recording
@@ -176,14 +190,9 @@ type Result struct {
 // List returns the entries matching q, oldest first. It reads the index only (two
 // round trips); while the index is not built it reads every entry in the store.
 func (c *Catalog) List(ctx context.Context, q Query) (Result, error) {
-	if q.Page == 0 {
-		q.Page = 1
-	}
-	if q.PageSize == 0 {
-		q.PageSize = DefaultPageSize
-	}
-	if q.Page < 1 || q.PageSize < 1 || q.PageSize > MaxPageSize {
-		return Result{}, fmt.Errorf("catalog: list: page %d, page size %d: want page >= 1, page size 1..%d", q.Page, q.PageSize, MaxPageSize)
+	var err error
+	if q.Page, q.PageSize, err = pageOf(q.Page, q.PageSize); err != nil {
+		return Result{}, fmt.Errorf("catalog: list: %w", err)
 	}
 	for _, v := range []string{q.App, q.StreamID, q.Format, q.Type} {
 		if len(v) > maxFieldLen {
