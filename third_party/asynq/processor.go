@@ -70,6 +70,12 @@ type processor struct {
 
 	starting chan<- *workerInfo
 	finished chan<- *base.TaskMessage
+
+	// livetape patch: wake ends the idle wait between two dequeues early
+	// (Server.Wake, or the forwarder moved tasks), and retryDue is told when
+	// a task this processor put in the retry set becomes ready.
+	wake     chan struct{}
+	retryDue func(time.Time)
 }
 
 type processorParams struct {
@@ -119,6 +125,32 @@ func newProcessor(params processorParams) *processor {
 		shutdownTimeout:   params.shutdownTimeout,
 		starting:          params.starting,
 		finished:          params.finished,
+		wake:              make(chan struct{}, 1),
+		retryDue:          func(time.Time) {},
+	}
+}
+
+// wakeUp makes an idle processor dequeue at once rather than at the end of
+// its TaskCheckInterval wait (livetape patch). A wake-up sent while it is
+// dequeuing is kept for the wait that follows, so none is lost.
+func (p *processor) wakeUp() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// idle waits d before the next dequeue, or less: until a wake-up, or until
+// shutdown begins (livetape patch: it was a time.Sleep, which a long
+// TaskCheckInterval made both the latency of every task and the time
+// Shutdown waits).
+func (p *processor) idle(d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-p.wake:
+	case <-p.quit:
 	}
 }
 
@@ -182,7 +214,8 @@ func (p *processor) exec() {
 			// Note: We are not using blocking pop operation and polling queues instead.
 			// This adds significant load to redis.
 			jitter := rand.N(p.taskCheckInterval)
-			time.Sleep(p.taskCheckInterval/2 + jitter)
+			// livetape patch: a wait that a wake-up or shutdown ends.
+			p.idle(p.taskCheckInterval/2 + jitter)
 			<-p.sema // release token
 			return
 		case err != nil:
@@ -357,6 +390,9 @@ func (p *processor) retry(l *base.Lease, msg *base.TaskMessage, e error, isFailu
 	d := p.retryDelayFunc(msg.Retried, e, NewTask(msg.Type, msg.Payload))
 	retryAt := time.Now().Add(d)
 	err := p.broker.Retry(ctx, msg, retryAt, e.Error(), isFailure)
+	if err == nil {
+		p.retryDue(retryAt) // livetape patch
+	}
 	if err != nil {
 		errMsg := fmt.Sprintf("Could not move task id=%s from %q to %q", msg.ID, base.ActiveKey(msg.Queue), base.RetryKey(msg.Queue))
 		p.logger.Warnf("%s; Will retry syncing", errMsg)

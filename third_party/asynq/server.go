@@ -559,6 +559,10 @@ func NewServerFromRedisClient(c redis.UniversalClient, cfg Config) *Server {
 		starting:          starting,
 		finished:          finished,
 	})
+	// livetape patch: tasks the forwarder moves are dequeued at once, and the
+	// forwarder moves the processor's retries when they are due.
+	forwarder.forwarded = processor.wakeUp
+	processor.retryDue = forwarder.dueAt
 	recoverer := newRecoverer(recovererParams{
 		logger:         logger,
 		broker:         rdb,
@@ -772,6 +776,14 @@ func (srv *Server) Stop() {
 	srv.logger.Info("Stopping processor")
 	srv.processor.stop()
 	srv.logger.Info("Processor stopped")
+}
+
+// Wake tells the server that a task was just enqueued (livetape patch): idle
+// workers dequeue at once instead of at their next TaskCheckInterval poll.
+// A process that enqueues and serves the same queues calls it after each
+// enqueue, and can then poll seldom. It never blocks.
+func (srv *Server) Wake() {
+	srv.processor.wakeUp()
 }
 
 // Ping performs a ping against the redis connection.

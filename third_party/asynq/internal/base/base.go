@@ -695,7 +695,9 @@ type Broker interface {
 	ScheduleUnique(ctx context.Context, msg *TaskMessage, processAt time.Time, ttl time.Duration) error
 	Retry(ctx context.Context, msg *TaskMessage, processAt time.Time, errMsg string, isFailure bool) error
 	Archive(ctx context.Context, msg *TaskMessage, errMsg string) error
-	ForwardIfReady(qnames ...string) error
+	// ForwardIfReady returns how many tasks it moved (livetape patch: the
+	// forwarder wakes the processor when it moved any).
+	ForwardIfReady(qnames ...string) (int, error)
 
 	// Group aggregation related methods
 	AddToGroup(ctx context.Context, msg *TaskMessage, gname string) error

@@ -270,7 +270,7 @@ func BenchmarkCheckAndEnqueue(b *testing.B) {
 		testutil.SeedScheduledQueue(b, r.client, zs, base.DefaultQueueName)
 		b.StartTimer()
 
-		if err := r.ForwardIfReady(base.DefaultQueueName); err != nil {
+		if _, err := r.ForwardIfReady(base.DefaultQueueName); err != nil {
 			b.Fatalf("ForwardIfReady failed: %v", err)
 		}
 	}

@@ -940,14 +940,18 @@ func (r *RDB) Archive(ctx context.Context, msg *base.TaskMessage, errMsg string)
 
 // ForwardIfReady checks scheduled and retry sets of the given queues
 // and move any tasks that are ready to be processed to the pending set.
-func (r *RDB) ForwardIfReady(qnames ...string) error {
+// It returns how many tasks it moved (livetape patch).
+func (r *RDB) ForwardIfReady(qnames ...string) (int, error) {
 	var op errors.Op = "rdb.ForwardIfReady"
+	moved := 0
 	for _, qname := range qnames {
-		if err := r.forwardAll(qname); err != nil {
-			return errors.E(op, errors.CanonicalCode(err), err)
+		n, err := r.forwardAll(qname)
+		moved += n
+		if err != nil {
+			return moved, errors.E(op, errors.CanonicalCode(err), err)
 		}
 	}
-	return nil
+	return moved, nil
 }
 
 // KEYS[1] -> source queue (e.g. asynq:{<qname>:scheduled or asynq:{<qname>}:retry})
@@ -1001,8 +1005,8 @@ func (r *RDB) forward(delayedKey, pendingKey, taskKeyPrefix, groupKeyPrefix stri
 }
 
 // forwardAll checks for tasks in scheduled/retry state that are ready to be run, and updates
-// their state to "pending" or "aggregating".
-func (r *RDB) forwardAll(qname string) (err error) {
+// their state to "pending" or "aggregating". It returns how many it moved (livetape patch).
+func (r *RDB) forwardAll(qname string) (moved int, err error) {
 	delayedKeys := []string{base.ScheduledKey(qname), base.RetryKey(qname)}
 	pendingKey := base.PendingKey(qname)
 	taskKeyPrefix := base.TaskKeyPrefix(qname)
@@ -1012,11 +1016,12 @@ func (r *RDB) forwardAll(qname string) (err error) {
 		for n != 0 {
 			n, err = r.forward(delayedKey, pendingKey, taskKeyPrefix, groupKeyPrefix)
 			if err != nil {
-				return err
+				return moved, err
 			}
+			moved += n
 		}
 	}
-	return nil
+	return moved, nil
 }
 
 // ListGroups returns a list of all known groups in the given queue.

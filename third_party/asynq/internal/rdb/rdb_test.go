@@ -2482,7 +2482,7 @@ func TestForwardIfReadyWithGroup(t *testing.T) {
 		h.SeedAllScheduledQueues(t, r.client, tc.scheduled)
 		h.SeedAllRetryQueues(t, r.client, tc.retry)
 
-		err := r.ForwardIfReady(tc.qnames...)
+		_, err := r.ForwardIfReady(tc.qnames...)
 		if err != nil {
 			t.Errorf("(*RDB).ForwardIfReady(%v) = %v, want nil", tc.qnames, err)
 			continue
@@ -2644,7 +2644,7 @@ func TestForwardIfReady(t *testing.T) {
 		now := time.Now()
 		r.SetClock(timeutil.NewSimulatedClock(now))
 
-		err := r.ForwardIfReady(tc.qnames...)
+		_, err := r.ForwardIfReady(tc.qnames...)
 		if err != nil {
 			t.Errorf("(*RDB).ForwardIfReady(%v) = %v, want nil", tc.qnames, err)
 			continue

@@ -136,11 +136,11 @@ func (tb *TestBroker) Archive(ctx context.Context, msg *base.TaskMessage, errMsg
 	return tb.real.Archive(ctx, msg, errMsg)
 }
 
-func (tb *TestBroker) ForwardIfReady(qnames ...string) error {
+func (tb *TestBroker) ForwardIfReady(qnames ...string) (int, error) {
 	tb.mu.Lock()
 	defer tb.mu.Unlock()
 	if tb.sleeping {
-		return errRedisDown
+		return 0, errRedisDown
 	}
 	return tb.real.ForwardIfReady(qnames...)
 }
