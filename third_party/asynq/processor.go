@@ -390,9 +390,6 @@ func (p *processor) retry(l *base.Lease, msg *base.TaskMessage, e error, isFailu
 	d := p.retryDelayFunc(msg.Retried, e, NewTask(msg.Type, msg.Payload))
 	retryAt := time.Now().Add(d)
 	err := p.broker.Retry(ctx, msg, retryAt, e.Error(), isFailure)
-	if err == nil {
-		p.retryDue(retryAt) // livetape patch
-	}
 	if err != nil {
 		errMsg := fmt.Sprintf("Could not move task id=%s from %q to %q", msg.ID, base.ActiveKey(msg.Queue), base.RetryKey(msg.Queue))
 		p.logger.Warnf("%s; Will retry syncing", errMsg)
@@ -403,6 +400,8 @@ func (p *processor) retry(l *base.Lease, msg *base.TaskMessage, e error, isFailu
 			errMsg:   errMsg,
 			deadline: l.Deadline(),
 		}
+	} else {
+		p.retryDue(retryAt) // livetape patch
 	}
 }
 
