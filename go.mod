@@ -72,3 +72,5 @@ require (
 )
 
 replace github.com/yutopp/go-rtmp => ./third_party/go-rtmp
+
+replace github.com/hibiken/asynq => ./third_party/asynq

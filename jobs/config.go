@@ -65,13 +65,15 @@ type Config struct {
 	// needs ServeAll.
 	Serve Serve `yaml:"-"`
 
-	// PollInterval is how often an idle worker asks Redis for a new task and
-	// how often due retries are moved back into the queue. asynq polls
-	// rather than blocks, so this is the latency floor of every task. Default
-	// 100 ms (asynq's own defaults, 1 s and 5 s, would eat most of the 2 s
-	// budget from a closed fragment to its callback). Measured idle cost at
-	// 100 ms: about 70 Redis commands a second per process, and 2% of a core
-	// with the embedded Redis (which runs asynq's Lua scripts in Go).
+	// PollInterval is how often an idle worker asks a shared Redis for a task
+	// queued by another process (asynq polls rather than blocks), so it is the
+	// latency floor of those: a callback queued by the node that recorded the
+	// fragment and run by a worker, for one. A task this process queues for
+	// itself wakes its workers at once. Default 100 ms (asynq's own default, 1
+	// s, would eat most of the 2 s budget from a closed fragment to its
+	// callback); the cost is about 30 Redis scripts a second per process. On the
+	// embedded Redis only this process queues tasks, so its workers poll every
+	// 5 s at most often.
 	PollInterval time.Duration `yaml:"poll_interval"`
 }
 

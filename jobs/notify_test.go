@@ -423,3 +423,40 @@ func TestOpenFailsWithoutRedis(t *testing.T) {
 	}
 	t.Log(err)
 }
+
+// A task this process queues for itself runs at once, and so does its retry when it
+// is due, however seldom the idle workers poll: the queue wakes them (patches 1-3 of
+// third_party/asynq). The poll here is an hour; the deadlines are seconds.
+func TestOwnTasksDoNotWaitForThePoll(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			addr, _ := be.start(t)
+			r := newReceiver(t, func(id string, n int) int {
+				if id == EventID(EventRecordingReady, "flaky") && n == 0 {
+					return http.StatusServiceUnavailable
+				}
+				return http.StatusOK
+			})
+			cfg := testConfig(addr, r.srv.URL)
+			cfg.PollInterval = time.Hour
+			q := openQueue(t, cfg, t.TempDir())
+			ctx := context.Background()
+			// The first task, queued as the workers start, leaves them idle
+			// after it: the others are queued while they wait.
+			for _, fileID := range []string{"first", "second", "third"} {
+				ev := recordingEvent(fileID)
+				if err := q.Notify(ctx, ev); err != nil {
+					t.Fatal(err)
+				}
+				r.await(t, ev.EventID, 10*time.Second)
+			}
+			flaky := recordingEvent("flaky")
+			if err := q.Notify(ctx, flaky); err != nil {
+				t.Fatal(err)
+			}
+			r.await(t, flaky.EventID, 10*time.Second) // answered 503
+			r.await(t, flaky.EventID, 10*time.Second) // the retry, RetryBaseDelay later
+			waitState(t, q, flaky.EventID, StateDelivered)
+		})
+	}
+}

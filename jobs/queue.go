@@ -35,6 +35,7 @@ type Queue struct {
 	client    *asynq.Client
 	rdb       redis.UniversalClient // for the event store, the catalog index, the outbox check
 	server    *asynq.Server
+	served    map[string]int // the queues server works on
 	inspector *asynq.Inspector
 	mux       *asynq.ServeMux
 
@@ -51,8 +52,19 @@ type Queue struct {
 // TaskNotify delivers one event to one callback URL.
 const TaskNotify = "callback:notify"
 
-// embeddedTick is how often the embedded Redis clock is advanced.
-const embeddedTick = 100 * time.Millisecond
+// embeddedTick is how often the embedded Redis clock is advanced: how late a key
+// may expire there. asynq's shortest expiry is a server's heartbeat, 10 s, and
+// every tick wakes the whole process.
+const embeddedTick = time.Second
+
+// embeddedPoll is the shortest poll on the embedded Redis, for new tasks and for
+// due retries alike. Only this process queues tasks there, and it wakes
+// its idle workers when it does (Server.Wake, patch 1 of third_party/asynq);
+// a retry wakes them when it is due (patches 2 and 3). What is left for the poll
+// is what someone moves by hand in the queue dashboard. Each poll runs one of
+// asynq's Lua scripts per queue, which the embedded Redis interprets in Go: at
+// 100 ms the polls were 3 % of a core on an idle serve, most of its idle cost.
+const embeddedPoll = 5 * time.Second
 
 // Open connects to the configured Redis, or starts the embedded one, and
 // prepares the queue. With the embedded Redis, dataDir holds the event store
@@ -134,11 +146,16 @@ func Open(ctx context.Context, cfg Config, dataDir string, log *slog.Logger) (*Q
 	if log.Enabled(ctx, slog.LevelDebug) {
 		logLevel = asynq.DebugLevel
 	}
+	poll, delayedPoll := cfg.PollInterval, delayedCheckInterval(cfg)
+	if q.embedded != nil {
+		poll, delayedPoll = max(poll, embeddedPoll), max(delayedPoll, embeddedPoll)
+	}
+	q.served = queues(cfg)
 	q.server = asynq.NewServer(connOpt, asynq.Config{
-		Queues:                   queues(cfg),
+		Queues:                   q.served,
 		Concurrency:              cfg.Concurrency,
-		TaskCheckInterval:        cfg.PollInterval,
-		DelayedTaskCheckInterval: delayedCheckInterval(cfg),
+		TaskCheckInterval:        poll,
+		DelayedTaskCheckInterval: delayedPoll,
 		RetryDelayFunc: func(n int, _ error, _ *asynq.Task) time.Duration {
 			return retryDelay(cfg.RetryBaseDelay, n)
 		},
@@ -149,11 +166,12 @@ func Open(ctx context.Context, cfg Config, dataDir string, log *slog.Logger) (*Q
 	return q, nil
 }
 
-// delayedCheckInterval is how often due retries are moved back into their queues. A
-// retry waits RetryBaseDelay at least, so checking more often than that (up to a
-// second) gains nothing, and each check runs two Lua scripts per queue: at the
-// PollInterval it was half the idle CPU of a serve on the embedded Redis. New tasks
-// are not delayed: they wait for the PollInterval only.
+// delayedCheckInterval is how often due retries are moved back into their queues,
+// on a shared Redis. The retries this process schedules are moved when they are
+// due whatever the interval (patch 3 of third_party/asynq); the check finds those
+// of a process that stopped, and tasks queued for later. A retry waits
+// RetryBaseDelay at least, so checking more often than that (up to a second)
+// gains nothing, and each check runs two Lua scripts per queue.
 func delayedCheckInterval(cfg Config) time.Duration {
 	return min(max(cfg.PollInterval, cfg.RetryBaseDelay), time.Second)
 }
@@ -315,6 +333,10 @@ func (q *Queue) enqueue(ctx context.Context, task *asynq.Task, opts ...asynq.Opt
 		return false, err
 	}
 	q.log.Debug("task queued", "type", task.Type(), "task_id", info.ID, "queue", info.Queue)
+	if _, ok := q.served[info.Queue]; ok {
+		// Our idle workers take it now rather than at their next poll.
+		q.server.Wake()
+	}
 	return true, nil
 }
 

@@ -141,11 +141,73 @@ func TestUploadDropsPushCredentials(t *testing.T) {
 }
 
 // BenchmarkFragmentToCallback measures a closed fragment (5 s of 2.5 Mbit/s, ~1.6 MB)
-// handed to the queue until its "recording ready" callback arrives: upload to S3 on
-// loopback, catalog entry, callback.
+// handed to the queue until its "recording ready" callback arrives at an httptest
+// receiver: upload to S3 on loopback, catalog entry, callback. One fragment at a time,
+// so that each finds the workers idle, as fragments closing minutes apart do. With
+// the production poll intervals, as "embedded" (one serve on its embedded queue),
+// "redis-server/one-node" (one serve on a shared Redis) and "redis-server/cross-node"
+// (the recording node, serve --no-worker, uploads; a worker process delivers the
+// callback, which it finds by polling). p50/p95 are in milliseconds.
+//
+//	go test ./jobs -run X -bench FragmentToCallback -benchtime 40x
 func BenchmarkFragmentToCallback(b *testing.B) {
-	rc := newReceiver(b, nil)
-	q, _, spool := uploadRig(b, rc, DefaultPollInterval) // as deployed
+	b.Run("embedded", func(b *testing.B) {
+		rc := newReceiver(b, nil)
+		q, _, spool := uploadRig(b, rc, DefaultPollInterval)
+		benchFragmentToCallback(b, rc, q, spool)
+	})
+	b.Run("redis-server/one-node", func(b *testing.B) {
+		addr, _ := backends[0].start(b)
+		rc := newReceiver(b, nil)
+		store := benchS3(b)
+		q := openDeployed(b, addr, "a", ServeAll, rc.srv.URL)
+		spool := newDiskSpool(b)
+		registerUploader(b, q, store, spool)
+		start(b, q)
+		benchFragmentToCallback(b, rc, q, spool)
+	})
+	b.Run("redis-server/cross-node", func(b *testing.B) {
+		addr, _ := backends[0].start(b)
+		rc := newReceiver(b, nil)
+		store := benchS3(b)
+		node := openDeployed(b, addr, "a", ServeNode, rc.srv.URL)
+		spool := newDiskSpool(b)
+		registerUploader(b, node, store, spool)
+		worker := openDeployed(b, addr, "w", ServeShared, rc.srv.URL)
+		start(b, node)
+		start(b, worker)
+		benchFragmentToCallback(b, rc, node, spool)
+	})
+}
+
+// openDeployed opens (without starting) node nodeID's queue on the Redis at addr,
+// with the production defaults.
+func openDeployed(b *testing.B, addr, nodeID string, serve Serve, url string) *Queue {
+	cfg := DefaultConfig()
+	cfg.RedisAddr, cfg.NodeID, cfg.Serve = addr, nodeID, serve
+	cfg.CallbackURLs, cfg.CallbackKey = []string{url}, testKey
+	q, err := Open(context.Background(), cfg, b.TempDir(), testLogger(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { q.Close() })
+	return q
+}
+
+// benchS3 is a bucket on a real S3 server for a benchmark.
+func benchS3(b *testing.B) storage.Store {
+	s3 := s3test.Start(b)
+	store, err := storage.NewS3(context.Background(), storage.S3Config{Endpoint: s3.Endpoint, Region: s3.Region,
+		Bucket: s3.Bucket, AccessKey: s3.AccessKey, SecretKey: s3.SecretKey, PathStyle: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return store
+}
+
+// benchFragmentToCallback hands q one fragment of its spool at a time and reports the
+// time to its callback, p50 and p95 in milliseconds.
+func benchFragmentToCallback(b *testing.B, rc *receiver, q *Queue, spool *diskSpool) {
 	var lat []time.Duration
 	for i := 0; b.Loop(); i++ {
 		r := spoolFragment(b, q, spool, i, 1_600_000)

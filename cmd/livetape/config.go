@@ -298,7 +298,7 @@ var settings = []setting{
 		field: durationField(func(c *Config) *time.Duration { return &c.Jobs.CallbackRetryFor })},
 	{YAML: "jobs.retry_base_delay", Help: "first retry delay of a failed job; it doubles up to 10m",
 		field: durationField(func(c *Config) *time.Duration { return &c.Jobs.RetryBaseDelay })},
-	{YAML: "jobs.poll_interval", Help: "how often idle workers look for tasks (the latency floor of every job)",
+	{YAML: "jobs.poll_interval", Help: "how often idle workers look for tasks queued by other processes, their latency floor (a task this process queues wakes its workers at once); at least 5s on the embedded Redis",
 		field: durationField(func(c *Config) *time.Duration { return &c.Jobs.PollInterval })},
 	{YAML: "storage.s3.endpoint", Env: "LIVETAPE_S3_ENDPOINT", Help: "S3-compatible endpoint URL; with a bucket, recordings go to S3 instead of DATA_DIR/store",
 		field: stringField(func(c *Config) *string { return &c.Storage.S3.Endpoint })},

@@ -646,7 +646,10 @@ func (tp *topology) indexEntries(t *testing.T) (int64, error) {
 
 // Idle cost of the roles, for the README's figures: LIVETAPE_BENCH_IDLE=1 go test
 // ./cmd/livetape -run TestIdleFootprint -v. Each process runs on a real redis-server
-// (serve: embedded, its own miniredis), idle for LIVETAPE_BENCH_IDLE_FOR (default 30 s).
+// (serve: embedded, its own miniredis) with the production defaults, idle for
+// LIVETAPE_BENCH_IDLE_FOR (default 30 s). LIVETAPE_BENCH_IDLE_BASELINE=PATH runs the
+// same roles of another livetape binary at the same time, to compare two builds on a
+// noisy machine.
 func TestIdleFootprint(t *testing.T) {
 	if os.Getenv("LIVETAPE_BENCH_IDLE") == "" {
 		t.Skip("a measurement: set LIVETAPE_BENCH_IDLE=1")
@@ -661,29 +664,21 @@ func TestIdleFootprint(t *testing.T) {
 	}
 	_, hookURL := newHookReceiver(t, hookOK)
 	tp := newTopology(t, hookURL)
-	worker := tp.startWorker("idle-worker")
-	serveShared := tp.startServe("idle-serve-redis")
-	// serve on its embedded queue: no Redis address.
-	var embedded *node
-	{
-		rtmpAddr, httpAddr := freePort(t), freePort(t)
-		var env []string
-		for _, kv := range tp.env("idle-serve-embedded") {
-			if !strings.HasPrefix(kv, "LIVETAPE_REDIS_ADDR=") {
-				env = append(env, kv)
-			}
-		}
-		env = append(env, "LIVETAPE_RTMP_ADDR="+rtmpAddr, "LIVETAPE_HTTP_ADDR="+httpAddr, "LIVETAPE_DATA_DIR="+t.TempDir())
-		embedded = tp.start("idle-serve-embedded", env, "serve")
-		mediatest.WaitFor(t, "embedded serve to answer", 20*time.Second, func() bool {
-			resp, err := http.Get("http://" + httpAddr + "/healthz")
-			if err == nil {
-				resp.Body.Close()
-			}
-			return err == nil
-		})
+	// The topology's config shortens the reconcile and retry intervals for its tests.
+	if err := os.WriteFile(tp.config, []byte("storage:\n  s3:\n    path_style: true\n"), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	nodes := []*node{worker, serveShared, embedded}
+	builds := []struct{ name, bin string }{{"", tp.bin}}
+	if b := os.Getenv("LIVETAPE_BENCH_IDLE_BASELINE"); b != "" {
+		builds = append(builds, struct{ name, bin string }{"baseline-", b})
+	}
+	var nodes []*node
+	for _, b := range builds {
+		tp.bin = b.bin
+		nodes = append(nodes, tp.startWorker(b.name+"idle-worker"), tp.startServe(b.name+"idle-serve-redis"),
+			tp.startEmbedded(b.name+"idle-serve-embedded"))
+	}
+	tp.bin = builds[0].bin
 	time.Sleep(2 * time.Second) // settle after start-up before measuring
 	start := make([]time.Duration, len(nodes))
 	for i, n := range nodes {
@@ -692,8 +687,32 @@ func TestIdleFootprint(t *testing.T) {
 	time.Sleep(window)
 	for i, n := range nodes {
 		cpu := cpuTime(t, n.cmd.Process.Pid) - start[i]
-		t.Logf("%-20s CPU %.2f%% of a core over %v, RSS %s", n.id, 100*cpu.Seconds()/window.Seconds(), window, rss(t, n.cmd.Process.Pid))
+		t.Logf("%-29s CPU %.2f%% of a core over %v, RSS %s", n.id, 100*cpu.Seconds()/window.Seconds(), window, rss(t, n.cmd.Process.Pid))
 	}
+}
+
+// startEmbedded runs `livetape serve` on its embedded queue (no Redis address), with
+// the topology's storage and callbacks, and waits until it answers HTTP.
+func (tp *topology) startEmbedded(nodeID string) *node {
+	t := tp.t
+	t.Helper()
+	rtmpAddr, httpAddr := freePort(t), freePort(t)
+	var env []string
+	for _, kv := range tp.env(nodeID) {
+		if !strings.HasPrefix(kv, "LIVETAPE_REDIS_ADDR=") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "LIVETAPE_RTMP_ADDR="+rtmpAddr, "LIVETAPE_HTTP_ADDR="+httpAddr, "LIVETAPE_DATA_DIR="+t.TempDir())
+	n := tp.start(nodeID, env, "serve")
+	mediatest.WaitFor(t, nodeID+" to answer", 20*time.Second, func() bool {
+		resp, err := http.Get("http://" + httpAddr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	})
+	return n
 }
 
 // cpuTime is the CPU time (user + system) of process pid so far, from /proc.
@@ -712,16 +731,18 @@ func cpuTime(t *testing.T, pid int) time.Duration {
 	return time.Duration(utime+stime) * time.Second / clockTicks
 }
 
-// rss is VmRSS of process pid, from /proc.
+// rss is VmRSS of process pid and its anonymous part, from /proc. The rest is file
+// pages of the binary and the libraries, which vary with what the page cache holds.
 func rss(t *testing.T, pid int) string {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
+	field := map[string]string{}
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			return strings.Join(strings.Fields(v), " ")
+		if k, v, ok := strings.Cut(l, ":"); ok {
+			field[k] = strings.Join(strings.Fields(v), " ")
 		}
 	}
-	return "?"
+	return field["VmRSS"] + " (anonymous " + field["RssAnon"] + ")"
 }
