@@ -238,7 +238,6 @@ func (c *rtmpConn) OnPublish(ctx *rtmp.StreamContext, _ uint32, cmd *message.Net
 	c.pub = &stream.Publication{PushID: pushID, Params: params, ClientAddr: c.remote, ClientApp: c.flashVer, Started: st.Started, Stream: st}
 	// Before observers are told: the recorder and the callbacks name the broadcast.
 	c.srv.assignBroadcast(c.pub, log.With("push_id", pushID))
-	st.SetPublication(c.pub)
 	c.log = log.With("push_id", c.pub.PushID)
 	c.srv.publishers.add(params.Key(), c)
 	c.nc.setTimeout(c.srv.cfg.IdleTimeout)
@@ -246,6 +245,7 @@ func (c *rtmpConn) OnPublish(ctx *rtmp.StreamContext, _ uint32, cmd *message.Net
 	c.log.Info("publish started", "record", params.Record, "record_interval", params.RecordInterval,
 		"broadcast_id", c.pub.BroadcastID, "broadcast_push", c.pub.BroadcastPush)
 	c.srv.publishStarted(c.pub)
+	st.SetPublication(c.pub) // last: the API shows the push once every observer knows it
 	return nil
 }
 

@@ -153,7 +153,7 @@ func TestConsoleInChromium(t *testing.T) {
 	pushURL := func(id, extra string) string {
 		return "rtmp://" + r.rtmpAddr + "/live/" + id + "?" + sign.Query("pushkey", id, time.Now().Add(time.Hour)).Encode() + extra
 	}
-	mediatest.Push(t, pushURL("rec", "&record=mp4|hls"), 4)
+	mediatest.Push(t, pushURL("rec", "&record=mp4|hls&record_reconnect_window=0"), 4)
 	mediatest.Push(t, pushURL("cam", ""), 60)
 
 	// Without the key the page says what to do; the key entered once is kept.

@@ -232,7 +232,7 @@ func TestHLSLongPushUploadsWhileLive(t *testing.T) {
 
 	const lastKeyframe = 600000 // ms
 	pkts := loopFixture(t, filepath.Join("..", "..", "testdata", "av.flv"), lastKeyframe)
-	pub := mediatest.PublishRTMP(t, "rtmp://"+r.rtmpAddr+"/live/long?record=hls")
+	pub := mediatest.PublishRTMP(t, "rtmp://"+r.rtmpAddr+"/live/long?record=hls&record_reconnect_window=0")
 	spoolSegs := func() int {
 		segs, _ := filepath.Glob(filepath.Join(cfg.DataDir, "spool", "live", "long", "*", "hls", "seg-*.ts"))
 		return len(segs)
@@ -331,7 +331,7 @@ func TestHLSSegmentsSurviveKill(t *testing.T) {
 	cmd, rtmpAddr := startLivetape(t, bin, data, logs)
 	// 9 s and the keyframe at 9 s: segments [0, 4) and [4, 8) close, [8, 9] is being written.
 	pkts := loopFixture(t, filepath.Join("..", "..", "testdata", "av.flv"), 9000)
-	pub := mediatest.PublishRTMP(t, "rtmp://"+rtmpAddr+"/live/hlscrash?record=hls")
+	pub := mediatest.PublishRTMP(t, "rtmp://"+rtmpAddr+"/live/hlscrash?record=hls&record_reconnect_window=0")
 	for _, p := range pkts {
 		if err := pub.WritePacket(p); err != nil {
 			t.Fatal(err)
@@ -396,7 +396,7 @@ func TestHLSStateRebuiltAfterKill(t *testing.T) {
 	cmd, rtmpAddr := startLivetape(t, bin, data, logs)
 	// 13 s and the keyframe at 13 s: segments [0, 4), [4, 8) and [8, 12) close.
 	pkts := loopFixture(t, filepath.Join("..", "..", "testdata", "av.flv"), 13000)
-	pub := mediatest.PublishRTMP(t, "rtmp://"+rtmpAddr+"/live/hlskill?record=hls")
+	pub := mediatest.PublishRTMP(t, "rtmp://"+rtmpAddr+"/live/hlskill?record=hls&record_reconnect_window=0")
 	for _, p := range pkts {
 		if err := pub.WritePacket(p); err != nil {
 			t.Fatal(err)
@@ -458,7 +458,7 @@ func TestHLSFinalizeSurvivesStop(t *testing.T) {
 	logs := &mediatest.SyncBuffer{}
 	cmd, rtmpAddr := startLivetape(t, bin, data, logs)
 	pkts := loopFixture(t, filepath.Join("..", "..", "testdata", "av.flv"), 6000)
-	pub := mediatest.PublishRTMP(t, "rtmp://"+rtmpAddr+"/live/hlsstop?record=hls")
+	pub := mediatest.PublishRTMP(t, "rtmp://"+rtmpAddr+"/live/hlsstop?record=hls&record_reconnect_window=0")
 	for _, p := range pkts {
 		if err := pub.WritePacket(p); err != nil {
 			t.Fatal(err)

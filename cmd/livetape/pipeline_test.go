@@ -139,7 +139,7 @@ func TestPipelineRecordUploadNotify(t *testing.T) {
 		AccessKey: s3.AccessKey, SecretKey: s3.SecretKey, PathStyle: true}
 	r := startServe(t, cfg)
 
-	p := mediatest.Push(t, "rtmp://"+r.rtmpAddr+"/live/rec?record=mp4|flv|hls&record_interval=5", 12)
+	p := mediatest.Push(t, "rtmp://"+r.rtmpAddr+"/live/rec?record=mp4|flv|hls&record_interval=5&record_reconnect_window=0", 12)
 	if err := p.Wait(t, 40*time.Second); err != nil {
 		t.Fatalf("ffmpeg: %v\n%s", err, p.Stderr)
 	}

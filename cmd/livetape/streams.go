@@ -31,17 +31,26 @@ func (l liveStreams) Streams() []api.Stream {
 	stats := l.live.Hub().AllStats()
 	out := make([]api.Stream, 0, len(stats))
 	for _, st := range stats {
-		out = append(out, l.toAPI(st))
+		if st.PushID != "" {
+			out = append(out, l.toAPI(st))
+		}
 	}
 	return out
 }
 
+// Stream is a live stream once its push has started: the API shows no stream whose
+// recorder and callbacks have not been told yet (its broadcast is being looked up), so
+// what the API then does to it (record, kick) finds it everywhere.
 func (l liveStreams) Stream(app, id string) (api.Stream, bool) {
 	s := l.live.Hub().Lookup(app, id)
 	if s == nil {
 		return api.Stream{}, false
 	}
-	return l.toAPI(s.Stats()), true
+	st := s.Stats()
+	if st.PushID == "" {
+		return api.Stream{}, false
+	}
+	return l.toAPI(st), true
 }
 
 func (l liveStreams) toAPI(st stream.Stats) api.Stream {
