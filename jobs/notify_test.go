@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+
 	"github.com/livetape/livetape/internal/redistest"
 )
 
@@ -307,6 +309,14 @@ func TestRedisRestartLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.await(t, stuck.EventID, 10*time.Second)
+	// Stop Redis while the task waits in the retry set, not while a worker holds it:
+	// a task active when Redis goes away is only recovered once its lease expires
+	// (asynq: a minute or two), which a loaded machine made this test wait for.
+	waitFor(t, 30*time.Second, "the stuck callback in the retry set", func() bool {
+		info, err := q.Inspector().GetTaskInfo(QueueCallbacks, notifyTaskID(stuck.EventID, 0, 0))
+		// With time to spare before it is due (the backoff doubles: 0.2, 0.4, 0.8 s…).
+		return err == nil && info.State == asynq.TaskStateRetry && time.Until(info.NextProcessAt) > 500*time.Millisecond
+	})
 
 	srv.Stop()
 	// Notify while Redis is down: the error says so, and the caller
