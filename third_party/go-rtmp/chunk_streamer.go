@@ -241,8 +241,10 @@ again:
 		return nil, err
 	}
 	if cs.r.FragmentReadBytes() >= uint32(cs.peerState.ackWindowSize/2) { // TODO: fix size
+		// livetape patch: an acknowledgement that cannot be sent (the peer closed) does
+		// not end the reading of what the peer sent before it closed.
 		if err := cs.sendAck(cs.r.TotalReadBytes()); err != nil {
-			return nil, err
+			cs.logger.Debugf("Ack not sent: %+v", err)
 		}
 		cs.r.ResetFragmentReadBytes()
 	}
@@ -633,8 +635,13 @@ type chunkStreamerWriterSched struct {
 }
 
 func (sched *chunkStreamerWriterSched) Sched(writer *ChunkStreamWriter) error {
-	sched.writers <- writer
-
+	// livetape patch: once the writer goroutine has ended (a write failed: the peer is
+	// gone), a message is dropped rather than queued for no one, which blocked the
+	// reader once the queue was full; the reader goes on reading what the peer sent.
+	select {
+	case sched.writers <- writer:
+	case <-sched.streamer.done:
+	}
 	return nil
 }
 

@@ -196,22 +196,20 @@ func (c *Conn) handleMessageLoop() (err error) {
 	return c.runHandleMessageLoop()
 }
 
+// livetape patch: the loop reads until reading fails. It used to end as soon as the
+// writer goroutine had (the streamer's Done), dropping what the peer had sent and was
+// not read yet: a publisher that closes right after its last frames made the writes
+// to it fail, and lost those frames.
 func (c *Conn) runHandleMessageLoop() error {
 	var cmsg ChunkMessage
 	for {
-		select {
-		case <-c.streamer.Done():
-			return c.streamer.Err()
+		chunkStreamID, timestamp, err := c.streamer.Read(&cmsg)
+		if err != nil {
+			return err
+		}
 
-		default:
-			chunkStreamID, timestamp, err := c.streamer.Read(&cmsg)
-			if err != nil {
-				return err
-			}
-
-			if err := c.handleMessage(chunkStreamID, timestamp, &cmsg); err != nil {
-				return err // Shutdown the connection
-			}
+		if err := c.handleMessage(chunkStreamID, timestamp, &cmsg); err != nil {
+			return err // Shutdown the connection
 		}
 	}
 }
