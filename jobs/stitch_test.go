@@ -35,6 +35,7 @@ type stitchRig struct {
 	t0    time.Time
 }
 
+// Its stitcher has no transcoder: stitches of recordings that match need none.
 func newStitchRig(t *testing.T) *stitchRig { return newStitchRigWith(t, runner.Runner{}) }
 
 // newStitchRigWith is newStitchRig with the stitcher's transcoder.
@@ -266,15 +267,18 @@ func TestStitchConfigMismatch(t *testing.T) {
 // the template of the smallest (sd, 360p) and stitched: one MP4 of one 640x360 video
 // stream lasting as long as the inputs together, decoding cleanly; event 300 and the
 // job's result say it was a transcode, and to what.
+// With the gaps kept, the transcodes are placed as the inputs were.
 func TestStitchTranscodesDifferentResolutions(t *testing.T) {
 	r := newStitchRigWith(t, runner.Runner{Binary: transcodertest.Binary(t)})
 	big, small := mp4test.Synthetic(t, 1280, 720, 2*time.Second), mp4test.Synthetic(t, 640, 360, 3*time.Second)
 	var ids []string
+	var durations []float64
 	var want float64
 	for i, mp4 := range [][]byte{big, small, big} {
 		rec := r.put(t, "cam", i+1, r.t0.Add(time.Duration(i)*10*time.Second), mp4, "")
 		ids = append(ids, rec.FileID)
-		want += mediatest.Probe(t, r.fetch(t, rec.Key)).Duration()
+		durations = append(durations, mediatest.Probe(t, r.fetch(t, rec.Key)).Duration())
+		want += durations[i]
 	}
 	p, ev := r.stitch(t, StitchRequest{FileIDs: ids})
 	if ev.ErrCode != 0 || ev.Stitch != StitchTranscode || ev.Template != "sd" || ev.Width != 640 || ev.Height != 360 {
@@ -303,6 +307,17 @@ func TestStitchTranscodesDifferentResolutions(t *testing.T) {
 		return err == nil && j.State == JobCompleted && j.Progress == 100 && j.Result != nil && len(j.Result.Outputs) == 1 &&
 			j.Result.Outputs[0].Stitch == StitchTranscode && j.Result.Outputs[0].Template == "sd" && j.Result.Outputs[0].Width == 640
 	})
+
+	// The gaps kept: the inputs start 10 s apart, so the last one ends at 22 s.
+	_, ev = r.stitch(t, StitchRequest{FileIDs: ids, Gaps: "keep"})
+	if ev.ErrCode != 0 || ev.Stitch != StitchTranscode {
+		t.Fatalf("event 300 with gaps kept: %+v", ev)
+	}
+	path = r.fetch(t, ev.VideoID)
+	if d := mediatest.Probe(t, path).Duration(); math.Abs(d-(20+durations[2])) > 0.1 {
+		t.Errorf("stitched with gaps kept: %.3f s, want 20 s and the last input's", d)
+	}
+	mediatest.DecodeClean(t, path)
 }
 
 // Requests that cannot be done are refused before anything is queued.
