@@ -77,16 +77,19 @@ func cmdStitch(ctx context.Context, args []string, env func(string) (string, boo
 
 	opts := mp4concat.Options{Gaps: mp4concat.CloseGaps}
 	if !*quiet {
-		bar := progressbar.NewOptions64(-1,
-			progressbar.OptionSetWriter(stderr),
-			progressbar.OptionSetDescription("stitching"),
-			progressbar.OptionShowBytes(true),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionOnCompletion(func() { fmt.Fprintln(stderr) }),
-		)
+		// Made at the first write, with its length: a bar of unknown length spins in a
+		// goroutine of its own, which races with Set64 (progressbar v3.19.1) while
+		// the inputs are being transcoded.
+		var bar *progressbar.ProgressBar
 		opts.Progress = func(done, total int64) {
-			if bar.GetMax64() != total {
-				bar.ChangeMax64(total)
+			if bar == nil {
+				bar = progressbar.NewOptions64(total,
+					progressbar.OptionSetWriter(stderr),
+					progressbar.OptionSetDescription("stitching"),
+					progressbar.OptionShowBytes(true),
+					progressbar.OptionThrottle(100*time.Millisecond),
+					progressbar.OptionOnCompletion(func() { fmt.Fprintln(stderr) }),
+				)
 			}
 			bar.Set64(done)
 		}

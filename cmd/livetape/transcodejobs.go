@@ -76,7 +76,8 @@ func registerTranscodeJobs(q *jobs.Queue, store storage.Store, cat *catalog.Cata
 	tc := runner.New(cfg.Transcode.Binary)
 	switch {
 	case tc.Err != nil && runsJobs:
-		log.Error("transcode and poster jobs, and stitches of recordings that differ, will fail on this node", "err", tc.Err)
+		log.Error("transcode and poster jobs will fail on this node", "err", tc.Err,
+			"stitches", "those of recordings that differ in codec configuration fail too")
 	case tc.Err != nil:
 		log.Debug("no transcoder on this node, which leaves transcodes to workers", "err", tc.Err)
 	default:
