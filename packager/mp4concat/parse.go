@@ -316,9 +316,7 @@ func parseTrack(trak *mp4.TrakBox, movieScale uint32, fileSize int64) (*track, e
 			}
 			t.ctoShift = int32(skip)
 		} else {
-			for t.lead < len(t.sizes) && t.dts(t.lead+1) <= skip {
-				t.lead++
-			}
+			t.lead = t.samplesEndingBy(skip)
 		}
 	}
 	if err := t.readChunks(stbl, fileSize); err != nil {
@@ -443,4 +441,23 @@ func configKey(t *track, stsd *mp4.StsdBox) ([]byte, error) {
 		return nil, fmt.Errorf("sample entry %q: %w", stsd.Children[0].Type(), ErrUnsupported)
 	}
 	return key.Bytes(), nil
+}
+
+// samplesEndingBy counts the leading samples that end at or before ticks, in one pass
+// over stts (a hostile skip must not cost samples × runs).
+func (t *track) samplesEndingBy(ticks uint64) int {
+	n, end := 0, uint64(0)
+	for _, r := range t.stts {
+		if r.delta == 0 {
+			n += int(r.count)
+			continue
+		}
+		whole := min(uint64(r.count), (ticks-end)/uint64(r.delta))
+		n += int(whole)
+		end += whole * uint64(r.delta)
+		if whole < uint64(r.count) {
+			break
+		}
+	}
+	return n
 }
