@@ -104,7 +104,16 @@ func (c *Clip) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.refuse(w, r, http.StatusNotFound, "no recorded frame in the window")
 		return
 	case errors.Is(err, mp4concat.ErrConfigMismatch):
-		c.refuse(w, r, http.StatusConflict, "the recordings in this window differ in codec configuration (the publisher changed its settings): ask for a window on one side of the change")
+		// A clip is remuxed while it is served; joining recordings that differ needs a
+		// transcode, which the stitch job does.
+		why := ""
+		var m *mp4concat.MismatchError
+		if errors.As(err, &m) {
+			why = fmt.Sprintf(": %s, %s track: %s", m.Input, m.Track, m.Reason())
+		}
+		c.refuse(w, r, http.StatusConflict, "the recordings in this window differ in codec configuration"+why+
+			" (the publisher changed its settings); a clip is remuxed, never transcoded: ask for a window on one side of the change,"+
+			" or POST /api/v1/stitch with this window, which transcodes them to one template")
 		return
 	case errors.Is(err, mp4concat.ErrUnsupported):
 		c.log().Error("vod: clip: a recording of the window cannot be read", "path", r.URL.Path, "err", err)

@@ -54,6 +54,8 @@ type clipRig struct {
 	store *countingStore
 	srv   *httptest.Server
 	vod   string // URL of the clip of live/cam
+	// put stores and catalogs an MP4 fragment of stream, as the uploader does.
+	put func(stream string, seq int, start time.Time, mp4 []byte)
 }
 
 func newClipRig(t *testing.T, store storage.Store, playKey string) *clipRig {
@@ -69,9 +71,8 @@ func newClipRig(t *testing.T, store storage.Store, playKey string) *clipRig {
 	if _, err := cat.EnsureIndex(ctx); err != nil {
 		t.Fatal(err)
 	}
-	mp4 := recordMP4(t, 2)
 	t0 := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
-	put := func(stream string, seq int, start time.Time) {
+	put := func(stream string, seq int, start time.Time, mp4 []byte) {
 		rec := &catalog.Recording{FileID: fmt.Sprintf("%s_p_%04d_mp4", stream, seq), App: "live", StreamID: stream,
 			PushID: "p", Seq: seq, Format: "mp4", StartTime: start, EndTime: start.Add(8 * time.Second), Duration: 8,
 			Size: int64(len(mp4)), StoredAt: start.Add(10 * time.Second)}
@@ -84,10 +85,11 @@ func newClipRig(t *testing.T, store storage.Store, playKey string) *clipRig {
 			t.Fatal(err)
 		}
 	}
-	put("cam", 1, t0)
-	put("cam", 2, t0.Add(8*time.Second))
-	put("cam", 3, t0.Add(20*time.Second))
-	put("other", 1, t0)
+	mp4 := recordMP4(t, 2)
+	put("cam", 1, t0, mp4)
+	put("cam", 2, t0.Add(8*time.Second), mp4)
+	put("cam", 3, t0.Add(20*time.Second), mp4)
+	put("other", 1, t0, mp4)
 
 	cs := &countingStore{Store: store}
 	vod := &VOD{Store: store}
@@ -96,7 +98,7 @@ func newClipRig(t *testing.T, store storage.Store, playKey string) *clipRig {
 	mux.Handle("/vod/", vod)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &clipRig{t0: t0, store: cs, srv: srv, vod: srv.URL + "/vod/clip/live/cam.mp4"}
+	return &clipRig{t0: t0, store: cs, srv: srv, vod: srv.URL + "/vod/clip/live/cam.mp4", put: put}
 }
 
 // clipURL is the clip of live/cam between t0+from and t0+to.
@@ -302,6 +304,19 @@ func TestClipRefusals(t *testing.T) {
 	}
 	if resp, body := get(t, r.srv.URL+"/vod/clip/cam/20261121T100000Z_cam_p_0001_mp4.mp4"); resp.StatusCode != 200 || string(body) != "media" {
 		t.Errorf("a recording of app clip: %d %q, want it from /vod/", resp.StatusCode, body)
+	}
+}
+
+// A window across a change of resolution is refused with 409 (a clip is never
+// transcoded on the fly), saying what differs and where a transcode is to be had.
+func TestClipConfigMismatch(t *testing.T) {
+	r := newClipRig(t, storage.Local{Dir: t.TempDir()}, "")
+	r.put("cam", 4, r.t0.Add(28*time.Second), mp4test.Record(t, filepath.Join("..", "testdata", "video720.flv"), 1, time.Second))
+	resp, body := get(t, r.clipURL(22*time.Second, 29*time.Second, ""))
+	if resp.StatusCode != http.StatusConflict || !strings.Contains(string(body), "cam_p_0004_mp4, video track") ||
+		!strings.Contains(string(body), "320x240") || !strings.Contains(string(body), "then avc1 90000 1280x720") ||
+		!strings.Contains(string(body), "POST /api/v1/stitch") {
+		t.Errorf("clip across a resolution change: %d %q, want 409 saying which recording differs, how, and where to transcode", resp.StatusCode, body)
 	}
 }
 

@@ -177,10 +177,11 @@ type Event struct {
 	// (event 301).
 	SourceFileID string `json:"source_file_id,omitempty"`
 	// Template (template) is the transcode template of a rendition ("abr" for an
-	// ABR set) (event 301).
+	// ABR set) (event 301), or of a stitch made by transcoding (300).
 	Template string `json:"template,omitempty"`
 	// Width and Height (width, height) are the picture size of a rendition
-	// (event 301; the highest variant of an ABR set) or of a snapshot (200).
+	// (event 301; the highest variant of an ABR set), of a stitch made by
+	// transcoding (300) or of a snapshot (200).
 	Width  int `json:"width,omitempty"`
 	Height int `json:"height,omitempty"`
 	// Bitrate (bitrate) is a rendition's average bits/s, audio and video (301).
@@ -193,6 +194,10 @@ type Event struct {
 	CreateTime int64 `json:"create_time,omitempty"`
 	// Pushes (pushes) is the number of pushes of a broadcast (302).
 	Pushes int `json:"pushes,omitempty"`
+	// Stitch (stitch) says how a stitch was made (300): "remux" (the inputs' own
+	// samples) or "transcode" (the inputs differed in codec configuration and were
+	// transcoded to Template first).
+	Stitch string `json:"stitch,omitempty"`
 }
 
 // wireEvent fixes which fields of an Event are always present: a pointer
@@ -229,6 +234,7 @@ type wireEvent struct {
 	PicFullURL   *string `json:"pic_full_url,omitempty"`
 	CreateTime   *int64  `json:"create_time,omitempty"`
 	Pushes       *int    `json:"pushes,omitempty"`
+	Stitch       string  `json:"stitch,omitempty"`
 }
 
 // MarshalJSON writes the fields of the event's type always, and any other
@@ -286,6 +292,7 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	w.PicFullURL = ptrIf(e.PicFullURL, snapshot)
 	w.CreateTime = ptrIf(e.CreateTime, snapshot)
 	w.Pushes = ptrIf(e.Pushes, broadcast)
+	w.Stitch = e.Stitch
 	return json.Marshal(w)
 }
 

@@ -67,6 +67,9 @@ type JobOutput struct {
 	Width    int    `json:"width"`
 	Height   int    `json:"height"`
 	Bitrate  int64  `json:"bitrate"` // bits/s
+	// Stitch says how a stitch was made: "remux" (the inputs' own samples) or
+	// "transcode" (the inputs differed and were transcoded to Template first).
+	Stitch string `json:"stitch,omitempty"`
 	// Variants are the renditions of an HLS ABR set (its master playlist is VideoURL).
 	Variants []JobOutput `json:"variants,omitempty"`
 }

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -17,11 +19,14 @@ import (
 	"github.com/livetape/livetape/packager/mp4concat"
 	"github.com/livetape/livetape/storage"
 	"github.com/livetape/livetape/storage/catalog"
+	"github.com/livetape/livetape/transcoder/runner"
+	"github.com/livetape/livetape/transcoder/spec"
 )
 
-// TaskStitch joins stored MP4 recordings into one (packager/mp4concat, a remux),
-// stores and catalogs it and sends event 300. It reads and writes storage only, so it
-// runs on any worker (QueueCPU).
+// TaskStitch joins stored MP4 recordings into one (packager/mp4concat, a remux, or when
+// their codec configurations differ a transcode of each to one template in
+// livetape-transcoder first), stores and catalogs it and sends event 300. It runs on
+// any worker (QueueCPU); only a stitch that needs a transcode needs the transcoder.
 const TaskStitch = "recording:stitch"
 
 // Stitch limits, checked before a job is queued.
@@ -257,11 +262,28 @@ type Stitcher struct {
 	PublicURL string
 	// KeyTemplate names the output (catalog.DefaultKeyTemplate when empty).
 	KeyTemplate string
-	Log         *slog.Logger
+	// Transcoder transcodes inputs whose codec configurations differ. One not found
+	// (its Err set, or the zero Runner) fails only the stitches that need it.
+	Transcoder runner.Runner
+	// Templates are the ones StitchTemplate chooses from (spec.DefaultTemplates when
+	// empty).
+	Templates []spec.Template
+	// WorkDir receives the inputs and transcodes of a running stitch (os.TempDir()
+	// when empty).
+	WorkDir string
+	Log     *slog.Logger
+}
+
+// stitched is what a stitch made: the catalogued output, and how.
+type stitched struct {
+	rec      *catalog.Recording
+	mode     string // StitchRemux or StitchTranscode ("" when an earlier run stored it)
+	template string // the template of a transcode
 }
 
 // ProcessTask implements asynq.Handler. What cannot succeed on a retry (an input
-// deleted, codec configurations that differ, a damaged input) fails the job at once;
+// deleted, a damaged input, codec configurations that differ with no transcoder on this
+// node or that still differ once transcoded) fails the job at once;
 // either way a failed job sends event 300 with errcode 1 and the reason.
 func (s *Stitcher) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	var p StitchPayload
@@ -272,7 +294,7 @@ func (s *Stitcher) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if s.Queue.IsCanceled(ctx, p.JobID) {
 		return fmt.Errorf("jobs: stitch %s: %w", p.JobID, ErrCanceled)
 	}
-	rec, err := s.stitch(ctx, p, log)
+	res, err := s.stitch(ctx, p, log)
 	if err != nil {
 		err = s.Queue.CanceledOr(ctx, p.JobID, err)
 		retried, _ := asynq.GetRetryCount(ctx)
@@ -283,15 +305,17 @@ func (s *Stitcher) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("jobs: stitch %s: %w", p.JobID, err)
 	}
 	if p.Type == catalog.TypeBroadcast && p.BroadcastID != "" {
-		if err := s.Queue.broadcastReplayStored(ctx, s.Catalog, p.BroadcastID, rec.FileID); err != nil {
+		if err := s.Queue.broadcastReplayStored(ctx, s.Catalog, p.BroadcastID, res.rec.FileID); err != nil {
 			return fmt.Errorf("jobs: stitch %s: %w", p.JobID, err)
 		}
 	}
-	if err := s.notify(ctx, p, rec); err != nil {
+	if err := s.notify(ctx, p, res); err != nil {
 		return fmt.Errorf("jobs: stitch %s: notify: %w", p.JobID, err)
 	}
 	// The job's result, shown by GET /api/v1/jobs/{id}.
-	out := JobOutput{Format: rec.Format, FileID: rec.FileID, VideoURL: rec.VideoURL}
+	rec := res.rec
+	out := JobOutput{Format: rec.Format, FileID: rec.FileID, VideoURL: rec.VideoURL, Template: res.template,
+		Width: rec.Width, Height: rec.Height, Stitch: res.mode}
 	if rec.Duration > 0 {
 		out.Bitrate = int64(float64(rec.Size*8) / rec.Duration)
 	}
@@ -302,15 +326,15 @@ func (s *Stitcher) ProcessTask(ctx context.Context, t *asynq.Task) error {
 }
 
 // stitch makes, stores and catalogs the output, or finds it done by an earlier run.
-func (s *Stitcher) stitch(ctx context.Context, p StitchPayload, log *slog.Logger) (*catalog.Recording, error) {
+func (s *Stitcher) stitch(ctx context.Context, p StitchPayload, log *slog.Logger) (stitched, error) {
 	var ins []*catalog.Recording
 	for _, id := range p.FileIDs {
 		rec, err := s.Catalog.Get(ctx, id)
 		if errors.Is(err, storage.ErrNotFound) {
-			return nil, fmt.Errorf("recording %s was deleted: %w", id, asynq.SkipRetry)
+			return stitched{}, fmt.Errorf("recording %s was deleted: %w", id, asynq.SkipRetry)
 		}
 		if err != nil {
-			return nil, err
+			return stitched{}, err
 		}
 		ins = append(ins, rec)
 	}
@@ -321,7 +345,7 @@ func (s *Stitcher) stitch(ctx context.Context, p StitchPayload, log *slog.Logger
 	}
 	if done, err := s.Catalog.Get(ctx, out.FileID); err == nil {
 		log.Info("stitch: already stored by an earlier run", "file_id", out.FileID)
-		return done, nil
+		return stitched{rec: done}, nil
 	}
 
 	inputs := make([]mp4concat.Input, 0, len(ins))
@@ -334,10 +358,10 @@ func (s *Stitcher) stitch(ctx context.Context, p StitchPayload, log *slog.Logger
 	for _, rec := range ins {
 		r, err := storage.OpenReaderAt(ctx, s.Store, rec.Key)
 		if errors.Is(err, storage.ErrNotFound) {
-			return nil, fmt.Errorf("recording %s: %s is gone from storage: %w", rec.FileID, rec.Key, asynq.SkipRetry)
+			return stitched{}, fmt.Errorf("recording %s: %s is gone from storage: %w", rec.FileID, rec.Key, asynq.SkipRetry)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("open recording %s: %w", rec.FileID, err)
+			return stitched{}, fmt.Errorf("open recording %s: %w", rec.FileID, err)
 		}
 		readers = append(readers, r)
 		inputs = append(inputs, mp4concat.Input{Name: rec.FileID, R: r, Size: r.Size(), Start: rec.StartTime})
@@ -346,21 +370,25 @@ func (s *Stitcher) stitch(ctx context.Context, p StitchPayload, log *slog.Logger
 	if p.Gaps == "keep" {
 		opts.Gaps = mp4concat.KeepGaps
 	}
-	var movie *mp4concat.Movie
-	var err error
-	if p.From.IsZero() {
-		movie, err = mp4concat.Concat(inputs, opts)
-	} else {
-		movie, err = mp4concat.Clip(inputs, p.From, p.To, opts)
+	join := func(inputs []mp4concat.Input) (*mp4concat.Movie, error) {
+		if p.From.IsZero() {
+			return mp4concat.Concat(inputs, opts)
+		}
+		return mp4concat.Clip(inputs, p.From, p.To, opts)
+	}
+	res := stitched{rec: out, mode: StitchRemux}
+	movie, err := join(inputs)
+	if errors.Is(err, mp4concat.ErrConfigMismatch) {
+		var cleanup func()
+		movie, res.template, cleanup, err = s.transcodeAndJoin(ctx, p, ins, inputs, out, err, join, log)
+		defer cleanup()
+		res.mode = StitchTranscode
 	}
 	switch {
-	case errors.Is(err, mp4concat.ErrConfigMismatch):
-		// The transcoder (issue 9) is not wired yet: a common template would be needed.
-		return nil, fmt.Errorf("the recordings differ in codec configuration and cannot be joined without transcoding, which stitch does not do yet: %w: %w", err, asynq.SkipRetry)
 	case errors.Is(err, mp4concat.ErrUnsupported), errors.Is(err, mp4concat.ErrNoMedia):
-		return nil, fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		return stitched{}, fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	case err != nil:
-		return nil, err // reading an input failed: storage, retried
+		return stitched{}, err // reading an input failed: storage, retried; a transcode's errors say
 	}
 
 	// Wall-clock times of the first and last frames; with gaps closed the duration is
@@ -382,29 +410,132 @@ func (s *Stitcher) stitch(ctx context.Context, p StitchPayload, log *slog.Logger
 	// ReaderAt would be read at several places at once (one request per jump).
 	obj, err := s.Store.Put(ctx, out.Key, struct{ io.Reader }{movie.NewReader()}, movie.Size(), "video/mp4")
 	if err != nil {
-		return nil, fmt.Errorf("store %s: %w", out.Key, err)
+		return stitched{}, fmt.Errorf("store %s: %w", out.Key, err)
 	}
 	out.Size = obj.Size
 	out.VideoURL = strings.TrimSuffix(s.PublicURL, "/") + "/vod/" + out.Key
 	out.StoredAt = time.Now().UTC()
 	if err := s.Catalog.Put(ctx, out); err != nil {
-		return nil, err
+		return stitched{}, err
 	}
 	log.Info("stitch: stored", "file_id", out.FileID, "key", out.Key, "inputs", len(ins), "size", out.Size,
-		"duration", out.Duration, "took", time.Since(start).Round(time.Millisecond))
-	return out, nil
+		"duration", out.Duration, "stitch", res.mode, "template", res.template, "took", time.Since(start).Round(time.Millisecond))
+	return res, nil
 }
 
 // notify sends event 300 for a stored output; its id derives from the file id.
-func (s *Stitcher) notify(ctx context.Context, p StitchPayload, rec *catalog.Recording) error {
+func (s *Stitcher) notify(ctx context.Context, p StitchPayload, res stitched) error {
+	rec := res.rec
 	return s.Queue.Notify(ctx, Event{
 		ChannelID: rec.StreamID, StreamID: rec.StreamID, App: rec.App,
 		EventType: EventStitchDone, EventID: EventID(EventStitchDone, rec.FileID),
 		FileID: rec.FileID, FileFormat: rec.Format, FileSize: rec.Size,
 		StartTime: rec.StartTime.Unix(), EndTime: rec.EndTime.Unix(), Duration: rec.Duration,
 		VideoID: rec.Key, VideoURL: rec.VideoURL, ErrCode: 0, ErrMsg: "ok",
-		JobID: p.JobID, BroadcastID: p.BroadcastID,
+		JobID: p.JobID, BroadcastID: p.BroadcastID, Stitch: res.mode, Template: res.template,
+		Width: rec.Width, Height: rec.Height,
 	})
+}
+
+// transcodeAndJoin is the stitch of inputs whose configurations differ (mismatch says
+// how): it copies them into a work directory, transcodes each to the StitchTemplate of
+// them, and joins the transcodes as the inputs would have been; out gets their picture
+// size. cleanup closes and
+// removes what it made once the movie has been read; it is never nil.
+func (s *Stitcher) transcodeAndJoin(ctx context.Context, p StitchPayload, ins []*catalog.Recording, inputs []mp4concat.Input, out *catalog.Recording,
+	mismatch error, join func([]mp4concat.Input) (*mp4concat.Movie, error), log *slog.Logger,
+) (movie *mp4concat.Movie, template string, cleanup func(), err error) {
+	cleanup = func() {}
+	reason := mismatch.Error()
+	var m *mp4concat.MismatchError
+	if errors.As(mismatch, &m) {
+		reason = m.Input + ": " + m.Track + " " + m.Reason()
+	}
+	if s.Transcoder.Err != nil || s.Transcoder.Binary == "" {
+		notFound := s.Transcoder.Err
+		if notFound == nil {
+			notFound = fmt.Errorf("%w: none given (%s)", runner.ErrNotFound, runner.Setting)
+		}
+		return nil, "", cleanup, fmt.Errorf("the recordings differ in codec configuration (%s), which needs a transcode on this node: %w: %w",
+			reason, notFound, asynq.SkipRetry)
+	}
+	infos := make([]mp4concat.Info, len(inputs))
+	durations := make([]time.Duration, len(inputs))
+	for i, in := range inputs {
+		if infos[i], err = mp4concat.Probe(in); err != nil {
+			return nil, "", cleanup, err
+		}
+		durations[i] = infos[i].Duration
+	}
+	tpl := StitchTemplate(s.Templates, infos)
+	log.Info("stitch: the recordings differ, transcoding them first", "reason", reason, "template", tpl.Name, "short_side", tpl.ShortSide)
+
+	dir, err := os.MkdirTemp(s.WorkDir, "livetape-stitch-")
+	if err != nil {
+		return nil, "", cleanup, fmt.Errorf("work dir: %w", err)
+	}
+	var files []*os.File
+	cleanup = func() {
+		for _, f := range files {
+			f.Close()
+		}
+		os.RemoveAll(dir)
+	}
+	var paths []string
+	for i, rec := range ins {
+		path := filepath.Join(dir, fmt.Sprintf("input-%04d.mp4", i))
+		if err := download(inputs[i], path); err != nil {
+			return nil, "", cleanup, fmt.Errorf("copy recording %s: %w", rec.FileID, err)
+		}
+		paths = append(paths, path)
+	}
+	// The transcodes are 90 % of the job; joining and storing the rest.
+	report := s.Queue.ProgressReporter(ctx, p.JobID)
+	outs, err := TranscodeForStitch(ctx, s.Transcoder, paths, durations, dir, tpl,
+		func(pc float64) { report(pc * 0.9) }, func(path string) { os.Remove(path) })
+	if err != nil {
+		if errors.Is(err, spec.ErrBadInput) || errors.Is(err, spec.ErrBadRequest) || errors.Is(err, runner.ErrNotFound) {
+			err = fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		}
+		return nil, "", cleanup, err
+	}
+	transcoded := make([]mp4concat.Input, len(outs))
+	for i, path := range outs {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, "", cleanup, err
+		}
+		files = append(files, f)
+		info, err := f.Stat()
+		if err != nil {
+			return nil, "", cleanup, err
+		}
+		transcoded[i] = mp4concat.Input{Name: ins[i].FileID + " (transcoded)", R: f, Size: info.Size(), Start: inputs[i].Start}
+	}
+	if first, err := mp4concat.Probe(transcoded[0]); err == nil {
+		out.Width, out.Height = first.Width, first.Height
+	}
+	movie, err = join(transcoded)
+	if errors.Is(err, mp4concat.ErrConfigMismatch) {
+		// Different aspect ratios, orientations, frame rates or audio sample rates: the
+		// transcoder keeps each input's.
+		return nil, "", cleanup, fmt.Errorf("the recordings differ in codec configuration (%s), and still do once transcoded to template %s: %w: %w",
+			reason, tpl.Name, err, asynq.SkipRetry)
+	}
+	return movie, tpl.Name, cleanup, err
+}
+
+// download copies a stitch input into the file path.
+func download(in mp4concat.Input, path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, io.NewSectionReader(in.R, 0, in.Size))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // failed sends event 300 with errcode 1 for a job that gave up.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,8 +19,10 @@ import (
 	"github.com/livetape/livetape/internal/mediatest"
 	"github.com/livetape/livetape/internal/mp4test"
 	"github.com/livetape/livetape/internal/s3test"
+	"github.com/livetape/livetape/internal/transcodertest"
 	"github.com/livetape/livetape/storage"
 	"github.com/livetape/livetape/storage/catalog"
+	"github.com/livetape/livetape/transcoder/runner"
 )
 
 // stitchRig is a queue on the embedded Redis with the stitcher registered, a real S3,
@@ -32,7 +35,11 @@ type stitchRig struct {
 	t0    time.Time
 }
 
-func newStitchRig(t *testing.T) *stitchRig {
+// Its stitcher has no transcoder: stitches of recordings that match need none.
+func newStitchRig(t *testing.T) *stitchRig { return newStitchRigWith(t, runner.Runner{}) }
+
+// newStitchRigWith is newStitchRig with the stitcher's transcoder.
+func newStitchRigWith(t *testing.T, tc runner.Runner) *stitchRig {
 	t.Helper()
 	s3 := s3test.Start(t)
 	store, err := storage.NewS3(t.Context(), storage.S3Config{Endpoint: s3.Endpoint, Region: s3.Region,
@@ -52,7 +59,8 @@ func newStitchRig(t *testing.T) *stitchRig {
 	if _, err := cat.EnsureIndex(ctx); err != nil {
 		t.Fatal(err)
 	}
-	q.Register(TaskStitch, &Stitcher{Store: store, Catalog: cat, Queue: q, PublicURL: "http://vod.example", Log: testLogger(t)})
+	q.Register(TaskStitch, &Stitcher{Store: store, Catalog: cat, Queue: q, PublicURL: "http://vod.example", Log: testLogger(t),
+		Transcoder: tc, WorkDir: t.TempDir()})
 	if err := q.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +168,7 @@ func TestStitchJob(t *testing.T) {
 		ids = append(ids, r.put(t, "cam", i+1, r.t0.Add(at), mp4, "").FileID)
 	}
 	p, ev := r.stitch(t, StitchRequest{FileIDs: ids})
-	if ev.ErrCode != 0 || ev.ErrMsg != "ok" || ev.FileFormat != "mp4" || ev.StreamID != "cam" || ev.App != "live" ||
+	if ev.ErrCode != 0 || ev.ErrMsg != "ok" || ev.FileFormat != "mp4" || ev.StreamID != "cam" || ev.App != "live" || ev.Stitch != StitchRemux || ev.Template != "" ||
 		ev.Duration < 23.9 || ev.Duration > 24.1 || ev.StartTime != r.t0.Unix() || ev.EndTime != r.t0.Add(28*time.Second).Unix() {
 		t.Errorf("event 300: %+v", ev)
 	}
@@ -183,7 +191,8 @@ func TestStitchJob(t *testing.T) {
 	waitFor(t, 10*time.Second, "the job done", func() bool {
 		j, err := r.q.Job(p.JobID)
 		return err == nil && j.State == JobCompleted && j.Type == "stitch" && j.Progress == 100 &&
-			j.Result != nil && len(j.Result.Outputs) == 1 && j.Result.Outputs[0].FileID == ev.FileID && j.Result.Outputs[0].Format == "mp4"
+			j.Result != nil && len(j.Result.Outputs) == 1 && j.Result.Outputs[0].FileID == ev.FileID && j.Result.Outputs[0].Format == "mp4" &&
+			j.Result.Outputs[0].Stitch == StitchRemux
 	})
 
 	// The same request: the same job id, refused by the queue as already done.
@@ -232,14 +241,17 @@ func TestStitchBroadcastAndWindow(t *testing.T) {
 	}
 }
 
-// Recordings whose codec configurations differ fail the job at once (no transcoder
-// yet), with event 300 errcode 1 saying why, and the job shows failed.
+// Recordings whose codec configurations differ, on a node without livetape-transcoder,
+// fail the job at once, with event 300 errcode 1 saying what differs and which setting
+// names the transcoder, and the job shows failed.
 func TestStitchConfigMismatch(t *testing.T) {
 	r := newStitchRig(t)
 	a := r.put(t, "cam", 1, r.t0, mp4test.Record(t, filepath.Join("..", "testdata", "av.flv"), 1, 4*time.Second), "")
 	b := r.put(t, "cam", 2, r.t0.Add(8*time.Second), mp4test.Record(t, filepath.Join("..", "testdata", "video720.flv"), 1, time.Second), "")
 	p, ev := r.stitch(t, StitchRequest{FileIDs: []string{a.FileID, b.FileID}})
-	if ev.ErrCode != 1 || !strings.Contains(ev.ErrMsg, "codec configuration") || ev.StreamID != "cam" || strings.Contains(ev.ErrMsg, "skip retry") {
+	if ev.ErrCode != 1 || !strings.Contains(ev.ErrMsg, "codec configuration") || ev.StreamID != "cam" || strings.Contains(ev.ErrMsg, "skip retry") ||
+		!strings.Contains(ev.ErrMsg, "320x240 profile 77 level 13 then avc1 90000 1280x720") ||
+		!strings.Contains(ev.ErrMsg, "transcoder not found") || !strings.Contains(ev.ErrMsg, "LIVETAPE_TRANSCODER") {
 		t.Errorf("event 300: %+v, want errcode 1 and the reason", ev)
 	}
 	waitFor(t, 10*time.Second, "the job failed", func() bool {
@@ -249,6 +261,63 @@ func TestStitchConfigMismatch(t *testing.T) {
 	if _, err := r.cat.Get(t.Context(), p.OutputFileID("cam")); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("a failed stitch catalogued %v", err)
 	}
+}
+
+// Recordings of different resolutions (1280x720, 640x360, 1280x720) are transcoded to
+// the template of the smallest (sd, 360p) and stitched: one MP4 of one 640x360 video
+// stream lasting as long as the inputs together, decoding cleanly; event 300 and the
+// job's result say it was a transcode, and to what.
+// With the gaps kept, the transcodes are placed as the inputs were.
+func TestStitchTranscodesDifferentResolutions(t *testing.T) {
+	r := newStitchRigWith(t, runner.Runner{Binary: transcodertest.Binary(t)})
+	big, small := mp4test.Synthetic(t, 1280, 720, 2*time.Second), mp4test.Synthetic(t, 640, 360, 3*time.Second)
+	var ids []string
+	var durations []float64
+	var want float64
+	for i, mp4 := range [][]byte{big, small, big} {
+		rec := r.put(t, "cam", i+1, r.t0.Add(time.Duration(i)*10*time.Second), mp4, "")
+		ids = append(ids, rec.FileID)
+		durations = append(durations, mediatest.Probe(t, r.fetch(t, rec.Key)).Duration())
+		want += durations[i]
+	}
+	p, ev := r.stitch(t, StitchRequest{FileIDs: ids})
+	if ev.ErrCode != 0 || ev.Stitch != StitchTranscode || ev.Template != "sd" || ev.Width != 640 || ev.Height != 360 {
+		t.Fatalf("event 300: %+v, want a transcode to sd at 640x360", ev)
+	}
+	path := r.fetch(t, ev.VideoID)
+	probe := mediatest.Probe(t, path)
+	if codec, w, h, _ := probe.Stream("video"); codec != "h264" || w != 640 || h != 360 {
+		t.Errorf("stitched video %s %dx%d, want h264 640x360", codec, w, h)
+	}
+	videos := 0
+	for _, st := range probe.Streams {
+		if st.CodecType == "video" {
+			videos++
+		}
+	}
+	if videos != 1 {
+		t.Errorf("%d video streams, want 1", videos)
+	}
+	if d := probe.Duration(); math.Abs(d-want) > 0.1 {
+		t.Errorf("stitched duration %.3f s, want the inputs' %.3f ± 0.1", d, want)
+	}
+	mediatest.DecodeClean(t, path)
+	waitFor(t, 10*time.Second, "the job done", func() bool {
+		j, err := r.q.Job(p.JobID)
+		return err == nil && j.State == JobCompleted && j.Progress == 100 && j.Result != nil && len(j.Result.Outputs) == 1 &&
+			j.Result.Outputs[0].Stitch == StitchTranscode && j.Result.Outputs[0].Template == "sd" && j.Result.Outputs[0].Width == 640
+	})
+
+	// The gaps kept: the inputs start 10 s apart, so the last one ends at 22 s.
+	_, ev = r.stitch(t, StitchRequest{FileIDs: ids, Gaps: "keep"})
+	if ev.ErrCode != 0 || ev.Stitch != StitchTranscode {
+		t.Fatalf("event 300 with gaps kept: %+v", ev)
+	}
+	path = r.fetch(t, ev.VideoID)
+	if d := mediatest.Probe(t, path).Duration(); math.Abs(d-(20+durations[2])) > 0.1 {
+		t.Errorf("stitched with gaps kept: %.3f s, want 20 s and the last input's", d)
+	}
+	mediatest.DecodeClean(t, path)
 }
 
 // Requests that cannot be done are refused before anything is queued.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/livetape/livetape/internal/redistest"
+	"github.com/livetape/livetape/internal/transcodertest"
 )
 
 // envBenchWorker turns the test binary into a "livetape worker" for
@@ -31,7 +32,7 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv(envBenchWorker); spec != "" {
 		os.Exit(runBenchWorker(spec))
 	}
-	os.Exit(m.Run())
+	os.Exit(transcodertest.Main(m)) // removes the livetape-transcoder the stitch tests built
 }
 
 // runBenchWorker serves the shared queues with the default configuration,

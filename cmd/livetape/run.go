@@ -39,7 +39,7 @@ func commands() []command {
 		{"worker", "run the shared jobs only (callbacks) against a shared Redis, beside serve nodes", func() *flag.FlagSet { fs, _ := configFlags("worker"); return fs }, cmdWorker},
 		{"catalog", "'catalog rebuild': rebuild the recordings index in Redis from the storage", func() *flag.FlagSet { fs, _ := configFlags("catalog"); return fs }, cmdCatalog},
 		{"sign", "print signed push and play URLs for a stream", func() *flag.FlagSet { fs, _ := signFlags(); return fs }, cmdSign},
-		{"stitch", "join MP4 recordings into one MP4 without re-encoding: livetape stitch OUT IN...", func() *flag.FlagSet { fs, _ := stitchFlags(); return fs }, cmdStitch},
+		{"stitch", "join MP4 recordings into one MP4 (a remux, or a transcode to one template when they differ): livetape stitch OUT IN...", func() *flag.FlagSet { fs, _, _ := stitchFlags(); return fs }, cmdStitch},
 		{"transcode", "transcode IN OUT: a local file to MP4 renditions or an HLS ABR set, with a progress bar", func() *flag.FlagSet { fs, _ := transcodeFlags(); return fs }, cmdTranscode},
 		{"version", "print the version", nil, cmdVersion},
 		{"help", "show help for livetape or a command", nil, nil},

@@ -69,11 +69,11 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger) error {
 	uploads := newCountingStore(store) // metrics.go
 	queue.Register(jobs.TaskUpload, &jobs.Uploader{Store: uploads, Catalog: cat, Queue: queue, Spool: uploadSpool{rec.Spool()},
 		PublicURL: cfg.PublicURL, KeyTemplate: cfg.Storage.KeyTemplate, Posters: cfg.Transcode.Posters, Log: log})
-	registerTranscodeJobs(queue, uploads, cat, cfg, !cfg.NoWorker, log) // transcodejobs.go
+	tc := registerTranscodeJobs(queue, uploads, cat, cfg, !cfg.NoWorker, log) // transcodejobs.go
 	spool := rec.Spool()
 	registerHLSJobs(queue, uploads, cat, &spool, hlsPending, cfg, log) // hlsrecord.go
 	queue.Register(jobs.TaskStitch, &jobs.Stitcher{Store: uploads, Catalog: cat, Queue: queue,
-		PublicURL: cfg.PublicURL, KeyTemplate: cfg.Storage.KeyTemplate, Log: log})
+		PublicURL: cfg.PublicURL, KeyTemplate: cfg.Storage.KeyTemplate, Transcoder: tc, Templates: cfg.Transcode.all(), Log: log})
 	broadcasts := jobs.NewBroadcasts(queue, cat, log)
 	broadcasts.OnEnded(hlsBroadcastEnded(queue)) // hlsrecord.go
 	broadcasts.Register()

@@ -12,26 +12,33 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/livetape/livetape/jobs"
 	"github.com/livetape/livetape/packager/mp4concat"
+	"github.com/livetape/livetape/transcoder/runner"
+	"github.com/livetape/livetape/transcoder/spec"
 )
 
 // stitchFlags defines the flags of `livetape stitch`.
-func stitchFlags() (*flag.FlagSet, *bool) {
+func stitchFlags() (*flag.FlagSet, *bool, *string) {
 	fs := flag.NewFlagSet("stitch", flag.ContinueOnError)
 	quiet := fs.Bool("quiet", false, "no progress bar")
-	return fs, quiet
+	template := fs.String("template", "", "template the inputs are transcoded to when their codec configurations differ: "+
+		templateNames()+" (default: the largest not above the smallest input)")
+	return fs, quiet, template
 }
 
-// cmdStitch joins MP4 recordings into one fast-start MP4 without re-encoding:
-// `livetape stitch OUT IN...`. The inputs follow each other with their gaps closed;
-// they must share one codec configuration. OUT appears complete or not at all.
-func cmdStitch(ctx context.Context, args []string, _ func(string) (string, bool), stdout, stderr io.Writer) error {
-	fs, quiet := stitchFlags()
+// cmdStitch joins MP4 recordings into one fast-start MP4: `livetape stitch OUT IN...`.
+// The inputs follow each other with their gaps closed. When they share one codec
+// configuration it is a remux (their samples byte for byte); otherwise each is first
+// transcoded to one template in livetape-transcoder (LIVETAPE_TRANSCODER, else beside
+// livetape, else on $PATH), as the stitch job does. OUT appears complete or not at all.
+func cmdStitch(ctx context.Context, args []string, env func(string) (string, bool), stdout, stderr io.Writer) error {
+	fs, quiet, template := stitchFlags()
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(stdout, "Usage: livetape stitch [flags] OUT IN...")
-			fmt.Fprintln(stdout, "Joins MP4 recordings (IN, in order) into OUT without re-encoding; they must share one codec configuration.")
+			fmt.Fprintln(stdout, "Joins MP4 recordings (IN, in order) into OUT: without re-encoding when they share one codec configuration, else transcoded to one template first.")
 			fmt.Fprintln(stdout, "Flags of livetape stitch:")
 			fs.SetOutput(stdout)
 			fs.PrintDefaults()
@@ -43,6 +50,14 @@ func cmdStitch(ctx context.Context, args []string, _ func(string) (string, bool)
 		return usagef("want OUT and at least one IN, got %d arguments", fs.NArg())
 	}
 	out, paths := fs.Arg(0), fs.Args()[1:]
+	var forced *spec.Template
+	if *template != "" {
+		t, ok := spec.FindTemplate(spec.DefaultTemplates(), *template)
+		if !ok {
+			return usagef("unknown template %q (known: %s)", *template, templateNames())
+		}
+		forced = &t
+	}
 	var ins []mp4concat.Input
 	for _, p := range paths {
 		if same, err := samePath(out, p); err != nil || same {
@@ -62,23 +77,34 @@ func cmdStitch(ctx context.Context, args []string, _ func(string) (string, bool)
 
 	opts := mp4concat.Options{Gaps: mp4concat.CloseGaps}
 	if !*quiet {
-		bar := progressbar.NewOptions64(-1,
-			progressbar.OptionSetWriter(stderr),
-			progressbar.OptionSetDescription("stitching"),
-			progressbar.OptionShowBytes(true),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionOnCompletion(func() { fmt.Fprintln(stderr) }),
-		)
+		// Made at the first write, with its length: a bar of unknown length spins in a
+		// goroutine of its own, which races with Set64 (progressbar v3.19.1) while
+		// the inputs are being transcoded.
+		var bar *progressbar.ProgressBar
 		opts.Progress = func(done, total int64) {
-			if bar.GetMax64() != total {
-				bar.ChangeMax64(total)
+			if bar == nil {
+				bar = progressbar.NewOptions64(total,
+					progressbar.OptionSetWriter(stderr),
+					progressbar.OptionSetDescription("stitching"),
+					progressbar.OptionShowBytes(true),
+					progressbar.OptionThrottle(100*time.Millisecond),
+					progressbar.OptionOnCompletion(func() { fmt.Fprintln(stderr) }),
+				)
 			}
 			bar.Set64(done)
 		}
 	}
+	how := "remuxed"
 	m, err := mp4concat.Concat(ins, opts)
 	if errors.Is(err, mp4concat.ErrConfigMismatch) {
-		return fmt.Errorf("stitch: %w (transcode the inputs to one configuration first)", err)
+		configured, _ := env("LIVETAPE_TRANSCODER")
+		tc := runner.New(configured)
+		if tc.Err != nil {
+			return fmt.Errorf("stitch: %w: joining them needs a transcode: %w", err, tc.Err)
+		}
+		var cleanup func()
+		m, how, cleanup, err = transcodeAndConcat(ctx, tc, paths, ins, forced, filepath.Dir(out), opts, *quiet, stderr)
+		defer cleanup()
 	}
 	if err != nil {
 		return fmt.Errorf("stitch: %w", err)
@@ -89,9 +115,73 @@ func cmdStitch(ctx context.Context, args []string, _ func(string) (string, bool)
 	}); err != nil {
 		return fmt.Errorf("stitch: %w", err)
 	}
-	fmt.Fprintf(stdout, "%s: %d inputs, %s, %d video and %d audio frames, %d bytes\n",
-		out, len(ins), m.Duration.Round(time.Millisecond), m.VideoFrames, m.AudioFrames, m.Size())
+	fmt.Fprintf(stdout, "%s: %d inputs %s, %s, %d video and %d audio frames, %d bytes\n",
+		out, len(ins), how, m.Duration.Round(time.Millisecond), m.VideoFrames, m.AudioFrames, m.Size())
 	return nil
+}
+
+// transcodeAndConcat transcodes the inputs (paths, as ins) to forced, or to the
+// jobs.StitchTemplate of them, in a temporary directory in dir, and joins the
+// transcodes. how says what was done; cleanup closes and removes the transcodes once
+// the movie has been written, and is never nil.
+func transcodeAndConcat(ctx context.Context, tc runner.Runner, paths []string, ins []mp4concat.Input, forced *spec.Template,
+	dir string, opts mp4concat.Options, quiet bool, stderr io.Writer) (m *mp4concat.Movie, how string, cleanup func(), err error) {
+	cleanup = func() {}
+	infos := make([]mp4concat.Info, len(ins))
+	durations := make([]time.Duration, len(ins))
+	for i, in := range ins {
+		if infos[i], err = mp4concat.Probe(in); err != nil {
+			return nil, "", cleanup, err
+		}
+		durations[i] = infos[i].Duration
+	}
+	tpl := jobs.StitchTemplate(spec.DefaultTemplates(), infos)
+	if forced != nil {
+		tpl = *forced
+	}
+	tmp, err := os.MkdirTemp(dir, ".livetape-stitch-")
+	if err != nil {
+		return nil, "", cleanup, err
+	}
+	var files []*os.File
+	cleanup = func() {
+		for _, f := range files {
+			f.Close()
+		}
+		os.RemoveAll(tmp)
+	}
+	progress, finish := progressBar(stderr, quiet)
+	var percent func(float64)
+	if progress != nil {
+		percent = func(p float64) { progress(spec.Progress{Done: time.Duration(p * 100), Total: 100 * 100}) }
+	}
+	outs, err := jobs.TranscodeForStitch(ctx, tc, paths, durations, tmp, tpl, percent, nil)
+	finish()
+	if err != nil {
+		return nil, "", cleanup, err
+	}
+	transcoded := make([]mp4concat.Input, len(outs))
+	for i, path := range outs {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, "", cleanup, err
+		}
+		files = append(files, f)
+		info, err := f.Stat()
+		if err != nil {
+			return nil, "", cleanup, err
+		}
+		transcoded[i] = mp4concat.Input{Name: paths[i] + " (transcoded)", R: f, Size: info.Size()}
+	}
+	m, err = mp4concat.Concat(transcoded, opts)
+	if err != nil {
+		return nil, "", cleanup, fmt.Errorf("after transcoding to template %s: %w", tpl.Name, err)
+	}
+	how = "transcoded to " + tpl.Name
+	if first, err := mp4concat.Probe(transcoded[0]); err == nil {
+		how += fmt.Sprintf(" (%dx%d)", first.Width, first.Height)
+	}
+	return m, how, cleanup, nil
 }
 
 // samePath reports whether a and b name the same existing file.

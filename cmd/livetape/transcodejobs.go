@@ -69,13 +69,15 @@ func (c TranscodeConfig) Validate() error {
 }
 
 // registerTranscodeJobs routes the transcode and poster jobs to livetape-transcoder,
-// found once here. A node that runs them (runsJobs) and cannot find it says so now, and
-// its jobs fail with the same error; stitch jobs (pure Go) do not need it.
-func registerTranscodeJobs(q *jobs.Queue, store storage.Store, cat *catalog.Catalog, cfg Config, runsJobs bool, log *slog.Logger) {
+// found once here, and returns its runner for the stitch job. A node that runs them
+// (runsJobs) and cannot find it says so now, and its jobs fail with the same error;
+// stitches need it only when their recordings differ in codec configuration.
+func registerTranscodeJobs(q *jobs.Queue, store storage.Store, cat *catalog.Catalog, cfg Config, runsJobs bool, log *slog.Logger) runner.Runner {
 	tc := runner.New(cfg.Transcode.Binary)
 	switch {
 	case tc.Err != nil && runsJobs:
-		log.Error("transcode and poster jobs will fail on this node", "err", tc.Err)
+		log.Error("transcode and poster jobs will fail on this node", "err", tc.Err,
+			"stitches", "those of recordings that differ in codec configuration fail too")
 	case tc.Err != nil:
 		log.Debug("no transcoder on this node, which leaves transcodes to workers", "err", tc.Err)
 	default:
@@ -84,4 +86,5 @@ func registerTranscodeJobs(q *jobs.Queue, store storage.Store, cat *catalog.Cata
 	h := &transcodejob.Handler{Store: store, Catalog: cat, Queue: q, Transcoder: tc, Templates: cfg.Transcode.all(),
 		PublicURL: cfg.PublicURL, Log: log}
 	h.Register(q)
+	return tc
 }

@@ -42,10 +42,10 @@ func runWorker(ctx context.Context, cfg Config, log *slog.Logger) error {
 		queue.Close()
 		return err
 	}
+	tc := registerTranscodeJobs(queue, store, cat, cfg, true, log) // transcodejobs.go
 	queue.Register(jobs.TaskStitch, &jobs.Stitcher{Store: store, Catalog: cat, Queue: queue,
-		PublicURL: cfg.PublicURL, KeyTemplate: cfg.Storage.KeyTemplate, Log: log})
-	registerTranscodeJobs(queue, store, cat, cfg, true, log) // transcodejobs.go
-	registerHLSJobs(queue, store, cat, nil, nil, cfg, log)   // hlsrecord.go
+		PublicURL: cfg.PublicURL, KeyTemplate: cfg.Storage.KeyTemplate, Transcoder: tc, Templates: cfg.Transcode.all(), Log: log})
+	registerHLSJobs(queue, store, cat, nil, nil, cfg, log) // hlsrecord.go
 	broadcasts := jobs.NewBroadcasts(queue, cat, log)
 	broadcasts.OnEnded(hlsBroadcastEnded(queue)) // hlsrecord.go
 	broadcasts.Register()

@@ -2,7 +2,6 @@ package mp4concat
 
 import (
 	"bytes"
-	"fmt"
 	"io"
 	"math"
 	"slices"
@@ -91,10 +90,9 @@ func (b *builder) add(p piece) error {
 			o = &outTrack{tmpl: t, timescale: t.timescale}
 			b.tracks[k] = o
 		} else if !bytes.Equal(o.tmpl.config, t.config) {
-			return fmt.Errorf("mp4concat: %s: %s track: %q then %q: %w",
-				p.src.in.Name, k, o.tmpl.config, t.config, ErrConfigMismatch)
+			return mismatch(p.src.in.Name, k, o.tmpl.config, t.config)
 		}
-		first := int64(t.start + t.dts(sel.first))
+		first := int64(t.start + t.dts(sel.first) - t.dts(t.lead))
 		target := first + nsToTicks(p.at-p.origin, t.timescale)
 		if len(o.Sizes) == 0 {
 			o.start = uint64(max(target, 0))
@@ -172,12 +170,12 @@ func (t *track) eachSample(sel span, fn func(i int, delta uint32, cto int32, syn
 		if tleft--; tleft == 0 {
 			ti++
 		}
-		var cto int32
+		cto := -t.ctoShift
 		if t.ctts != nil {
 			if cleft == 0 {
 				cleft = t.ctts[ci].count
 			}
-			cto = t.ctts[ci].offset
+			cto += t.ctts[ci].offset
 			if cleft--; cleft == 0 {
 				ci++
 			}
@@ -205,7 +203,9 @@ func (t *track) dts(i int) uint64 {
 }
 
 // duration is where the track ends in the input's time, in ns.
-func (t *track) duration() int64 { return ticksToNs(t.start+t.dts(len(t.sizes)), t.timescale) }
+func (t *track) duration() int64 {
+	return ticksToNs(t.start+t.dts(len(t.sizes))-t.dts(t.lead), t.timescale)
+}
 
 // chunksOf returns the input chunks of t cut down to the samples in sel.
 func (t *track) chunksOf(sel span, k kind, input int32) []outChunk {

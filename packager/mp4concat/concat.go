@@ -31,7 +31,7 @@ func Concat(inputs []Input, opts Options) (*Movie, error) {
 		}
 		for k, t := range src.tracks {
 			if t != nil {
-				p.sel[k] = span{0, len(t.sizes)}
+				p.sel[k] = span{t.lead, len(t.sizes)}
 			}
 		}
 		b.inputs = append(b.inputs, in.R)
@@ -154,10 +154,12 @@ func (src *source) cut(p *piece, from, to int64, first bool) (origin int64, ok b
 	return origin, ok
 }
 
-// walk calls fn for the samples in order with their input time (ns, empty edit
-// included) and whether they are sync samples, until fn returns false.
+// walk calls fn for the samples in order from the first one played (t.lead) with
+// their input time (ns, empty edit included) and whether they are sync samples, until
+// fn returns false.
 func (t *track) walk(fn func(i int, at int64, sync bool) bool) {
 	i, d := 0, t.start
+	base := t.dts(t.lead)
 	si := 0
 	for _, r := range t.stts {
 		for range r.count {
@@ -166,7 +168,7 @@ func (t *track) walk(fn func(i int, at int64, sync bool) bool) {
 				sync = true
 				si++
 			}
-			if !fn(i, ticksToNs(d, t.timescale), sync) {
+			if i >= t.lead && !fn(i, ticksToNs(d-base, t.timescale), sync) {
 				return
 			}
 			d += uint64(r.delta)

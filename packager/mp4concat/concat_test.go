@@ -5,6 +5,7 @@ import (
 	"math"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -137,6 +138,21 @@ func TestConcatConfigMismatch(t *testing.T) {
 	_, err := Concat([]Input{a, b}, Options{})
 	if !errors.Is(err, ErrConfigMismatch) {
 		t.Fatalf("Concat of 320x240 and 1280x720: %v, want ErrConfigMismatch", err)
+	}
+	// The error says what differs, in words (not the parameter sets' bytes).
+	var m *MismatchError
+	if !errors.As(err, &m) || m.Track != "video" || !strings.Contains(m.Reason(), "320x240") ||
+		!strings.Contains(m.Reason(), "then") || !strings.Contains(m.Reason(), "1280x720") || strings.Contains(err.Error(), "sps") {
+		t.Errorf("mismatch error %q, want the two sizes named", err)
+	}
+	for _, in := range []struct {
+		in   Input
+		w, h int
+	}{{a, 320, 240}, {b, 1280, 720}} {
+		info, err := Probe(in.in)
+		if err != nil || info.Width != in.w || info.Height != in.h || info.Duration <= 0 {
+			t.Errorf("Probe(%s) = %+v, %v; want %dx%d", in.in.Name, info, err, in.w, in.h)
+		}
 	}
 	if _, err := Clip([]Input{a, b}, start, start.Add(time.Hour), Options{}); !errors.Is(err, ErrConfigMismatch) {
 		t.Fatalf("Clip of 320x240 and 1280x720: %v, want ErrConfigMismatch", err)

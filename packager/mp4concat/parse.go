@@ -68,6 +68,11 @@ type track struct {
 	config    []byte       // what must be equal for a remux: see configKey
 	trak      *mp4.TrakBox // tkhd, mdhd, hdlr, minf's header boxes and stsd, for the output
 	start     uint64       // empty edit before the first sample, in timescale ticks
+	// What an edit list skips at the start of the media (an encoder's delay, as
+	// FFmpeg's MP4 muxer writes it): for video, ctoShift is taken off every
+	// composition offset; for audio, the first lead samples (AAC priming) are left out.
+	ctoShift int32
+	lead     int
 
 	sizes  []uint32
 	stts   []timeRun
@@ -300,8 +305,19 @@ func parseTrack(trak *mp4.TrakBox, movieScale uint32, fileSize int64) (*track, e
 		}
 	}
 
-	if t.start, err = emptyEdit(trak, movieScale, t.timescale); err != nil {
+	var skip uint64
+	if t.start, skip, err = editList(trak, movieScale, t.timescale); err != nil {
 		return nil, err
+	}
+	if skip > 0 {
+		if t.kind == video {
+			if skip > math.MaxInt32/2 {
+				return nil, fmt.Errorf("edit list skips %d ticks: %w", skip, ErrUnsupported)
+			}
+			t.ctoShift = int32(skip)
+		} else {
+			t.lead = t.samplesEndingBy(skip)
+		}
 	}
 	if err := t.readChunks(stbl, fileSize); err != nil {
 		return nil, err
@@ -359,36 +375,39 @@ func (t *track) readChunks(stbl *mp4.StblBox, fileSize int64) error {
 	return nil
 }
 
-// emptyEdit returns the delay an edit list puts before the track's first sample (the
-// empty edit packager/fmp4 writes when a track starts after the recording does), in
-// media ticks. Any other edit (skipping media, changing the rate) is refused.
-func emptyEdit(trak *mp4.TrakBox, movieScale, timescale uint32) (uint64, error) {
+// editList reads the edit lists this package understands: empty edits, a delay before
+// the track's first sample (what packager/fmp4 writes when a track starts after the
+// recording does), then at most one edit playing the media at rate 1 from media time
+// skip to its end (what FFmpeg's MP4 muxer writes: the encoder delay of B-frames, the
+// AAC priming). delay and skip are in media ticks. Any other edit is refused.
+func editList(trak *mp4.TrakBox, movieScale, timescale uint32) (delay, skip uint64, err error) {
 	if trak.Edts == nil || len(trak.Edts.Elst) == 0 {
-		return 0, nil
+		return 0, 0, nil
 	}
-	var delay uint64 // in movie ticks
+	var empty uint64 // in movie ticks
+	media := false
 	for _, elst := range trak.Edts.Elst {
 		for _, e := range elst.Entries {
 			switch {
-			case e.MediaTime == -1:
-				delay += e.SegmentDuration
-			case e.MediaTime == 0 && e.MediaRateInteger == 1 && e.MediaRateFraction == 0:
-				// the whole media, from its start
+			case e.MediaTime == -1 && !media:
+				empty += e.SegmentDuration
+			case e.MediaTime >= 0 && !media && e.MediaRateInteger == 1 && e.MediaRateFraction == 0:
+				media, skip = true, uint64(e.MediaTime) // to the end: the segment's duration is what is left
 			default:
-				return 0, fmt.Errorf("edit list entry media_time %d rate %d: %w", e.MediaTime, e.MediaRateInteger, ErrUnsupported)
+				return 0, 0, fmt.Errorf("edit list entry media_time %d rate %d: %w", e.MediaTime, e.MediaRateInteger, ErrUnsupported)
 			}
 		}
 	}
-	if delay == 0 {
-		return 0, nil
+	if empty == 0 {
+		return 0, skip, nil
 	}
 	if movieScale == 0 {
-		return 0, fmt.Errorf("edit list without movie timescale: %w", ErrUnsupported)
+		return 0, 0, fmt.Errorf("edit list without movie timescale: %w", ErrUnsupported)
 	}
-	if delay > math.MaxUint32 {
-		return 0, fmt.Errorf("empty edit of %d ticks: %w", delay, ErrUnsupported)
+	if empty > math.MaxUint32 {
+		return 0, 0, fmt.Errorf("empty edit of %d ticks: %w", empty, ErrUnsupported)
 	}
-	return mp4box.ScaleRound(delay, timescale, movieScale), nil
+	return mp4box.ScaleRound(empty, timescale, movieScale), skip, nil
 }
 
 // configKey is what must be equal in two inputs for their samples to share one
@@ -422,4 +441,23 @@ func configKey(t *track, stsd *mp4.StsdBox) ([]byte, error) {
 		return nil, fmt.Errorf("sample entry %q: %w", stsd.Children[0].Type(), ErrUnsupported)
 	}
 	return key.Bytes(), nil
+}
+
+// samplesEndingBy counts the leading samples that end at or before ticks, in one pass
+// over stts (a hostile skip must not cost samples × runs).
+func (t *track) samplesEndingBy(ticks uint64) int {
+	n, end := 0, uint64(0)
+	for _, r := range t.stts {
+		if r.delta == 0 {
+			n += int(r.count)
+			continue
+		}
+		whole := min(uint64(r.count), (ticks-end)/uint64(r.delta))
+		n += int(whole)
+		end += whole * uint64(r.delta)
+		if whole < uint64(r.count) {
+			break
+		}
+	}
+	return n
 }
