@@ -154,6 +154,9 @@ func TestServeTranscodeJobs(t *testing.T) {
 	}
 	var srcEntry catalog.Recording
 	json.Unmarshal(httpBody(t, r.httpURL+"/api/v1/recordings/"+src.FileID, ""), &srcEntry)
+	if snap.BroadcastID == "" || snap.BroadcastID != srcEntry.BroadcastID {
+		t.Errorf("event 200: broadcast_id %q, want the recording's %q", snap.BroadcastID, srcEntry.BroadcastID)
+	}
 	if srcEntry.Poster != snap.PicURL || srcEntry.PosterURL != snap.PicFullURL || !strings.HasSuffix(srcEntry.Poster, ".jpg") {
 		t.Errorf("recording entry: poster %q %q, want the event's %q %q", srcEntry.Poster, srcEntry.PosterURL, snap.PicURL, snap.PicFullURL)
 	}

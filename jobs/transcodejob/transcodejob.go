@@ -389,7 +389,7 @@ func (h *Handler) ProcessPoster(ctx context.Context, t *asynq.Task) error {
 		ChannelID: rec.StreamID, StreamID: rec.StreamID, App: rec.App,
 		EventType: jobs.EventSnapshot, EventID: jobs.EventID(jobs.EventSnapshot, rec.FileID),
 		FileID: rec.FileID, FileSize: size, Width: th.Width, Height: th.Height,
-		PicURL: rec.Poster, PicFullURL: rec.PosterURL, CreateTime: time.Now().Unix(),
+		PicURL: rec.Poster, PicFullURL: rec.PosterURL, CreateTime: time.Now().Unix(), BroadcastID: rec.BroadcastID,
 	})
 	if err != nil {
 		return fmt.Errorf("jobs: poster of %s: notify: %w", p.FileID, err)
