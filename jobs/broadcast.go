@@ -36,7 +36,8 @@ import (
 //	                                failed at its end) stops counting as live when the lease
 //	                                runs out, and is taken to have ended then
 //	b:{id}:recs             zset    file ids of the stored fragments, by start time
-//	b:{id}:pending          set     MP4 fragments handed to the upload queue, not yet stored:
+//	b:{id}:pending          set     MP4 fragments handed to the upload queue, not yet stored,
+//	                                and "recording:{push}.{seq}" while a push is recorded:
 //	                                the automatic stitch waits until it is empty
 //	b:{id}:lock             string  held while the catalog entry is written
 //
@@ -322,6 +323,34 @@ func (q *Queue) broadcastFragmentPending(ctx context.Context, rec Recording) err
 	return nil
 }
 
+// BroadcastPushRecording notes that a push of a broadcast is being recorded (key names
+// the recording), or that its last fragment has been handed to the upload queue: the
+// automatic stitch waits for the fragments the recorder is still finalizing too, not
+// only for those queued. A node that dies mid-recording leaves the note until the
+// broadcast's keys expire; its stitch then fails, naming the push.
+func (q *Queue) BroadcastPushRecording(ctx context.Context, broadcastID, key string, recording bool) error {
+	if broadcastID == "" {
+		return nil
+	}
+	pendingKey := broadcastPrefix + "b:" + broadcastID + ":pending"
+	member := pushRecordingMember + key
+	tx := q.rdb.TxPipeline()
+	if recording {
+		tx.SAdd(ctx, pendingKey, member)
+		tx.Expire(ctx, pendingKey, broadcastKeep)
+	} else {
+		tx.SRem(ctx, pendingKey, member)
+	}
+	if _, err := tx.Exec(ctx); err != nil {
+		return fmt.Errorf("jobs: note the recording %s of broadcast %s: %w", key, broadcastID, err)
+	}
+	return nil
+}
+
+// pushRecordingMember prefixes the pending-set member of a push being recorded (file
+// ids never contain a colon).
+const pushRecordingMember = "recording:"
+
 // broadcastFragmentStored adds a stored fragment to its broadcast.
 func (q *Queue) broadcastFragmentStored(ctx context.Context, rec *Recording) error {
 	if rec.BroadcastID == "" {
@@ -543,6 +572,10 @@ func (b *Broadcasts) handleStitch(ctx context.Context, t *asynq.Task) error {
 	}
 	var waiting []string
 	for _, id := range pending {
+		if strings.HasPrefix(id, pushRecordingMember) {
+			waiting = append(waiting, id) // a push whose last fragment is not handed on yet
+			continue
+		}
 		// A fragment queued again after it was stored (a reconcile racing the upload)
 		// is noted pending again: the catalog says it is there.
 		_, err := b.cat.Get(ctx, id)

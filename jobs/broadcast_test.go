@@ -294,6 +294,10 @@ func TestBroadcastStitchWaitsForFragments(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The recorder notes the push as being recorded until its last fragment is handed on.
+	if err := q.BroadcastPushRecording(ctx, id, "p1.0", true); err != nil {
+		t.Fatal(err)
+	}
 	first, second := frag(1), frag(2)
 	for _, rec := range []*Recording{first, second} {
 		if err := q.broadcastFragmentPending(ctx, *rec); err != nil { // as EnqueueUpload does
@@ -317,6 +321,22 @@ func TestBroadcastStitchWaitsForFragments(t *testing.T) {
 	}
 	rc.mu.Unlock()
 	stored(second)
+	// Every fragment handed on is stored, but the recorder may still be finalizing
+	// one: the stitch waits for the push's recording to be done.
+	waitFor(t, 10*time.Second, "the stitch to wait for the push's recording", func() bool {
+		info, err := q.Inspector().GetTaskInfo(QueueCallbacks, "broadcast-stitch:"+id)
+		return err == nil && strings.Contains(info.LastErr, "recording:p1.0") && !strings.Contains(info.LastErr, second.FileID)
+	})
+	rc.mu.Lock()
+	for _, got := range rc.all {
+		if got.ev.EventType == EventStitchDone {
+			t.Errorf("stitched while the push was still being recorded: %+v", got.ev)
+		}
+	}
+	rc.mu.Unlock()
+	if err := q.BroadcastPushRecording(ctx, id, "p1.0", false); err != nil {
+		t.Fatal(err)
+	}
 	var done Event
 	waitFor(t, 30*time.Second, "event 300 of the broadcast", func() bool {
 		rc.mu.Lock()

@@ -260,6 +260,17 @@ func TestShortTailFragmentKept(t *testing.T) {
 	}
 	mediatest.WaitFor(t, "tail to end", 10*time.Second, func() bool { return r.srv.Hub().Lookup("live", "tail") == nil })
 	r.stop()
+	// A PushSink hears of the recording before its first fragment and after its last.
+	calls := r.rec.sink.(*LocalSink).Calls()
+	var frags int
+	for _, c := range calls {
+		if strings.HasPrefix(c, "fragment ") {
+			frags++
+		}
+	}
+	if len(calls) != frags+2 || !strings.HasPrefix(calls[0], "start ") || !strings.HasPrefix(calls[len(calls)-1], "done ") || frags != 4 {
+		t.Errorf("sink calls %q: want start, the 4 fragments, done", calls)
+	}
 	want := all["v"].end - all["v"].start
 	for _, ext := range []string{"*.flv", "*.mp4"} {
 		files := r.recordings(t, "tail", ext)

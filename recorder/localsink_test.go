@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 
 	"github.com/livetape/livetape/packager/hls"
 )
@@ -23,10 +24,31 @@ import (
 type LocalSink struct {
 	Dir string
 	Log *slog.Logger
+
+	mu    sync.Mutex
+	calls []string // "start PUSH", "fragment FILE_ID", "done PUSH", in order
+}
+
+// RecordingStarted and RecordingDone note the calls (PushSink).
+func (s *LocalSink) RecordingStarted(m PushRecording) error { s.note("start " + m.PushID); return nil }
+func (s *LocalSink) RecordingDone(m PushRecording) error    { s.note("done " + m.PushID); return nil }
+
+func (s *LocalSink) note(call string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, call)
+}
+
+// Calls are the calls the sink got so far.
+func (s *LocalSink) Calls() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.calls)
 }
 
 // FragmentClosed moves m's file (or HLS folder) and manifest into the recordings folder.
 func (s *LocalSink) FragmentClosed(m *Manifest) error {
+	s.note("fragment " + m.FileID)
 	dstDir := filepath.Join(s.Dir, m.App, m.StreamID)
 	if err := os.MkdirAll(dstDir, 0o755); err != nil {
 		return err

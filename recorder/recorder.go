@@ -45,6 +45,23 @@ type Sink interface {
 	FragmentClosed(m *Manifest) error
 }
 
+// PushSink is told when a session starts recording a push and when the last
+// fragment it recorded has been handed on (finalized or discarded): what is made of a
+// push's fragments as a whole (a broadcast's stitch) waits in between. A Sink may
+// implement it.
+type PushSink interface {
+	RecordingStarted(m PushRecording) error
+	RecordingDone(m PushRecording) error
+}
+
+// PushRecording names one session's recording of a push.
+type PushRecording struct {
+	App, StreamID, PushID, BroadcastID string
+	// FirstSeq is the sequence number before the session's first fragment: a push
+	// recorded again after a stop by the API is another recording.
+	FirstSeq int
+}
+
 // Recorder records the pushes that ask for it. It implements stream.Observer.
 type Recorder struct {
 	cfg   Config
@@ -137,6 +154,7 @@ func (r *Recorder) runFinalizer() {
 		r.toFinalize = r.toFinalize[1:]
 		r.finMu.Unlock()
 		f.close(f.why)
+		f.s.frags.Done()
 		r.closing.Done()
 	}
 }
@@ -193,9 +211,32 @@ func (r *Recorder) startSession(ps *pubState, formats []string, interval time.Du
 		defer release()
 		defer close(s.done)
 		defer r.ctl.sessionEnded(ps, s)
+		s.pushRecording(true)
 		s.run(sub)
+		s.frags.Wait() // its last fragment finalized and handed on
+		s.pushRecording(false)
 	}()
 	return nil
+}
+
+// pushRecording tells a PushSink that the session starts recording, or is done.
+func (s *session) pushRecording(started bool) {
+	ps, ok := s.r.sink.(PushSink)
+	if !ok {
+		return
+	}
+	bid, _ := broadcastOf(s.pub)
+	m := PushRecording{App: s.pub.Params.App, StreamID: s.pub.Params.StreamID, PushID: s.pub.PushID,
+		BroadcastID: bid, FirstSeq: s.firstSeq}
+	var err error
+	if started {
+		err = ps.RecordingStarted(m)
+	} else {
+		err = ps.RecordingDone(m)
+	}
+	if err != nil {
+		s.log.Warn("the pipeline was not told about the recording", "started", started, "err", err)
+	}
 }
 
 // PublishEnded forgets the publication; its recording ends when the stream's
@@ -216,6 +257,7 @@ type session struct {
 	sub       *stream.Subscriber
 	state     *pubState
 	done      chan struct{} // closed when run returned (its last fragment is finalizing)
+	frags     sync.WaitGroup // fragments closed and not yet finalized
 
 	seq      int
 	firstSeq int // seq before this session's first fragment
@@ -493,6 +535,7 @@ func (s *session) closeFragment(why string) {
 	s.openSeq.Store(0)
 	s.openMS.Store(0)
 	// Finalizing (an MP4 rewrite) can take seconds: the next fragment starts meanwhile.
+	s.frags.Add(1)
 	s.r.finalize(f, why)
 }
 

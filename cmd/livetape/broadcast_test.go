@@ -331,3 +331,40 @@ func playThroughInChromium(t *testing.T, playlistURL string) {
 		t.Errorf("the browser console has errors: %v", errs)
 	}
 }
+
+// Without a reconnect window a broadcast ends with its push, while the recorder is
+// still finalizing the push's last fragment: the automatic stitch waits for it (the
+// push is noted as being recorded until its last fragment is handed on), so the replay
+// holds every fragment.
+func TestServeBroadcastStitchWithoutWindow(t *testing.T) {
+	mediatest.NeedFFmpeg(t)
+	rc := &receiver{t: t, hits: map[string]int{}}
+	r := startServe(t, pipelineConfig(t, rc))
+	p := mediatest.Push(t, "rtmp://"+r.rtmpAddr+"/live/nowin?record=mp4&record_interval=2&record_reconnect_window=0&record_stitch=1", 5)
+	if err := p.Wait(t, 40*time.Second); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, p.Stderr)
+	}
+	var stitched jobs.Event
+	mediatest.WaitFor(t, "the broadcast stitched (event 300)", 60*time.Second, func() bool {
+		ev, ok := eventOf(rc, jobs.EventStitchDone, func(jobs.Event) bool { return true })
+		stitched = ev
+		return ok
+	})
+	if stitched.ErrCode != 0 {
+		t.Fatalf("stitch failed: %+v", stitched)
+	}
+	var sum float64
+	n := 0
+	for _, ev := range rc.snapshot() {
+		if ev.EventType == jobs.EventRecordingReady && ev.FileFormat == "mp4" {
+			sum += ev.Duration
+			n++
+		}
+	}
+	if n < 3 {
+		t.Fatalf("%d MP4 recordings of a 5 s push cut every 2 s, want 3", n)
+	}
+	if d := mediatest.Probe(t, stitched.VideoURL).Duration(); d < sum-0.1 || d > sum+0.1 {
+		t.Errorf("stitched replay %.3f s, want its %d recordings' %.3f s", d, n, sum)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -60,6 +61,17 @@ func (s uploadSink) FragmentClosed(m *recorder.Manifest) error {
 		Format: m.Format, StartTime: m.StartTime, EndTime: m.EndTime, Duration: m.Duration,
 		StreamParam: m.StreamParam, AudioOnly: m.AudioOnly, Recovered: m.Recovered,
 	})
+}
+
+// RecordingStarted and RecordingDone mark a push as being recorded in its broadcast's
+// state: the broadcast's automatic stitch waits for the last fragment of every push.
+func (s uploadSink) RecordingStarted(m recorder.PushRecording) error { return s.pushRecording(m, true) }
+func (s uploadSink) RecordingDone(m recorder.PushRecording) error    { return s.pushRecording(m, false) }
+
+func (s uploadSink) pushRecording(m recorder.PushRecording, recording bool) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return s.q.BroadcastPushRecording(ctx, m.BroadcastID, m.PushID+"."+strconv.Itoa(m.FirstSeq), recording)
 }
 
 // uploadSpool is the recorder's spool as the upload job asks for it (jobs.Spool).
