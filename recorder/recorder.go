@@ -256,7 +256,7 @@ type session struct {
 	log       *slog.Logger
 	sub       *stream.Subscriber
 	state     *pubState
-	done      chan struct{} // closed when run returned (its last fragment is finalizing)
+	done      chan struct{}  // closed when run returned (its last fragment is finalizing)
 	frags     sync.WaitGroup // fragments closed and not yet finalized
 
 	seq      int
