@@ -37,7 +37,7 @@ import (
 //	                                runs out, and is taken to have ended then
 //	b:{id}:recs             zset    file ids of the stored fragments, by start time
 //	b:{id}:pending          set     MP4 fragments handed to the upload queue, not yet stored,
-//	                                and "recording:{push}.{seq}" while a push is recorded:
+//	                                and "recording:{push_id}" while a push is recorded:
 //	                                the automatic stitch waits until it is empty
 //	b:{id}:lock             string  held while the catalog entry is written
 //
@@ -323,17 +323,18 @@ func (q *Queue) broadcastFragmentPending(ctx context.Context, rec Recording) err
 	return nil
 }
 
-// BroadcastPushRecording notes that a push of a broadcast is being recorded (key names
-// the recording), or that its last fragment has been handed to the upload queue: the
-// automatic stitch waits for the fragments the recorder is still finalizing too, not
-// only for those queued. A node that dies mid-recording leaves the note until the
-// broadcast's keys expire; its stitch then fails, naming the push.
-func (q *Queue) BroadcastPushRecording(ctx context.Context, broadcastID, key string, recording bool) error {
+// BroadcastPushRecording notes that a push of a broadcast is being recorded, or that
+// its last fragment has been handed to the upload queue: the automatic stitch waits for
+// the fragments the recorder is still finalizing too, not only for those queued. A node
+// that dies mid-recording clears the note when it recovers its spool at restart; one
+// that never comes back leaves it until the broadcast's keys expire, and that stitch
+// fails, naming the push.
+func (q *Queue) BroadcastPushRecording(ctx context.Context, broadcastID, pushID string, recording bool) error {
 	if broadcastID == "" {
 		return nil
 	}
 	pendingKey := broadcastPrefix + "b:" + broadcastID + ":pending"
-	member := pushRecordingMember + key
+	member := pushRecordingMember + pushID
 	tx := q.rdb.TxPipeline()
 	if recording {
 		tx.SAdd(ctx, pendingKey, member)
@@ -342,7 +343,7 @@ func (q *Queue) BroadcastPushRecording(ctx context.Context, broadcastID, key str
 		tx.SRem(ctx, pendingKey, member)
 	}
 	if _, err := tx.Exec(ctx); err != nil {
-		return fmt.Errorf("jobs: note the recording %s of broadcast %s: %w", key, broadcastID, err)
+		return fmt.Errorf("jobs: note the recording of push %s of broadcast %s: %w", pushID, broadcastID, err)
 	}
 	return nil
 }

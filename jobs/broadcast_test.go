@@ -295,7 +295,7 @@ func TestBroadcastStitchWaitsForFragments(t *testing.T) {
 		}
 	}
 	// The recorder notes the push as being recorded until its last fragment is handed on.
-	if err := q.BroadcastPushRecording(ctx, id, "p1.0", true); err != nil {
+	if err := q.BroadcastPushRecording(ctx, id, "p1", true); err != nil {
 		t.Fatal(err)
 	}
 	first, second := frag(1), frag(2)
@@ -325,7 +325,7 @@ func TestBroadcastStitchWaitsForFragments(t *testing.T) {
 	// one: the stitch waits for the push's recording to be done.
 	waitFor(t, 10*time.Second, "the stitch to wait for the push's recording", func() bool {
 		info, err := q.Inspector().GetTaskInfo(QueueCallbacks, "broadcast-stitch:"+id)
-		return err == nil && strings.Contains(info.LastErr, "recording:p1.0") && !strings.Contains(info.LastErr, second.FileID)
+		return err == nil && strings.Contains(info.LastErr, "recording:p1") && !strings.Contains(info.LastErr, second.FileID)
 	})
 	rc.mu.Lock()
 	for _, got := range rc.all {
@@ -334,7 +334,7 @@ func TestBroadcastStitchWaitsForFragments(t *testing.T) {
 		}
 	}
 	rc.mu.Unlock()
-	if err := q.BroadcastPushRecording(ctx, id, "p1.0", false); err != nil {
+	if err := q.BroadcastPushRecording(ctx, id, "p1", false); err != nil {
 		t.Fatal(err)
 	}
 	var done Event

@@ -54,12 +54,9 @@ type PushSink interface {
 	RecordingDone(m PushRecording) error
 }
 
-// PushRecording names one session's recording of a push.
+// PushRecording names a push being recorded.
 type PushRecording struct {
 	App, StreamID, PushID, BroadcastID string
-	// FirstSeq is the sequence number before the session's first fragment: a push
-	// recorded again after a stop by the API is another recording.
-	FirstSeq int
 }
 
 // Recorder records the pushes that ask for it. It implements stream.Observer.
@@ -226,8 +223,7 @@ func (s *session) pushRecording(started bool) {
 		return
 	}
 	bid, _ := broadcastOf(s.pub)
-	m := PushRecording{App: s.pub.Params.App, StreamID: s.pub.Params.StreamID, PushID: s.pub.PushID,
-		BroadcastID: bid, FirstSeq: s.firstSeq}
+	m := PushRecording{App: s.pub.Params.App, StreamID: s.pub.Params.StreamID, PushID: s.pub.PushID, BroadcastID: bid}
 	var err error
 	if started {
 		err = ps.RecordingStarted(m)

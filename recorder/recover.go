@@ -22,8 +22,13 @@ func (r *Recorder) Recover() (int, error) {
 		return 0, err
 	}
 	n := 0
+	cut := map[string]*Manifest{} // pushes a crash cut while recording: one manifest each
+	defer func() { r.recordingsRecovered(cut) }()
 	for _, m := range manifests {
 		log := r.log.With("file_id", m.FileID)
+		if m.State == StateRecording {
+			cut[m.PushID] = m
+		}
 		switch m.State {
 		case StateRecording:
 			if !r.finalizeLeft(m) {
@@ -42,6 +47,24 @@ func (r *Recorder) Recover() (int, error) {
 		n++
 	}
 	return n + r.resubmitHLS(), nil
+}
+
+// recordingsRecovered tells a PushSink that the pushes a crash cut are done being
+// recorded: their last fragments have just been handed on.
+func (r *Recorder) recordingsRecovered(cut map[string]*Manifest) {
+	ps, ok := r.sink.(PushSink)
+	if !ok {
+		return
+	}
+	for _, m := range cut {
+		bid := m.BroadcastID
+		if bid == "" {
+			bid = m.StreamID + "_" + m.PushID // as broadcastOf names a push without one
+		}
+		if err := ps.RecordingDone(PushRecording{App: m.App, StreamID: m.StreamID, PushID: m.PushID, BroadcastID: bid}); err != nil {
+			r.log.Warn("the pipeline was not told that a recovered push is recorded", "push_id", m.PushID, "err", err)
+		}
+	}
 }
 
 // Resubmit hands on again every closed fragment still in the spool. The sink's job

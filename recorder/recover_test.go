@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -31,12 +32,17 @@ func TestRecoverCrashDuringFinalize(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "out")
-	rec, err := New(DefaultConfig(), spool, &LocalSink{Dir: out}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	sink := &LocalSink{Dir: out}
+	rec, err := New(DefaultConfig(), spool, sink, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if n, err := rec.Recover(); n != 1 || err != nil {
 		t.Fatalf("Recover: %d, %v", n, err)
+	}
+	// The push the crash cut is done being recorded once its fragment is handed on.
+	if calls := sink.Calls(); !slices.Equal(calls, []string{"fragment s_x_0001_flv", "done 20260101T000000Z-abcd"}) {
+		t.Errorf("sink calls %q: want the fragment, then the push done", calls)
 	}
 	files, _ := filepath.Glob(filepath.Join(out, "live", "s", "*.flv"))
 	if len(files) != 1 {

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
@@ -71,7 +70,7 @@ func (s uploadSink) RecordingDone(m recorder.PushRecording) error    { return s.
 func (s uploadSink) pushRecording(m recorder.PushRecording, recording bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return s.q.BroadcastPushRecording(ctx, m.BroadcastID, m.PushID+"."+strconv.Itoa(m.FirstSeq), recording)
+	return s.q.BroadcastPushRecording(ctx, m.BroadcastID, m.PushID, recording)
 }
 
 // uploadSpool is the recorder's spool as the upload job asks for it (jobs.Spool).
