@@ -459,13 +459,9 @@ func (s *Stitcher) transcodeAndJoin(ctx context.Context, p StitchPayload, ins []
 		return nil, "", cleanup, fmt.Errorf("the recordings differ in codec configuration (%s), which needs a transcode on this node: %w: %w",
 			reason, notFound, asynq.SkipRetry)
 	}
-	infos := make([]mp4concat.Info, len(inputs))
-	durations := make([]time.Duration, len(inputs))
-	for i, in := range inputs {
-		if infos[i], err = mp4concat.Probe(in); err != nil {
-			return nil, "", cleanup, err
-		}
-		durations[i] = infos[i].Duration
+	infos, durations, err := ProbeForStitch(inputs)
+	if err != nil {
+		return nil, "", cleanup, err
 	}
 	tpl := StitchTemplate(s.Templates, infos)
 	log.Info("stitch: the recordings differ, transcoding them first", "reason", reason, "template", tpl.Name, "short_side", tpl.ShortSide)
@@ -499,18 +495,9 @@ func (s *Stitcher) transcodeAndJoin(ctx context.Context, p StitchPayload, ins []
 		}
 		return nil, "", cleanup, err
 	}
-	transcoded := make([]mp4concat.Input, len(outs))
-	for i, path := range outs {
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, "", cleanup, err
-		}
-		files = append(files, f)
-		info, err := f.Stat()
-		if err != nil {
-			return nil, "", cleanup, err
-		}
-		transcoded[i] = mp4concat.Input{Name: ins[i].FileID + " (transcoded)", R: f, Size: info.Size(), Start: inputs[i].Start}
+	transcoded, err := OpenTranscodes(outs, inputs, &files)
+	if err != nil {
+		return nil, "", cleanup, err
 	}
 	if first, err := mp4concat.Probe(transcoded[0]); err == nil {
 		out.Width, out.Height = first.Width, first.Height

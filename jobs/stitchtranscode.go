@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -61,6 +62,41 @@ func StitchTemplate(templates []spec.Template, inputs []mp4concat.Info) spec.Tem
 	t.ShortSide = max(16, smallest&^1)
 	t.Name = strconv.Itoa(t.ShortSide) + "p"
 	return t
+}
+
+// ProbeForStitch reads what StitchTemplate and TranscodeForStitch need of the inputs:
+// their pictures and durations.
+func ProbeForStitch(ins []mp4concat.Input) ([]mp4concat.Info, []time.Duration, error) {
+	infos := make([]mp4concat.Info, len(ins))
+	durations := make([]time.Duration, len(ins))
+	for i, in := range ins {
+		var err error
+		if infos[i], err = mp4concat.Probe(in); err != nil {
+			return nil, nil, err
+		}
+		durations[i] = infos[i].Duration
+	}
+	return infos, durations, nil
+}
+
+// OpenTranscodes opens the transcodes outs (of ins, in order) as concat inputs keeping
+// each input's name and start; the files it opens are added to files, for the caller
+// to close.
+func OpenTranscodes(outs []string, ins []mp4concat.Input, files *[]*os.File) ([]mp4concat.Input, error) {
+	transcoded := make([]mp4concat.Input, len(outs))
+	for i, path := range outs {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		*files = append(*files, f)
+		info, err := f.Stat()
+		if err != nil {
+			return nil, err
+		}
+		transcoded[i] = mp4concat.Input{Name: ins[i].Name + " (transcoded)", R: f, Size: info.Size(), Start: ins[i].Start}
+	}
+	return transcoded, nil
 }
 
 // TranscodeForStitch transcodes the MP4s at paths, one after the other, to tpl in dir

@@ -127,13 +127,9 @@ func cmdStitch(ctx context.Context, args []string, env func(string) (string, boo
 func transcodeAndConcat(ctx context.Context, tc runner.Runner, paths []string, ins []mp4concat.Input, forced *spec.Template,
 	dir string, opts mp4concat.Options, quiet bool, stderr io.Writer) (m *mp4concat.Movie, how string, cleanup func(), err error) {
 	cleanup = func() {}
-	infos := make([]mp4concat.Info, len(ins))
-	durations := make([]time.Duration, len(ins))
-	for i, in := range ins {
-		if infos[i], err = mp4concat.Probe(in); err != nil {
-			return nil, "", cleanup, err
-		}
-		durations[i] = infos[i].Duration
+	infos, durations, err := jobs.ProbeForStitch(ins)
+	if err != nil {
+		return nil, "", cleanup, err
 	}
 	tpl := jobs.StitchTemplate(spec.DefaultTemplates(), infos)
 	if forced != nil {
@@ -160,18 +156,9 @@ func transcodeAndConcat(ctx context.Context, tc runner.Runner, paths []string, i
 	if err != nil {
 		return nil, "", cleanup, err
 	}
-	transcoded := make([]mp4concat.Input, len(outs))
-	for i, path := range outs {
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, "", cleanup, err
-		}
-		files = append(files, f)
-		info, err := f.Stat()
-		if err != nil {
-			return nil, "", cleanup, err
-		}
-		transcoded[i] = mp4concat.Input{Name: paths[i] + " (transcoded)", R: f, Size: info.Size()}
+	transcoded, err := jobs.OpenTranscodes(outs, ins, &files)
+	if err != nil {
+		return nil, "", cleanup, err
 	}
 	m, err = mp4concat.Concat(transcoded, opts)
 	if err != nil {
