@@ -1,14 +1,15 @@
 package api
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"io"
 	"io/fs"
 	"net/http"
 	"path"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -36,10 +37,13 @@ const consoleCSP = "default-src 'self'; script-src 'self'; style-src 'self'; img
 	"media-src 'self' blob: http: https:; connect-src 'self' http: https:; worker-src 'self' blob:; " +
 	"object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
+// consoleFile is a file of the console. Its bytes stay in the binary (an embed.FS file
+// reads them in place): a process that never serves the console neither copies nor
+// touches its ~1 MB of players; the ETag is computed at the first request.
 type consoleFile struct {
-	body  []byte
+	path  string // in consoleFiles
 	ctype string
-	etag  string
+	etag  func() string
 }
 
 // Console serves the web console at /console/ (GET and HEAD; /console redirects).
@@ -50,7 +54,7 @@ type Console struct {
 	files map[string]consoleFile
 }
 
-// NewConsole indexes the embedded files (content type and ETag, once).
+// NewConsole indexes the embedded files by name and content type.
 func NewConsole() *Console {
 	c := &Console{files: map[string]consoleFile{}}
 	err := fs.WalkDir(consoleFiles, "console", func(p string, d fs.DirEntry, err error) error {
@@ -61,12 +65,15 @@ func NewConsole() *Console {
 		if !ok {
 			return nil
 		}
-		body, err := consoleFiles.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		sum := sha256.Sum256(body)
-		c.files[strings.TrimPrefix(p, "console/")] = consoleFile{body: body, ctype: ctype, etag: `"` + hex.EncodeToString(sum[:12]) + `"`}
+		etag := sync.OnceValue(func() string {
+			h := sha256.New()
+			if f, err := consoleFiles.Open(p); err == nil {
+				io.Copy(h, f)
+				f.Close()
+			}
+			return `"` + hex.EncodeToString(h.Sum(nil)[:12]) + `"`
+		})
+		c.files[strings.TrimPrefix(p, "console/")] = consoleFile{path: p, ctype: ctype, etag: etag}
 		return nil
 	})
 	if err != nil { // the files are compiled in: only a broken build gets here
@@ -94,9 +101,15 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
+	body, err := consoleFiles.Open(f.path)
+	if err != nil { // compiled in: cannot fail
+		http.Error(w, "console file: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	defer body.Close()
 	h := w.Header()
 	h.Set("Content-Type", f.ctype)
-	h.Set("ETag", f.etag)
+	h.Set("ETag", f.etag())
 	h.Set("X-Content-Type-Options", "nosniff")
 	if strings.HasPrefix(name, "vendor/") {
 		h.Set("Cache-Control", "public, max-age=31536000, immutable")
@@ -107,5 +120,5 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("Content-Security-Policy", consoleCSP)
 		h.Set("Referrer-Policy", "no-referrer")
 	}
-	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(f.body))
+	http.ServeContent(w, r, name, time.Time{}, body.(io.ReadSeeker)) // embed's files seek
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"log/slog"
 	"net/http"
+	"sync"
 
 	"github.com/hibiken/asynqmon"
 
@@ -18,11 +19,37 @@ func mountConsole(mux *http.ServeMux, cfg Config, queue *jobs.Queue, log *slog.L
 	console := api.NewConsole()
 	mux.Handle("/console", console)
 	mux.Handle("/console/", console)
-	dash := asynqmon.New(asynqmon.Options{RootPath: "/admin/queues", RedisConnOpt: queue.RedisConnOpt()})
-	guarded := api.Dashboard(cfg.APIKey, log, dash)
+	// The dashboard (its router, Redis client and UI) is made at its first request: a
+	// node whose dashboard is never opened does not hold it (about 1 MiB resident).
+	var (
+		mu     sync.Mutex
+		dash   *asynqmon.HTTPHandler
+		closed bool
+	)
+	lazy := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		if closed {
+			mu.Unlock()
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		if dash == nil {
+			dash = asynqmon.New(asynqmon.Options{RootPath: "/admin/queues", RedisConnOpt: queue.RedisConnOpt()})
+		}
+		d := dash
+		mu.Unlock()
+		d.ServeHTTP(w, r)
+	})
+	guarded := api.Dashboard(cfg.APIKey, log, lazy)
 	mux.Handle("/admin/queues", guarded)
 	mux.Handle("/admin/queues/", guarded)
 	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		closed = true
+		if dash == nil {
+			return
+		}
 		if err := dash.Close(); err != nil {
 			log.Warn("queue dashboard: closing its Redis connections", "err", err)
 		}
