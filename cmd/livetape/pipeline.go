@@ -108,7 +108,7 @@ type pushEvents struct {
 	live livePushes
 	log  *slog.Logger
 
-	ch   chan jobs.Event
+	ch   chan *jobs.Event // pointers: a backlog of 1024 events would hold 400 KB at rest
 	done chan struct{}
 	// live publications: started and not ended yet, for the shutdown to wait on their
 	// end hooks.
@@ -120,7 +120,7 @@ type pushEvents struct {
 const pushEventBacklog = 1024
 
 func newPushEvents(q *jobs.Queue, live livePushes, log *slog.Logger) *pushEvents {
-	e := &pushEvents{q: q, live: live, log: log, ch: make(chan jobs.Event, pushEventBacklog), done: make(chan struct{})}
+	e := &pushEvents{q: q, live: live, log: log, ch: make(chan *jobs.Event, pushEventBacklog), done: make(chan struct{})}
 	go e.run()
 	return e
 }
@@ -160,7 +160,7 @@ func (e *pushEvents) PublishEnded(p *stream.Publication, reason stream.EndReason
 // send hands ev to the sender, or defers it when the sender is behind.
 func (e *pushEvents) send(ev jobs.Event) {
 	select {
-	case e.ch <- ev:
+	case e.ch <- &ev:
 	default:
 		e.log.Warn("push events backlog full: event deferred to the next reconcile", "event_id", ev.EventID)
 		e.keep(ev, e.q.Defer(context.Background(), ev))
@@ -170,7 +170,8 @@ func (e *pushEvents) send(ev jobs.Event) {
 // run notifies the events handed to it, in order, until Close.
 func (e *pushEvents) run() {
 	defer close(e.done)
-	for ev := range e.ch {
+	for p := range e.ch {
+		ev := *p
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		err := e.q.Notify(ctx, ev)
 		cancel()

@@ -138,7 +138,7 @@ type locator struct {
 	nodeID string
 	apiURL string
 	log    *slog.Logger
-	ops    chan locatorOp
+	ops    chan *locatorOp // pointers: 1024 queued ops would hold 100 KB at rest
 }
 
 type locatorOp struct {
@@ -147,7 +147,7 @@ type locatorOp struct {
 }
 
 func newLocator(rdb redis.UniversalClient, nodeID, apiURL string, log *slog.Logger) *locator {
-	return &locator{rdb: rdb, nodeID: nodeID, apiURL: apiURL, log: log.With("component", "locator"), ops: make(chan locatorOp, 1024)}
+	return &locator{rdb: rdb, nodeID: nodeID, apiURL: apiURL, log: log.With("component", "locator"), ops: make(chan *locatorOp, 1024)}
 }
 
 var _ api.Locator = (*locator)(nil)
@@ -163,7 +163,7 @@ func (l *locator) PublishEnded(p *stream.Publication, _ stream.EndReason, _ time
 // queue hands op to the writer; when it is behind, the refresh puts things right.
 func (l *locator) queue(op locatorOp) {
 	select {
-	case l.ops <- op:
+	case l.ops <- &op:
 	default:
 	}
 }
@@ -183,7 +183,7 @@ func (l *locator) run(ctx context.Context, hub *stream.Hub) {
 			cancel()
 			return
 		case op := <-l.ops:
-			l.apply(ctx, op)
+			l.apply(ctx, *op)
 		case <-t.C:
 			for _, s := range hub.Streams() {
 				l.apply(ctx, locatorOp{entry: api.Located{App: s.Params.App, StreamID: s.Params.StreamID,
