@@ -83,14 +83,8 @@ func TestRecordingSurvivesKill(t *testing.T) {
 	// 9 s: the MP4 writer closes its fragment [8 s, 9 s) when that keyframe arrives, which
 	// is how the test sees that the server has recorded everything sent.
 	const lastKeyframe = 9000 // ms, the last packet sent
-	pkts := loopFixture(t, filepath.Join("..", "..", "testdata", "av.flv"), lastKeyframe)
 	formats := []string{"mp4", "flv", "hls"}
-	pub := mediatest.PublishRTMP(t, "rtmp://"+rtmpAddr+"/live/crash?record="+strings.Join(formats, "|"))
-	for _, p := range pkts {
-		if err := pub.WritePacket(p); err != nil {
-			t.Fatalf("push: %v", err)
-		}
-	}
+	_, pkts := pushLoop(t, "rtmp://"+rtmpAddr+"/live/crash?record="+strings.Join(formats, "|"), lastKeyframe)
 	sent := time.Duration(pkts[len(pkts)-1].Timestamp) * time.Millisecond
 	mediatest.WaitFor(t, "the MP4 in the spool to hold the fragment closed by the last keyframe", 30*time.Second, func() bool {
 		parts, _ := filepath.Glob(filepath.Join(data, "spool", "live", "crash", "*", "0001.mp4.part"))
@@ -139,6 +133,20 @@ func TestRecordingSurvivesKill(t *testing.T) {
 // the other, up to and including the video keyframe at lastKeyframe ms. The metadata and
 // sequence headers are sent once; each loop keeps the media before the next loop starts
 // (the fixture's last audio frames run past its last video frame).
+// pushLoop publishes the av fixture looped up to lastKeyframe (ms) to url with the Go
+// publisher, and returns the publisher (still connected) and what it sent.
+func pushLoop(t *testing.T, url string, lastKeyframe uint32) (*mediatest.Publisher, []*media.Packet) {
+	t.Helper()
+	pkts := loopFixture(t, filepath.Join("..", "..", "testdata", "av.flv"), lastKeyframe)
+	pub := mediatest.PublishRTMP(t, url)
+	for _, p := range pkts {
+		if err := pub.WritePacket(p); err != nil {
+			t.Fatalf("push to %s: %v", url, err)
+		}
+	}
+	return pub, pkts
+}
+
 func loopFixture(t *testing.T, path string, lastKeyframe uint32) []*media.Packet {
 	t.Helper()
 	fixture := mediatest.ReadFLV(t, path)

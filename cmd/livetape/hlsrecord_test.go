@@ -131,13 +131,7 @@ func TestHLSBroadcastOfThreePushes(t *testing.T) {
 	// Pushes of 3, 5 and 2 s (the last frame included), each restarting its timestamps.
 	var pushed float64
 	for _, lastKeyframe := range []uint32{3000, 5000, 2000} {
-		pkts := loopFixture(t, filepath.Join("..", "..", "testdata", "av.flv"), lastKeyframe)
-		pub := mediatest.PublishRTMP(t, "rtmp://"+ln.Addr().String()+"/live/cam?record=hls&record_interval=1")
-		for _, p := range pkts {
-			if err := pub.WritePacket(p); err != nil {
-				t.Fatal(err)
-			}
-		}
+		pub, pkts := pushLoop(t, "rtmp://"+ln.Addr().String()+"/live/cam?record=hls&record_interval=1", lastKeyframe)
 		want := int64(0)
 		for _, p := range pkts {
 			if p.Kind != media.KindData {
@@ -330,13 +324,7 @@ func TestHLSSegmentsSurviveKill(t *testing.T) {
 	logs := &mediatest.SyncBuffer{}
 	cmd, rtmpAddr := startLivetape(t, bin, data, logs)
 	// 9 s and the keyframe at 9 s: segments [0, 4) and [4, 8) close, [8, 9] is being written.
-	pkts := loopFixture(t, filepath.Join("..", "..", "testdata", "av.flv"), 9000)
-	pub := mediatest.PublishRTMP(t, "rtmp://"+rtmpAddr+"/live/hlscrash?record=hls&record_reconnect_window=0")
-	for _, p := range pkts {
-		if err := pub.WritePacket(p); err != nil {
-			t.Fatal(err)
-		}
-	}
+	pushLoop(t, "rtmp://"+rtmpAddr+"/live/hlscrash?record=hls&record_reconnect_window=0", 9000)
 	spool := filepath.Join(data, "spool", "live", "hlscrash", "*", "hls")
 	mediatest.WaitFor(t, "two closed segments in the spool", 30*time.Second, func() bool {
 		records, _ := filepath.Glob(filepath.Join(spool, "seg-*.json"))
@@ -395,13 +383,7 @@ func TestHLSStateRebuiltAfterKill(t *testing.T) {
 	logs := &mediatest.SyncBuffer{}
 	cmd, rtmpAddr := startLivetape(t, bin, data, logs)
 	// 13 s and the keyframe at 13 s: segments [0, 4), [4, 8) and [8, 12) close.
-	pkts := loopFixture(t, filepath.Join("..", "..", "testdata", "av.flv"), 13000)
-	pub := mediatest.PublishRTMP(t, "rtmp://"+rtmpAddr+"/live/hlskill?record=hls&record_reconnect_window=0")
-	for _, p := range pkts {
-		if err := pub.WritePacket(p); err != nil {
-			t.Fatal(err)
-		}
-	}
+	pushLoop(t, "rtmp://"+rtmpAddr+"/live/hlskill?record=hls&record_reconnect_window=0", 13000)
 	mediatest.WaitFor(t, "three segments in storage and none left closed in the spool", 30*time.Second, func() bool {
 		stored, _ := filepath.Glob(filepath.Join(storeDir, "*", "p1-seg-*.ts"))
 		records, _ := filepath.Glob(filepath.Join(data, "spool", "live", "hlskill", "*", "hls", "seg-*.json"))
@@ -457,13 +439,7 @@ func TestHLSFinalizeSurvivesStop(t *testing.T) {
 	}
 	logs := &mediatest.SyncBuffer{}
 	cmd, rtmpAddr := startLivetape(t, bin, data, logs)
-	pkts := loopFixture(t, filepath.Join("..", "..", "testdata", "av.flv"), 6000)
-	pub := mediatest.PublishRTMP(t, "rtmp://"+rtmpAddr+"/live/hlsstop?record=hls&record_reconnect_window=0")
-	for _, p := range pkts {
-		if err := pub.WritePacket(p); err != nil {
-			t.Fatal(err)
-		}
-	}
+	pub, _ := pushLoop(t, "rtmp://"+rtmpAddr+"/live/hlsstop?record=hls&record_reconnect_window=0", 6000)
 	mediatest.WaitFor(t, "a closed segment in the spool", 30*time.Second, func() bool {
 		records, _ := filepath.Glob(filepath.Join(data, "spool", "live", "hlsstop", "*", "hls", "seg-*.json"))
 		return len(records) == 1

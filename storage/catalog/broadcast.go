@@ -215,20 +215,18 @@ func (c *Catalog) GetBroadcast(ctx context.Context, id string) (*Broadcast, erro
 	if id == "" || len(id) > maxFieldLen {
 		return nil, fmt.Errorf("catalog: get broadcast %.40q: %w", id, storage.ErrNotFound)
 	}
-	pipe := c.rdb.Pipeline()
-	entry := pipe.HGet(ctx, c.prefix+keyBcEntries, id)
-	built := pipe.Exists(ctx, c.prefix+keyBuilt)
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	js, built, err := c.indexed(ctx, keyBcEntries, id)
+	if err != nil {
 		return nil, fmt.Errorf("catalog: get broadcast %s: index: %w", id, err)
 	}
-	if js, err := entry.Bytes(); err == nil {
+	if js != nil {
 		var b Broadcast
 		if err := json.Unmarshal(js, &b); err != nil {
 			return nil, fmt.Errorf("catalog: get broadcast %s: index entry: %w", id, err)
 		}
 		return &b, nil
 	}
-	if built.Val() != 1 {
+	if !built {
 		all, err := c.broadcastsFromStore(ctx, func(key string) bool { return strings.HasSuffix(key, "/"+id+broadcastSuffix) })
 		if err != nil {
 			return nil, fmt.Errorf("catalog: get broadcast %s from the store: %w", id, err)

@@ -105,6 +105,19 @@ func (c *Catalog) index(ctx context.Context, rec *Recording) error {
 		c.prefix, rec.FileID, b, facet(rec), score(rec.StartTime), version(rec)).Err()
 }
 
+// indexed reads the JSON of id in the index hash (nil when it is not there) and whether
+// the index is built (else the store decides what the index lacks).
+func (c *Catalog) indexed(ctx context.Context, hash, id string) (js []byte, built bool, err error) {
+	pipe := c.rdb.Pipeline()
+	entry := pipe.HGet(ctx, c.prefix+hash, id)
+	isBuilt := pipe.Exists(ctx, c.prefix+keyBuilt)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, false, err
+	}
+	js, _ = entry.Bytes() // redis.Nil: not indexed
+	return js, isBuilt.Val() == 1, nil
+}
+
 // Get returns the entry of a file id, or an error wrapping storage.ErrNotFound. It
 // reads the index; while the index is not built (a rebuild has not completed), an id
 // the index lacks is looked for in the store.
@@ -112,20 +125,18 @@ func (c *Catalog) Get(ctx context.Context, fileID string) (*Recording, error) {
 	if fileID == "" || len(fileID) > maxFieldLen {
 		return nil, fmt.Errorf("catalog: get %.40q: %w", fileID, storage.ErrNotFound)
 	}
-	pipe := c.rdb.Pipeline()
-	entry := pipe.HGet(ctx, c.prefix+keyEntries, fileID)
-	built := pipe.Exists(ctx, c.prefix+keyBuilt)
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	b, built, err := c.indexed(ctx, keyEntries, fileID)
+	if err != nil {
 		return nil, fmt.Errorf("catalog: get %s: index: %w", fileID, err)
 	}
-	if b, err := entry.Bytes(); err == nil {
+	if b != nil {
 		rec, err := decodeEntry(b)
 		if err != nil {
 			return nil, fmt.Errorf("catalog: get %s: index entry: %w", fileID, err)
 		}
 		return rec, nil
 	}
-	if built.Val() == 1 {
+	if built {
 		return nil, fmt.Errorf("catalog: get %s: %w", fileID, storage.ErrNotFound)
 	}
 	// Not built: the store decides. Every catalog key names its file id (templates
@@ -134,7 +145,7 @@ func (c *Catalog) Get(ctx context.Context, fileID string) (*Recording, error) {
 		mu    sync.Mutex
 		found *Recording
 	)
-	_, err := c.scan(ctx, func(key string) bool { return strings.Contains(key, fileID) },
+	_, err = c.scan(ctx, func(key string) bool { return strings.Contains(key, fileID) },
 		func(_ string, rec *Recording) error {
 			if rec.FileID == fileID {
 				mu.Lock()
