@@ -558,9 +558,11 @@ type fragment struct {
 	audioOnly bool
 	outs      []output
 	why       string // why it was cut, for the log of its finalizing
-	last      uint32 // last rebased timestamp
-	lastDur   uint32 // last frame-to-frame step, to end the last frame
 	synced    uint32 // rebased time of the last fsync
+	// trackEnd is where each track (video, audio) ends: its last frame's rebased timestamp
+	// plus its last forward step, as the writers end a last frame; 0 before a frame.
+	trackEnd [2]uint32
+	step     [2]uint32
 
 	lastTS [2]int64 // timestamp of the last video, audio frame written; -1 for none
 }
@@ -585,14 +587,9 @@ func (f *fragment) write(p *media.Packet) error {
 	if f.s.hls != nil {
 		f.s.hls.write(p) // the publisher's timestamp: HLS keeps the push's timeline
 	}
-	if !p.SequenceHeader {
-		f.lastTS[trackIndex(p.Kind)] = int64(p.Timestamp)
-	}
 	rel := p.Timestamp - f.base
-	if rel > f.last {
-		f.lastDur = min(rel-f.last, 100)
-		f.last = rel
-		f.s.openMS.Store(int64(f.last + f.lastDur))
+	if !p.SequenceHeader && (p.Kind == media.KindVideo || p.Kind == media.KindAudio) {
+		f.advance(p, rel)
 	}
 	q := p.Retimed(rel) // the payload is shared: only the timestamp is the fragment's
 	for i := range f.outs {
@@ -637,8 +634,27 @@ func trackIndex(k media.Kind) int {
 	return 0
 }
 
+// advance moves the end of p's track to frame p, rel ms into the fragment.
+func (f *fragment) advance(p *media.Packet, rel uint32) {
+	i := trackIndex(p.Kind)
+	prev := f.lastTS[i]
+	f.lastTS[i] = int64(p.Timestamp)
+	if prev >= 0 && int64(p.Timestamp) > prev {
+		f.step[i] = uint32(int64(p.Timestamp) - prev)
+	}
+	step := f.step[i]
+	if step == 0 { // a track's first frame: a nominal frame until the next one says
+		step = [2]uint32{40, 23}[i]
+	}
+	f.trackEnd[i] = rel + step
+	f.s.openMS.Store(f.duration().Milliseconds())
+}
+
+// duration is the media time of the fragment so far: where its longest track ends.
+// The MP4 writer ends each track the same way, so a callback's duration is what a
+// player of the file shows.
 func (f *fragment) duration() time.Duration {
-	return time.Duration(f.last+f.lastDur) * time.Millisecond
+	return time.Duration(max(f.trackEnd[0], f.trackEnd[1])) * time.Millisecond
 }
 
 // close finalizes every format and hands the fragments on. A recording that would be
