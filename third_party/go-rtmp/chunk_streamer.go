@@ -166,7 +166,6 @@ func NewChunkStreamer(r io.Reader, w io.Writer, config *StreamControlStateConfig
 		logger:      logrus.StandardLogger(),
 	}
 	cs.writerSched.streamer = cs
-	go cs.schedWriteLoop()
 
 	return cs
 }
@@ -558,15 +557,6 @@ func (cs *ChunkStreamer) forceCloseWriters() {
 	}
 }
 
-func (cs *ChunkStreamer) schedWriteLoop() {
-	defer close(cs.done)
-	cs.err = cs.writerSched.Run()
-
-	if cs.err != nil {
-		cs.forceCloseWriters()
-	}
-}
-
 func (cs *ChunkStreamer) prepareChunkReader(chunkStreamID int) (*ChunkStreamReader, error) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
@@ -628,24 +618,54 @@ func (cs *ChunkStreamer) sendAck(readBytes uint32) error {
 	})
 }
 
+// chunkStreamerWriterSched writes the scheduled messages in order.
+//
+// livetape patch: its goroutine runs only while messages are queued and ends when the
+// queue is empty; the next Sched starts another. A connection spends its life idle on
+// this side (a player's media goes out through livetape's own writer, a publisher gets
+// an acknowledgement now and then), and a parked goroutine per connection was a stack
+// and a wakeup for nothing.
 type chunkStreamerWriterSched struct {
 	streamer *ChunkStreamer
 	writers  chan *ChunkStreamWriter
 	stopCh   chan struct{}
+
+	mu      sync.Mutex
+	running bool // a goroutine is writing
+	ended   bool // stopped or a write failed: streamer.done is closed
 }
 
 func (sched *chunkStreamerWriterSched) Sched(writer *ChunkStreamWriter) error {
-	// livetape patch: once the writer goroutine has ended (a write failed: the peer is
-	// gone), a message is dropped rather than queued for no one, which blocked the
-	// reader once the queue was full; the reader goes on reading what the peer sent.
+	// livetape patch: once the writer has ended (a write failed: the peer is gone), a
+	// message is dropped rather than queued for no one, which blocked the reader once
+	// the queue was full; the reader goes on reading what the peer sent.
 	select {
 	case sched.writers <- writer:
 	case <-sched.streamer.done:
+		return nil
 	}
+	sched.mu.Lock()
+	if !sched.running && !sched.ended {
+		sched.running = true
+		go sched.run()
+	}
+	sched.mu.Unlock()
 	return nil
 }
 
-func (sched *chunkStreamerWriterSched) Run() (err error) {
+// run writes until the queue is empty, Close is called or a write fails.
+func (sched *chunkStreamerWriterSched) run() {
+	err := sched.writeQueued()
+	if err == errSchedIdle {
+		return
+	}
+	sched.end(err)
+}
+
+// errSchedIdle ends a run whose queue is empty (the scheduler goes on).
+var errSchedIdle = errors.New("writer queue empty")
+
+func (sched *chunkStreamerWriterSched) writeQueued() (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			errTmp, ok := r.(error)
@@ -657,6 +677,11 @@ func (sched *chunkStreamerWriterSched) Run() (err error) {
 	}()
 
 	for {
+		select {
+		case <-sched.stopCh:
+			return nil
+		default:
+		}
 		select {
 		case writer := <-sched.writers:
 			isCompleted, err := sched.streamer.writeChunk(writer)
@@ -675,12 +700,60 @@ func (sched *chunkStreamerWriterSched) Run() (err error) {
 
 		case <-sched.stopCh:
 			return nil
+
+		default:
+			// Empty: end this run, unless a Sched queued a message since (it saw
+			// running and started none) or Close was called (it saw running and
+			// left the end to this goroutine).
+			sched.mu.Lock()
+			select {
+			case <-sched.stopCh:
+				sched.mu.Unlock()
+				return nil
+			default:
+			}
+			if len(sched.writers) == 0 {
+				sched.running = false
+				sched.mu.Unlock()
+				return errSchedIdle
+			}
+			sched.mu.Unlock()
 		}
 	}
 }
 
-func (sched *chunkStreamerWriterSched) Close() error {
-	close(sched.stopCh)
+// end records why writing ended and closes streamer.done; once.
+func (sched *chunkStreamerWriterSched) end(err error) {
+	sched.mu.Lock()
+	if sched.ended {
+		sched.mu.Unlock()
+		return
+	}
+	sched.ended, sched.running = true, false
+	sched.mu.Unlock()
+	cs := sched.streamer
+	cs.err = err
+	if err != nil {
+		cs.forceCloseWriters()
+	}
+	close(cs.done)
+}
 
+func (sched *chunkStreamerWriterSched) Close() error {
+	sched.mu.Lock()
+	if sched.ended {
+		sched.mu.Unlock()
+		return nil
+	}
+	select {
+	case <-sched.stopCh:
+	default:
+		close(sched.stopCh)
+	}
+	idle := !sched.running
+	sched.mu.Unlock()
+	if idle { // no goroutine to see stopCh
+		sched.end(nil)
+	}
 	return nil
 }

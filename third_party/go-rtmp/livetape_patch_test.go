@@ -153,3 +153,51 @@ func TestLockWrites(t *testing.T) {
 	require.Len(t, out, 12+4)
 	require.Equal(t, uint32(7), binary.BigEndian.Uint32(out[12:]))
 }
+
+// The writer goroutine runs only while messages are queued: streamers at rest hold
+// none, messages still go out in order, and Close of an idle streamer ends it (Done
+// closed, no error) as it ended the goroutine before.
+func TestWriterGoroutineOnlyWhileWriting(t *testing.T) {
+	before := runtime.NumGoroutine()
+	streamers := make([]*ChunkStreamer, 100)
+	var out bytes.Buffer
+	for i := range streamers {
+		var w io.Writer = io.Discard
+		if i == 0 {
+			w = &out
+		}
+		streamers[i] = NewChunkStreamer(bytes.NewReader(nil), w, nil)
+	}
+	require.Less(t, runtime.NumGoroutine(), before+10, "goroutines of 100 streamers at rest")
+
+	cs := streamers[0]
+	for i := 0; i < 50; i++ {
+		// Each Write waits for the previous message of its chunk stream to be written.
+		require.NoError(t, cs.Write(context.Background(), 3, uint32(i), &ChunkMessage{Message: &message.Ack{SequenceNumber: uint32(i)}}))
+	}
+	_, err := cs.NewChunkWriter(context.Background(), 3) // the last one written
+	require.NoError(t, err)
+	in := NewChunkStreamer(bufio.NewReader(bytes.NewReader(out.Bytes())), io.Discard, nil)
+	for i := 0; i < 50; i++ {
+		var cmsg ChunkMessage
+		_, _, err := in.Read(&cmsg)
+		require.NoError(t, err)
+		require.Equal(t, uint32(i), cmsg.Message.(*message.Ack).SequenceNumber)
+	}
+
+	for _, s := range append(streamers, in) {
+		require.NoError(t, s.Close())
+		require.NoError(t, s.Close()) // a second Close is no error
+		select {
+		case <-s.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatal("Done not closed by Close")
+		}
+		require.NoError(t, s.Err())
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() >= before+10 {
+		require.True(t, time.Now().Before(deadline), "writer goroutines left: %d, %d before", runtime.NumGoroutine(), before)
+		time.Sleep(5 * time.Millisecond)
+	}
+}
