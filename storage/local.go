@@ -65,16 +65,75 @@ func (l Local) Put(ctx context.Context, key string, r io.Reader, size int64, con
 	if size < 0 {
 		return Object{}, fmt.Errorf("storage: put %q: negative size %d", key, size)
 	}
-	if contentType == "" {
-		contentType = defaultContentType(key)
-	}
-	p := l.path(key)
-	dir := filepath.Dir(p)
-
-	tmp, err := createTemp(dir)
+	tmp, err := createTemp(filepath.Dir(l.path(key)))
 	if err != nil {
 		return Object{}, fmt.Errorf("storage: put %q: %w", key, err)
 	}
+	h := md5.New()
+	body := &exactReader{r: ctxReader{ctx, r}, key: key, size: size}
+	if _, err := io.Copy(io.MultiWriter(tmp, h), body); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		if ie := (*IntegrityError)(nil); errors.As(err, &ie) {
+			return Object{}, ie
+		}
+		return Object{}, fmt.Errorf("storage: put %q: write: %w", key, err)
+	}
+	return l.commit(key, tmp, hex.EncodeToString(h.Sum(nil)), size, contentType)
+}
+
+// PutFile stores the file at path under key as a hard link when path is on the same
+// file system (the spool and the store of one node usually are): no copy of the data
+// is written and synced again, only its MD5 read. Elsewhere, or when the file system
+// has no hard links, it copies as Put does. The file must not change afterwards (a
+// closed recording does not).
+func (l Local) PutFile(ctx context.Context, key, path, contentType string) (Object, error) {
+	if err := ValidateKey(key); err != nil {
+		return Object{}, err
+	}
+	tmp, err := l.linkTemp(key, path)
+	if err != nil {
+		return putFileCopy(ctx, l, key, path, contentType)
+	}
+	h := md5.New()
+	if _, err := io.Copy(h, ctxReader{ctx, tmp}); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return Object{}, fmt.Errorf("storage: put %q from file: %w", key, err)
+	}
+	fi, err := tmp.Stat()
+	if err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return Object{}, fmt.Errorf("storage: put %q: %w", key, err)
+	}
+	return l.commit(key, tmp, hex.EncodeToString(h.Sum(nil)), fi.Size(), contentType)
+}
+
+// linkTemp links path to a new temporary name in key's folder and opens it.
+func (l Local) linkTemp(key, path string) (*os.File, error) {
+	f, err := createTemp(filepath.Dir(l.path(key)))
+	if err != nil {
+		return nil, err
+	}
+	// The temporary name is unique; it is freed for the link, which fails (and the
+	// caller copies) in the unlikely case another Put takes it meanwhile.
+	name := f.Name()
+	f.Close()
+	os.Remove(name)
+	if err := os.Link(path, name); err != nil {
+		return nil, err
+	}
+	if f, err = os.Open(name); err != nil {
+		os.Remove(name)
+		return nil, err
+	}
+	return f, nil
+}
+
+// commit makes tmp, holding size bytes whose MD5 is sum, the object under key: synced,
+// its sidecar written, renamed over the key. tmp is closed, and removed on failure.
+func (l Local) commit(key string, tmp *os.File, sum string, size int64, contentType string) (Object, error) {
 	done := false
 	defer func() {
 		if !done {
@@ -82,15 +141,11 @@ func (l Local) Put(ctx context.Context, key string, r io.Reader, size int64, con
 			os.Remove(tmp.Name())
 		}
 	}()
-
-	h := md5.New()
-	body := &exactReader{r: ctxReader{ctx, r}, key: key, size: size}
-	if _, err := io.Copy(io.MultiWriter(tmp, h), body); err != nil {
-		if ie := (*IntegrityError)(nil); errors.As(err, &ie) {
-			return Object{}, ie
-		}
-		return Object{}, fmt.Errorf("storage: put %q: write: %w", key, err)
+	if contentType == "" {
+		contentType = defaultContentType(key)
 	}
+	p := l.path(key)
+	dir := filepath.Dir(p)
 	if err := tmp.Sync(); err != nil {
 		return Object{}, fmt.Errorf("storage: put %q: fsync: %w", key, err)
 	}
@@ -104,7 +159,7 @@ func (l Local) Put(ctx context.Context, key string, r io.Reader, size int64, con
 	if fi.Size() != size {
 		return Object{}, &IntegrityError{Key: key, Field: "size", Want: fmt.Sprint(size), Got: fmt.Sprint(fi.Size())}
 	}
-	meta := localMeta{Size: fi.Size(), ModTimeNS: fi.ModTime().UnixNano(), MD5: hex.EncodeToString(h.Sum(nil)), ContentType: contentType}
+	meta := localMeta{Size: fi.Size(), ModTimeNS: fi.ModTime().UnixNano(), MD5: sum, ContentType: contentType}
 	// The sidecar goes first: were the sidecar renamed after the data, a crash in
 	// between would leave the new data with the old sidecar, which may match its size.
 	if err := writeMeta(p, meta); err != nil {

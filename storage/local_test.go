@@ -132,3 +132,68 @@ func TestLocalDeletePrunesFolders(t *testing.T) {
 		t.Fatalf("Dir holds %v, %v; want it empty and present", entries, err)
 	}
 }
+
+// TestLocalPutFileLinks: a file on the store's file system is stored as a hard link
+// (the spool's recording becomes the object without a second copy on disk), with the
+// same MD5 ETag and sidecar as Put gives, and stays when the spool removes its name.
+// From another file system (tmpfs here) it is copied.
+func TestLocalPutFileLinks(t *testing.T) {
+	dir := t.TempDir()
+	s := storage.Local{Dir: filepath.Join(dir, "store")}
+	ctx := t.Context()
+	data := bytes.Repeat([]byte("segment "), 10000)
+	src := filepath.Join(dir, "spool", "0001.ts")
+	if err := os.MkdirAll(filepath.Dir(src), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(src, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	obj, err := storage.PutFile(ctx, s, "live/cam/0001.ts", src, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkObject(t, "PutFile", obj, "live/cam/0001.ts", data, "video/mp2t")
+	si, _ := os.Stat(src)
+	oi, err := os.Stat(filepath.Join(s.Dir, "live", "cam", "0001.ts"))
+	if err != nil || !os.SameFile(si, oi) {
+		t.Fatalf("the object is not the spool's file linked: %v", err)
+	}
+	if err := os.Remove(src); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Stat(ctx, "live/cam/0001.ts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkObject(t, "Stat after the spool removed its name", st, "live/cam/0001.ts", data, "video/mp2t")
+	entries, _ := os.ReadDir(filepath.Join(s.Dir, "live", "cam"))
+	if len(entries) != 2 {
+		t.Errorf("folder holds %d entries, want the object and its sidecar (no temporary left)", len(entries))
+	}
+
+	// Another file system: copied.
+	shm, err := os.MkdirTemp("/dev/shm", "livetape-test-")
+	if err != nil {
+		t.Fatalf("tmpfs for a second file system: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(shm) })
+	other := filepath.Join(shm, "0002.ts")
+	if err := os.WriteFile(other, data[:1000], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	obj, err = storage.PutFile(ctx, s, "live/cam/0002.ts", other, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkObject(t, "PutFile from tmpfs", obj, "live/cam/0002.ts", data[:1000], "video/mp2t")
+	oi, _ = os.Stat(filepath.Join(s.Dir, "live", "cam", "0002.ts"))
+	if si, _ := os.Stat(other); os.SameFile(si, oi) {
+		t.Error("a file of another file system is linked")
+	}
+
+	// A missing file is an error that says so.
+	if _, err := storage.PutFile(ctx, s, "live/cam/0003.ts", filepath.Join(dir, "nosuch.ts"), ""); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("PutFile of a missing file: %v", err)
+	}
+}

@@ -139,10 +139,20 @@ func newCountingStore(s storage.Store) *countingStore {
 
 func (c *countingStore) Put(ctx context.Context, key string, r io.Reader, size int64, contentType string) (storage.Object, error) {
 	obj, err := c.Store.Put(ctx, key, r, size, contentType)
+	return obj, c.count(size, err)
+}
+
+// PutFile keeps the store's own way of storing a file (storage.FilePutter).
+func (c *countingStore) PutFile(ctx context.Context, key, path, contentType string) (storage.Object, error) {
+	obj, err := storage.PutFile(ctx, c.Store, key, path, contentType)
+	return obj, c.count(obj.Size, err)
+}
+
+func (c *countingStore) count(size int64, err error) error {
 	if err != nil {
 		c.uploadErrors.Inc()
 	} else {
 		c.uploadBytes.Add(float64(size))
 	}
-	return obj, err
+	return err
 }
