@@ -22,8 +22,9 @@ const maxGOPBytes = 32 << 20
 
 // Hub is the registry of live streams, keyed by "app/stream_id". One mutex guards the map.
 type Hub struct {
-	queue int // default subscriber queue length
-	log   *slog.Logger
+	queue    int // default subscriber queue length
+	log      *slog.Logger
+	holdWall time.Duration // see Subscriber.hold; tests lengthen it
 
 	mu      sync.Mutex
 	streams map[string]*Stream
@@ -31,7 +32,7 @@ type Hub struct {
 
 // NewHub returns an empty hub whose subscribers queue up to queue packets each.
 func NewHub(queue int, log *slog.Logger) *Hub {
-	return &Hub{queue: queue, log: log, streams: make(map[string]*Stream)}
+	return &Hub{queue: queue, log: log, holdWall: holdWall, streams: make(map[string]*Stream)}
 }
 
 // Publish registers a new live stream. It fails with ErrAlreadyPublishing while the key
@@ -97,6 +98,10 @@ type Stream struct {
 	audioHdr *media.Packet   // last AAC sequence header
 	gop      []*media.Packet // packets since the last video keyframe, keyframe first
 	gopBytes int
+	// releaseTimer hands held packets to internal subscribers when the publisher
+	// pauses (see Subscriber.hold); armed while some are held.
+	releaseTimer *time.Timer
+	timerArmed   bool
 
 	// Counters read by stats and metrics (stats.go); guarded by mu but packets and bytes.
 	packets, bytes  atomic.Int64
@@ -151,8 +156,76 @@ func (s *Stream) WritePacket(p *media.Packet) {
 		s.in.count(p)
 	}
 	hasVideo := s.videoHdr != nil
+	held := false
 	for _, sub := range s.subs {
-		sub.offer(p, hasVideo)
+		if sub.noDrop {
+			held = sub.hold(p, hasVideo) || held
+		} else {
+			sub.offer(p, hasVideo)
+		}
+	}
+	if held && !s.timerArmed {
+		s.armRelease()
+	}
+}
+
+// Internal subscribers (recorder, live HLS) get packets in batches: a goroutine woken
+// per packet was a third of the CPU of recorded pushes (futex wake-ups and scheduler
+// work), and neither needs a packet sooner than its batch brings it. A batch is handed
+// over at a keyframe (a segment or fragment may start there), a header or metadata,
+// once it spans holdMedia of media or holdPackets packets, and at the latest holdWall
+// after the first packet held (a publisher that pauses), or when the stream ends.
+const (
+	holdMedia   = 100 // ms
+	holdPackets = 64
+	holdWall    = 200 * time.Millisecond
+)
+
+// hold queues p for the internal subscriber sub; it tells whether packets stay held.
+// Called with stream.mu held.
+func (sub *Subscriber) hold(p *media.Packet, hasVideo bool) bool {
+	sub.held = append(sub.held, p)
+	first := sub.held[0].Timestamp
+	if (p.Keyframe && p.Kind == media.KindVideo) || p.SequenceHeader || p.Kind == media.KindData ||
+		len(sub.held) >= holdPackets || p.Timestamp < first || p.Timestamp-first >= holdMedia {
+		sub.release(hasVideo)
+		return false
+	}
+	return true
+}
+
+// release hands the held packets over, in order. Called with stream.mu held.
+func (sub *Subscriber) release(hasVideo bool) {
+	for _, q := range sub.held {
+		if sub.closed {
+			break
+		}
+		sub.offer(q, hasVideo)
+	}
+	clear(sub.held)
+	sub.held = sub.held[:0]
+}
+
+// armRelease starts the wall-clock bound of the held packets. Called with s.mu held.
+func (s *Stream) armRelease() {
+	s.timerArmed = true
+	if s.releaseTimer == nil {
+		s.releaseTimer = time.AfterFunc(s.hub.holdWall, s.releaseHeld)
+		return
+	}
+	s.releaseTimer.Reset(s.hub.holdWall)
+}
+
+// releaseHeld hands every internal subscriber what it holds (the timer's end).
+func (s *Stream) releaseHeld() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.timerArmed = false
+	hasVideo := s.videoHdr != nil
+	for _, sub := range s.subs {
+		if len(sub.held) > 0 {
+			sub.release(hasVideo)
+		}
 	}
 }
 
@@ -253,7 +326,12 @@ func (s *Stream) Close() {
 		return
 	}
 	s.closed = true
+	if s.releaseTimer != nil {
+		s.releaseTimer.Stop()
+	}
+	hasVideo := s.videoHdr != nil
 	for _, sub := range s.subs {
+		sub.release(hasVideo) // what the publisher sent last is recorded too
 		sub.close(nil)
 	}
 	s.subs = nil
@@ -277,6 +355,7 @@ type Subscriber struct {
 	stream *Stream
 	ch     chan *media.Packet
 	noDrop bool
+	held   []*media.Packet // internal subscribers: packets not handed over yet (hold)
 
 	// Guarded by stream.mu.
 	proto      Protocol
@@ -381,6 +460,8 @@ func (sub *Subscriber) close(err error) {
 	if !sub.closed {
 		sub.closed, sub.err = true, err
 		close(sub.ch)
+		clear(sub.held)
+		sub.held = nil
 	}
 }
 
