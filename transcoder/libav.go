@@ -97,6 +97,9 @@ type decoder struct {
 // openInput opens path and its decoders; everything it allocates is freed by c.
 // ctx's cancel interrupts blocking reads inside libav.
 func openInput(ctx context.Context, c *closer, path string) (*input, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("transcoder: open %q: %w", path, err)
+	}
 	fc := astiav.AllocFormatContext()
 	if fc == nil {
 		return nil, errors.New("transcoder: alloc input format context")
@@ -111,6 +114,11 @@ func openInput(ctx context.Context, c *closer, path string) (*input, error) {
 	c.add(fc.CloseInput)
 	if err := fc.FindStreamInfo(nil); err != nil {
 		return nil, inputError(ctx, fmt.Sprintf("read stream info of %q", path), err)
+	}
+	if err := ctx.Err(); err != nil {
+		// The interrupt can cut probing short without an error, leaving streams
+		// without their parameters: that is the cancel, not a bad input.
+		return nil, fmt.Errorf("transcoder: read stream info of %q: %w", path, err)
 	}
 	in := &input{fc: fc}
 	if d := fc.Duration(); d > 0 {

@@ -310,12 +310,15 @@ func TestCancelStopsAndLeavesNothing(t *testing.T) {
 	}
 	assertNoOutput(t, dir, filepath.Base(src))
 
-	// The ABR set too leaves no directory.
+	// The ABR set too leaves no directory. A job cancelled before it starts is
+	// cancelled, never a bad input (the interrupt cut probing short: seen under load).
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	cancel2()
-	_, err = TranscodeABR(ctx2, src, filepath.Join(dir, "abr"), DefaultTemplates(), nil)
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("ABR err = %v, want context.Canceled", err)
+	for range 20 {
+		_, err = TranscodeABR(ctx2, src, filepath.Join(dir, "abr"), DefaultTemplates(), nil)
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("ABR err = %v, want context.Canceled", err)
+		}
 	}
 	assertNoOutput(t, dir, filepath.Base(src))
 }
