@@ -169,9 +169,9 @@ func (s *Stream) WritePacket(p *media.Packet) {
 	}
 }
 
-// Internal subscribers (recorder, live HLS) get packets in batches: a goroutine woken
-// per packet was a third of the CPU of recorded pushes (futex wake-ups and scheduler
-// work), and neither needs a packet sooner than its batch brings it. A batch is handed
+// Internal subscribers (recorder, live HLS) get packets in batches: each woke its
+// goroutine per packet (futex wake-ups and scheduler work were a third of the profile
+// of recorded pushes), and neither needs a packet sooner than its batch brings it. A batch is handed
 // over at a keyframe (a segment or fragment may start there), a header or metadata,
 // once it spans holdMedia of media or holdPackets packets, and at the latest holdWall
 // after the first packet held (a publisher that pauses), or when the stream ends.
