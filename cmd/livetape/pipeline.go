@@ -110,9 +110,13 @@ type pushEvents struct {
 
 	ch   chan *jobs.Event // pointers: a backlog of 1024 events would hold 400 KB at rest
 	done chan struct{}
-	// live publications: started and not ended yet, for the shutdown to wait on their
-	// end hooks.
-	publishing sync.WaitGroup
+	// Live publications, started and not ended yet, for the shutdown to wait on their
+	// end hooks: a count and a channel closed while it is 0. Not a WaitGroup: a push
+	// can start while the shutdown waits (its connection was accepted just before the
+	// listener closed), and a WaitGroup's Add from 0 must not race its Wait.
+	pubMu    sync.Mutex
+	pubs     int
+	pubsNone chan struct{}
 }
 
 // pushEventBacklog is how many push events may wait for the sender; beyond it they
@@ -120,7 +124,9 @@ type pushEvents struct {
 const pushEventBacklog = 1024
 
 func newPushEvents(q *jobs.Queue, live livePushes, log *slog.Logger) *pushEvents {
-	e := &pushEvents{q: q, live: live, log: log, ch: make(chan *jobs.Event, pushEventBacklog), done: make(chan struct{})}
+	e := &pushEvents{q: q, live: live, log: log, ch: make(chan *jobs.Event, pushEventBacklog), done: make(chan struct{}),
+		pubsNone: make(chan struct{})}
+	close(e.pubsNone)
 	go e.run()
 	return e
 }
@@ -142,7 +148,12 @@ func (e *pushEvents) event(p *stream.Publication, t jobs.EventType) jobs.Event {
 }
 
 func (e *pushEvents) PublishStarted(p *stream.Publication) {
-	e.publishing.Add(1)
+	e.pubMu.Lock()
+	if e.pubs == 0 {
+		e.pubsNone = make(chan struct{})
+	}
+	e.pubs++
+	e.pubMu.Unlock()
 	if err := e.live.add(e.event(p, jobs.EventPushEnded)); err != nil {
 		e.log.Error("push not remembered: a crash would lose its push-end event", "stream", p.Params.Key(), "err", err)
 	}
@@ -150,7 +161,13 @@ func (e *pushEvents) PublishStarted(p *stream.Publication) {
 }
 
 func (e *pushEvents) PublishEnded(p *stream.Publication, reason stream.EndReason, _ time.Time) {
-	defer e.publishing.Done()
+	defer func() {
+		e.pubMu.Lock()
+		if e.pubs--; e.pubs == 0 {
+			close(e.pubsNone)
+		}
+		e.pubMu.Unlock()
+	}()
 	ev := e.event(p, jobs.EventPushEnded)
 	r := endReasons[reason]
 	ev.ErrCode, ev.ErrMsg = int(r), r.String()
@@ -202,16 +219,18 @@ func (e *pushEvents) keep(ev jobs.Event, err error) {
 
 // waitEnded waits until every publication's end hook ran, or ctx ends.
 func (e *pushEvents) waitEnded(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() {
-		e.publishing.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("push end hooks: %w", ctx.Err())
+	for {
+		e.pubMu.Lock()
+		n, none := e.pubs, e.pubsNone
+		e.pubMu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-none: // 0 for a moment; a push may have started since: look again
+		case <-ctx.Done():
+			return fmt.Errorf("push end hooks: %d still live: %w", n, ctx.Err())
+		}
 	}
 }
 
