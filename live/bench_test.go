@@ -110,8 +110,14 @@ func BenchmarkIngest(b *testing.B) {
 			sent += m
 		}
 	}()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	deadline := time.Now().Add(time.Minute)
 	for st.Packets()-base < int64(b.N) {
-		time.Sleep(time.Millisecond)
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d packets ingested after a minute", st.Packets()-base, b.N)
+		}
+		<-tick.C
 	}
 	b.StopTimer()
 	cpu := processCPU() - cpu0

@@ -679,12 +679,33 @@ func TestIdleFootprint(t *testing.T) {
 			tp.startEmbedded(b.name+"idle-serve-embedded"))
 	}
 	tp.bin = builds[0].bin
-	time.Sleep(2 * time.Second) // settle after start-up before measuring
+	// Measure once start-up is over: every node used less than 5 % of a core over the
+	// last half second.
+	prev := make([]time.Duration, len(nodes))
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.Now().Add(time.Minute)
+	for settled := false; !settled; {
+		if time.Now().After(deadline) {
+			t.Fatal("the nodes did not settle after start-up within a minute")
+		}
+		<-tick.C
+		settled = true
+		for i, n := range nodes {
+			c := cpuTime(t, n.cmd.Process.Pid)
+			settled = settled && prev[i] > 0 && c-prev[i] < 25*time.Millisecond
+			prev[i] = c
+		}
+	}
 	start := make([]time.Duration, len(nodes))
 	for i, n := range nodes {
 		start[i] = cpuTime(t, n.cmd.Process.Pid)
 	}
-	time.Sleep(window)
+	select { // the measurement window: CPU time used over a span of wall time
+	case <-time.After(window):
+	case <-t.Context().Done():
+		return
+	}
 	for i, n := range nodes {
 		cpu := cpuTime(t, n.cmd.Process.Pid) - start[i]
 		t.Logf("%-29s CPU %.2f%% of a core over %v, RSS %s", n.id, 100*cpu.Seconds()/window.Seconds(), window, rss(t, n.cmd.Process.Pid))

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"io"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -136,12 +137,7 @@ func TestLockWrites(t *testing.T) {
 		errc <- cs.Write(context.Background(), 3, 0, &ChunkMessage{Message: &message.Ack{SequenceNumber: 7}})
 	}()
 	require.NoError(t, <-errc) // queued; the writer goroutine waits for the lock
-	// Give the writer goroutine a chance to write while locked (the test cannot fail
-	// spuriously: it can only miss a broken lock on an unlucky schedule).
-	for i := 0; i < 100; i++ {
-		runtime.Gosched()
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, "the writer goroutine blocked on the write lock", writerBlockedOnLock)
 	w.mu.Lock()
 	w.locked = false
 	w.mu.Unlock()
@@ -195,9 +191,32 @@ func TestWriterGoroutineOnlyWhileWriting(t *testing.T) {
 		}
 		require.NoError(t, s.Err())
 	}
+	waitFor(t, "the writer goroutines to end", func() bool { return runtime.NumGoroutine() < before+10 })
+}
+
+// waitFor polls cond until it holds; it fails the test after 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() >= before+10 {
-		require.True(t, time.Now().Before(deadline), "writer goroutines left: %d, %d before", runtime.NumGoroutine(), before)
-		time.Sleep(5 * time.Millisecond)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		<-tick.C
 	}
+}
+
+// writerBlockedOnLock tells whether a goroutine waits for the write lock inside
+// writeChunk.
+func writerBlockedOnLock() bool {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "(*ChunkStreamer).writeChunk") && strings.Contains(g, "sync.(*Mutex).Lock") {
+			return true
+		}
+	}
+	return false
 }
