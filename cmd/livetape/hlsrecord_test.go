@@ -316,11 +316,7 @@ func TestHLSSegmentsSurviveKill(t *testing.T) {
 	}
 	bin := buildLivetape(t)
 	data := t.TempDir()
-	// Storage is broken: a file where the store's folder goes. Uploads fail and retry.
-	storeDir := filepath.Join(data, "store")
-	if err := os.WriteFile(storeDir, []byte("not a folder"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	storeDir := breakStorage(t, data)
 	logs := &mediatest.SyncBuffer{}
 	cmd, rtmpAddr := startLivetape(t, bin, data, logs)
 	// 9 s and the keyframe at 9 s: segments [0, 4) and [4, 8) close, [8, 9] is being written.
@@ -341,19 +337,12 @@ func TestHLSSegmentsSurviveKill(t *testing.T) {
 	}
 	logs2 := &mediatest.SyncBuffer{}
 	startLivetape(t, bin, data, logs2)
-	mediatest.WaitFor(t, "the HLS recording catalogued", 30*time.Second, func() bool {
-		ms, _ := filepath.Glob(filepath.Join(storeDir, "live", "hlscrash", "*.json"))
-		return len(ms) == 1
-	})
-	pls, _ := filepath.Glob(filepath.Join(storeDir, "live", "hlscrash", "*", "index.m3u8"))
-	if len(pls) != 1 {
-		t.Fatalf("playlists %v", pls)
-	}
-	pl, _ := os.ReadFile(pls[0])
+	playlist := storedHLSPlaylist(t, storeDir, "hlscrash")
+	pl, _ := os.ReadFile(playlist)
 	if strings.Count(string(pl), "#EXTINF:") != 2 || !strings.HasSuffix(string(pl), "#EXT-X-ENDLIST\n") {
 		t.Errorf("playlist:\n%s", pl)
 	}
-	pr := mediatest.ProbeFrames(t, pls[0])
+	pr := mediatest.ProbeFrames(t, playlist)
 	if d := pr.Duration(); d < 8-0.05 || d > 8+0.05 {
 		t.Errorf("recovered %.3f s: want the 8 s of the two closed segments", d)
 	}
@@ -433,10 +422,7 @@ func TestHLSFinalizeSurvivesStop(t *testing.T) {
 	}
 	bin := buildLivetape(t)
 	data := t.TempDir()
-	storeDir := filepath.Join(data, "store")
-	if err := os.WriteFile(storeDir, []byte("not a folder"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	storeDir := breakStorage(t, data)
 	logs := &mediatest.SyncBuffer{}
 	cmd, rtmpAddr := startLivetape(t, bin, data, logs)
 	pub, _ := pushLoop(t, "rtmp://"+rtmpAddr+"/live/hlsstop?record=hls&record_reconnect_window=0", 6000)
@@ -464,19 +450,38 @@ func TestHLSFinalizeSurvivesStop(t *testing.T) {
 		}
 	})
 	startLivetape(t, bin, data, logs2)
-	mediatest.WaitFor(t, "the HLS recording catalogued", 30*time.Second, func() bool {
-		ms, _ := filepath.Glob(filepath.Join(storeDir, "live", "hlsstop", "*.json"))
-		return len(ms) == 1
-	})
-	pls, _ := filepath.Glob(filepath.Join(storeDir, "live", "hlsstop", "*", "index.m3u8"))
-	if len(pls) != 1 {
-		t.Fatalf("playlists %v", pls)
-	}
-	if d := mediatest.ProbeFrames(t, pls[0]).Duration(); d < 6.04-0.05 || d > 6.04+0.05 {
+	playlist := storedHLSPlaylist(t, storeDir, "hlsstop")
+	if d := mediatest.ProbeFrames(t, playlist).Duration(); d < 6.04-0.05 || d > 6.04+0.05 {
 		t.Errorf("recording of %.3f s, pushed 6.04 s", d)
 	}
 	mediatest.WaitFor(t, "the pending finalize forgotten", 10*time.Second, func() bool {
 		left, _ := os.ReadDir(filepath.Join(data, "hls-finalize"))
 		return len(left) == 0
 	})
+}
+
+// breakStorage puts a file where the local store's folder goes under data: uploads
+// fail (and retry) until the test removes it. It returns the store's path.
+func breakStorage(t *testing.T, data string) string {
+	t.Helper()
+	storeDir := filepath.Join(data, "store")
+	if err := os.WriteFile(storeDir, []byte("not a folder"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return storeDir
+}
+
+// storedHLSPlaylist waits until the local store under storeDir catalogues the HLS
+// recording of live/streamID and returns its one playlist.
+func storedHLSPlaylist(t *testing.T, storeDir, streamID string) string {
+	t.Helper()
+	mediatest.WaitFor(t, "the HLS recording catalogued", 30*time.Second, func() bool {
+		ms, _ := filepath.Glob(filepath.Join(storeDir, "live", streamID, "*.json"))
+		return len(ms) == 1
+	})
+	pls, _ := filepath.Glob(filepath.Join(storeDir, "live", streamID, "*", "index.m3u8"))
+	if len(pls) != 1 {
+		t.Fatalf("playlists %v", pls)
+	}
+	return pls[0]
 }
