@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/livetape/livetape/media"
 )
@@ -60,9 +61,6 @@ type Muxer struct {
 	n    int64 // bytes written to w
 	werr error // the first error of w, which leaves the segment unusable
 	ts   tsWriter
-	// out collects the TS packets of one PES (and the tables before it): w gets
-	// them in one call.
-	out []byte
 
 	tracks     Tracks
 	hasES      [2]bool // video, audio in the PMT
@@ -75,8 +73,6 @@ type Muxer struct {
 	needTables bool
 	audioRAI   bool // the next audio PES is the first of its segment
 
-	au []byte // Annex B access unit, reused
-
 	pes pesInfo // the PES being written, reused
 
 	aac        []byte // pending ADTS frames of one PES
@@ -85,10 +81,26 @@ type Muxer struct {
 	aacFrameUS int64  // frame duration in µs, to tell gaps in the audio from jitter
 }
 
-// maxKeptPES is the most memory the muxer keeps for the TS packets of one PES between
-// PES: inter frames and audio fit; a keyframe's buffer is let go once written (every
-// stream, live and recorded, has its own muxer).
-const maxKeptPES = 64 << 10
+// scratch holds the buffers a muxer needs only while it writes one PES: the Annex B
+// access unit and the TS packets of the PES. They are shared by every muxer of the
+// process instead of kept by each (a node muxes twice per stream, live and recorded,
+// and each buffer grows to a keyframe): memory then follows the muxers at work at a
+// time, about one per CPU, not the number of streams.
+var scratch = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxScratch is the largest buffer put back in scratch; a bigger one (a huge keyframe)
+// is left to the garbage collector.
+const maxScratch = 1 << 20
+
+func getScratch() *[]byte { return scratch.Get().(*[]byte) }
+
+func putScratch(b *[]byte, buf []byte) {
+	if cap(buf) > maxScratch {
+		return
+	}
+	*b = buf[:0]
+	scratch.Put(b)
+}
 
 // NewMuxer returns a Muxer writing to w. tracks may be empty: tracks are then added as
 // their sequence headers arrive.
@@ -259,7 +271,8 @@ var startCode = []byte{0, 0, 0, 1}
 // decoders, Apple's among them, need one to find frame boundaries in TS), then, for a
 // keyframe without parameter sets of its own, the SPS and PPS so that decoding can
 // start at any IDR, then the NAL units with start codes.
-func (m *Muxer) annexB(data []byte, keyframe bool) ([]byte, error) {
+// au is appended to from au[:0].
+func (m *Muxer) annexB(au, data []byte, keyframe bool) ([]byte, error) {
 	hasSPS := false
 	for rest := data; len(rest) > 0; {
 		nal, next, err := m.nextNAL(rest)
@@ -274,7 +287,7 @@ func (m *Muxer) annexB(data []byte, keyframe bool) ([]byte, error) {
 		}
 		rest = next
 	}
-	au := append(m.au[:0], 0, 0, 0, 1, nalAUD, 0xF0) // primary_pic_type 7: any slice type
+	au = append(au[:0], 0, 0, 0, 1, nalAUD, 0xF0) // primary_pic_type 7: any slice type
 	if keyframe && !hasSPS {
 		for _, ps := range [][][]byte{m.tracks.Video.SPS, m.tracks.Video.PPS} {
 			for _, nal := range ps {
@@ -289,7 +302,6 @@ func (m *Muxer) annexB(data []byte, keyframe bool) ([]byte, error) {
 		}
 		rest = next
 	}
-	m.au = au
 	return au, nil
 }
 
@@ -312,7 +324,9 @@ func (m *Muxer) writeVideo(p *media.Packet) error {
 	if ok, err := m.canWrite(p); !ok {
 		return err
 	}
-	au, err := m.annexB(p.Payload(), p.Keyframe)
+	buf := getScratch()
+	au, err := m.annexB(*buf, p.Payload(), p.Keyframe)
+	defer func() { putScratch(buf, au) }()
 	if err != nil {
 		return fmt.Errorf("%w (video at %d ms)", err, p.Timestamp)
 	}
@@ -357,17 +371,17 @@ func (m *Muxer) writeAudio(p *media.Packet) error {
 // writePES writes one PES, preceded by a PAT and a PMT where they are due (see
 // needTables).
 func (m *Muxer) writePES(p *pesInfo) error {
-	m.out = m.out[:0]
+	buf := getScratch()
+	out := *buf
 	if m.needTables || (p.rai && p.pid == m.ts.pcrPID) {
-		m.out = m.ts.appendTables(m.out)
+		out = m.ts.appendTables(out)
 		m.needTables = false
 	}
-	m.out = m.ts.appendPES(m.out, p)
-	n, err := m.w.Write(m.out)
+	out = m.ts.appendPES(out, p)
+	p.data = nil             // it may be a scratch buffer, back in the pool soon
+	n, err := m.w.Write(out) // w gets the PES (and the tables before it) in one call
 	m.n += int64(n)
-	if cap(m.out) > maxKeptPES {
-		m.out = nil // a keyframe's worth is not kept between keyframes
-	}
+	putScratch(buf, out)
 	if err != nil {
 		if m.werr == nil {
 			m.werr = err

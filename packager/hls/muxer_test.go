@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"runtime"
 	"testing"
 
 	"github.com/asticode/go-astits"
@@ -283,3 +284,47 @@ func TestMuxerPacketErrors(t *testing.T) {
 		t.Errorf("muxer unusable after packet errors: %v", err)
 	}
 }
+
+// TestMuxersShareScratch checks that a muxer keeps no keyframe-sized buffer between
+// packets: a node runs two muxers per stream, and per-muxer buffers grown to the
+// largest keyframe made memory grow with the number of streams.
+func TestMuxersShareScratch(t *testing.T) {
+	const muxers, keyframe = 64, 256 << 10
+	nal := append([]byte{0x65}, bytes.Repeat([]byte{0xAB}, keyframe)...)
+	heap := func() uint64 {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	var out countWriter
+	ms := make([]*Muxer, muxers)
+	for i := range ms {
+		ms[i] = NewMuxer(&out, Tracks{})
+		for _, p := range []*media.Packet{
+			videoSeqHeader(t, 0, avcRecord),
+			videoFrame(t, 0, true, 0, nal),
+			videoFrame(t, 40, false, 0, sliceNAL),
+		} {
+			if err := ms[i].WritePacket(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	kept := int64(heap()) - int64(before)
+	runtime.KeepAlive(ms)
+	if out.n < muxers*keyframe {
+		t.Fatalf("muxers wrote %d bytes, want at least %d", out.n, muxers*keyframe)
+	}
+	// Each muxer holding its keyframe would keep 64 × 256 KiB = 16 MiB (twice that with
+	// the TS packets); shared, the muxers keep their small state and the pool at most a
+	// few buffers.
+	if limit := int64(muxers * keyframe / 4); kept > limit {
+		t.Errorf("%d muxers keep %d KiB after writing %d KiB keyframes, want under %d KiB", muxers, kept>>10, keyframe>>10, limit>>10)
+	}
+}
+
+type countWriter struct{ n int }
+
+func (w *countWriter) Write(b []byte) (int, error) { w.n += len(b); return len(b), nil }
