@@ -84,9 +84,16 @@ func (l Local) Put(ctx context.Context, key string, r io.Reader, size int64, con
 
 // PutFile stores the file at path under key as a hard link when path is on the same
 // file system (the spool and the store of one node usually are): no copy of the data
-// is written and synced again, only its MD5 read. Elsewhere, or when the file system
-// has no hard links, it copies as Put does. The file must not change afterwards (a
-// closed recording does not).
+// is written and synced again. Elsewhere, or when the file system has no hard links,
+// it copies as Put does. The file must not change afterwards (a closed recording does
+// not).
+//
+// A linked file of at most lazyHashSize bytes with its default content type (an HLS
+// segment) is not hashed now: its MD5, the ETag, and its sidecar are made when it is
+// first read (Stat, Open, List), and the Object returned here has no ETag. Most
+// recorded segments are read rarely if ever, and hashing each as it was stored was a
+// tenth of a recording node's CPU; hashing one when it is first read costs that reader
+// about a millisecond.
 func (l Local) PutFile(ctx context.Context, key, path, contentType string) (Object, error) {
 	if err := ValidateKey(key); err != nil {
 		return Object{}, err
@@ -95,20 +102,27 @@ func (l Local) PutFile(ctx context.Context, key, path, contentType string) (Obje
 	if err != nil {
 		return putFileCopy(ctx, l, key, path, contentType)
 	}
-	h := md5.New()
-	if _, err := io.Copy(h, ctxReader{ctx, tmp}); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return Object{}, fmt.Errorf("storage: put %q from file: %w", key, err)
-	}
 	fi, err := tmp.Stat()
 	if err != nil {
 		tmp.Close()
 		os.Remove(tmp.Name())
 		return Object{}, fmt.Errorf("storage: put %q: %w", key, err)
 	}
+	if fi.Size() <= lazyHashSize && (contentType == "" || contentType == defaultContentType(key)) {
+		return l.commit(key, tmp, "", fi.Size(), contentType)
+	}
+	h := md5.New()
+	if _, err := io.Copy(h, ctxReader{ctx, tmp}); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return Object{}, fmt.Errorf("storage: put %q from file: %w", key, err)
+	}
 	return l.commit(key, tmp, hex.EncodeToString(h.Sum(nil)), fi.Size(), contentType)
 }
+
+// lazyHashSize is the largest linked file whose MD5 waits for its first read (see
+// PutFile): a few seconds of video, hashed in a few milliseconds.
+const lazyHashSize = 16 << 20
 
 // linkTemp links path to a new temporary name in key's folder and opens it.
 func (l Local) linkTemp(key, path string) (*os.File, error) {
@@ -132,7 +146,9 @@ func (l Local) linkTemp(key, path string) (*os.File, error) {
 }
 
 // commit makes tmp, holding size bytes whose MD5 is sum, the object under key: synced,
-// its sidecar written, renamed over the key. tmp is closed, and removed on failure.
+// its sidecar written, renamed over the key. With no sum there is no sidecar (any old
+// one is removed first): the first Stat hashes the data and writes it. tmp is closed,
+// and removed on failure.
 func (l Local) commit(key string, tmp *os.File, sum string, size int64, contentType string) (Object, error) {
 	done := false
 	defer func() {
@@ -162,7 +178,11 @@ func (l Local) commit(key string, tmp *os.File, sum string, size int64, contentT
 	meta := localMeta{Size: fi.Size(), ModTimeNS: fi.ModTime().UnixNano(), MD5: sum, ContentType: contentType}
 	// The sidecar goes first: were the sidecar renamed after the data, a crash in
 	// between would leave the new data with the old sidecar, which may match its size.
-	if err := writeMeta(p, meta); err != nil {
+	if sum == "" {
+		if err := os.Remove(metaPath(p)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return Object{}, fmt.Errorf("storage: put %q: sidecar: %w", key, err)
+		}
+	} else if err := writeMeta(p, meta); err != nil {
 		return Object{}, fmt.Errorf("storage: put %q: %w", key, err)
 	}
 	if err := os.Rename(tmp.Name(), p); err != nil {
@@ -325,19 +345,20 @@ func (l Local) List(ctx context.Context, prefix string) ([]Object, error) {
 		if !d.Type().IsRegular() || strings.Contains(d.Name(), reservedMark) || !strings.HasPrefix(key, prefix) {
 			return nil
 		}
-		f, err := os.Open(p)
+		fi, err := d.Info()
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil // deleted while listing
 			}
 			return err
 		}
-		obj, err := l.stat(ctx, key, f)
-		f.Close()
-		if err != nil {
-			return err
+		// The ETag is the sidecar's; a listing does not hash objects that have none
+		// yet (see PutFile): a store of recorded segments would be read whole.
+		m, ok := readMeta(p, fi)
+		if !ok {
+			m = localMeta{Size: fi.Size(), ModTimeNS: fi.ModTime().UnixNano(), ContentType: defaultContentType(key)}
 		}
-		out = append(out, obj)
+		out = append(out, m.object(key))
 		return nil
 	})
 	if err != nil {

@@ -134,9 +134,11 @@ func TestLocalDeletePrunesFolders(t *testing.T) {
 }
 
 // TestLocalPutFileLinks: a file on the store's file system is stored as a hard link
-// (the spool's recording becomes the object without a second copy on disk), with the
-// same MD5 ETag and sidecar as Put gives, and stays when the spool removes its name.
-// From another file system (tmpfs here) it is copied.
+// (the spool's recording becomes the object without a second copy on disk) and stays
+// when the spool removes its name. A segment-sized one is hashed when first read: no
+// ETag from PutFile or List, no sidecar until Stat makes both as Put would; one with
+// another content type is hashed at once. From another file system (tmpfs here) it is
+// copied.
 func TestLocalPutFileLinks(t *testing.T) {
 	dir := t.TempDir()
 	s := storage.Local{Dir: filepath.Join(dir, "store")}
@@ -149,11 +151,26 @@ func TestLocalPutFileLinks(t *testing.T) {
 	if err := os.WriteFile(src, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// An old object of the same size and its sidecar are replaced; the sidecar must not
+	// describe the new data.
+	prev := put(t, s, "live/cam/0001.ts", bytes.Repeat([]byte("previous"), 10000), "")
+	if err := os.Chtimes(src, prev.ModTime, prev.ModTime); err != nil {
+		t.Fatal(err)
+	}
 	obj, err := storage.PutFile(ctx, s, "live/cam/0001.ts", src, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkObject(t, "PutFile", obj, "live/cam/0001.ts", data, "video/mp2t")
+	if obj.Key != "live/cam/0001.ts" || obj.Size != int64(len(data)) || obj.ETag != "" {
+		t.Errorf("PutFile = %+v, want the key, %d bytes, no ETag yet", obj, len(data))
+	}
+	sidecar := filepath.Join(s.Dir, "live", "cam", "0001.ts.livetape-meta")
+	if _, err := os.Stat(sidecar); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a sidecar is there before the first read: %v", err)
+	}
+	if objs, err := s.List(ctx, "live/cam/"); err != nil || len(objs) != 1 || objs[0].Size != int64(len(data)) || objs[0].ETag != "" {
+		t.Errorf("List = %+v, %v; want the object, no ETag (a listing hashes nothing)", objs, err)
+	}
 	si, _ := os.Stat(src)
 	oi, err := os.Stat(filepath.Join(s.Dir, "live", "cam", "0001.ts"))
 	if err != nil || !os.SameFile(si, oi) {
@@ -167,9 +184,29 @@ func TestLocalPutFileLinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkObject(t, "Stat after the spool removed its name", st, "live/cam/0001.ts", data, "video/mp2t")
+	if _, err := os.Stat(sidecar); err != nil {
+		t.Errorf("Stat made no sidecar: %v", err)
+	}
+	if objs, err := s.List(ctx, "live/cam/"); err != nil || len(objs) != 1 {
+		t.Errorf("List = %v, %v", objs, err)
+	} else {
+		checkObject(t, "List after Stat", objs[0], "live/cam/0001.ts", data, "video/mp2t")
+	}
+	// Not a segment's default content type: hashed as it is stored.
+	if err := os.WriteFile(src, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	obj, err = storage.PutFile(ctx, s, "live/cam/typed.ts", src, "application/octet-stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkObject(t, "PutFile with a content type", obj, "live/cam/typed.ts", data, "application/octet-stream")
+	if err := os.Remove(src); err != nil {
+		t.Fatal(err)
+	}
 	entries, _ := os.ReadDir(filepath.Join(s.Dir, "live", "cam"))
-	if len(entries) != 2 {
-		t.Errorf("folder holds %d entries, want the object and its sidecar (no temporary left)", len(entries))
+	if len(entries) != 4 {
+		t.Errorf("folder holds %d entries, want two objects and their sidecars (no temporary left)", len(entries))
 	}
 
 	// Another file system: copied.

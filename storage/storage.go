@@ -63,7 +63,9 @@ type Object struct {
 	Size int64
 	// ETag is the backend's entity tag without quotes: the hex MD5 of the content for
 	// the local backend and for single-part S3 uploads; "HEX-N" for S3 multipart
-	// uploads. It changes when the content changes, so HTTP handlers can use it.
+	// uploads. It changes when the content changes, so HTTP handlers can use it. The
+	// local backend makes it lazily for segment-sized files it linked (Local.PutFile):
+	// PutFile and List may then give none, Stat and Open always do.
 	ETag        string
 	ModTime     time.Time
 	ContentType string
