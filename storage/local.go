@@ -90,7 +90,8 @@ func (l Local) Put(ctx context.Context, key string, r io.Reader, size int64, con
 //
 // A linked file of at most lazyHashSize bytes with its default content type (an HLS
 // segment) is not hashed now: its MD5, the ETag, and its sidecar are made when it is
-// first read (Stat, Open, List), and the Object returned here has no ETag. Most
+// first read (Stat or Open; List gives no ETag until then), and the Object returned
+// here has none. Most
 // recorded segments are read rarely if ever, and hashing each as it was stored was a
 // tenth of a recording node's CPU; hashing one when it is first read costs that reader
 // about a millisecond.
