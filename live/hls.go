@@ -130,6 +130,9 @@ func (h *hlsOutput) run(key, id string, sub *stream.Subscriber, hs *hlsStream) {
 	failed := false
 	for p := range sub.C() {
 		done, err := seg.WritePacket(p)
+		if err == nil && len(sub.C()) == 0 {
+			err = seg.Flush() // caught up: the buffer goes back to the shared pool
+		}
 		if err != nil && !failed {
 			// Once per run of failures (a full disk fails every packet): logged again
 			// after a segment got through.

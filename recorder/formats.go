@@ -1,7 +1,6 @@
 package recorder
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 	"github.com/livetape/livetape/media"
 	"github.com/livetape/livetape/packager/flv"
 	"github.com/livetape/livetape/packager/hls"
+	"github.com/livetape/livetape/packager/wbuf"
 )
 
 // hlsTarget is the segment length of HLS recordings (VOD wants fewer, longer segments
@@ -30,6 +30,9 @@ type headers struct {
 // their Timestamp is the rebased one, their Tag's header is not.
 type formatWriter interface {
 	writePacket(p *media.Packet) error
+	// flushBuffer writes out what the writer buffers and lets the buffer go until
+	// the next packet (the recorder has caught up with the stream).
+	flushBuffer() error
 	// sync makes what was written so far durable (called about once a second).
 	sync() error
 	// finish closes and finalizes the fragment; it returns the finished file's name
@@ -50,19 +53,14 @@ func newFormatWriter(format, dir string, seq int, h headers) (formatWriter, erro
 	return nil, fmt.Errorf("recorder: unknown format %q", format)
 }
 
-// flvBuffer buffers an FLV recording's writes: a few writes a second at 2.5 Mbit/s
-// (it is flushed every syncEvery anyway), and 64 KiB per recorded stream is what it
-// holds (256 KiB made a third of the heap of 16 recorded pushes).
-const flvBuffer = 64 << 10
-
 // flvWriter appends tags to NNNN.flv.part; finish rewrites it as NNNN.flv with the
 // duration, filesize and keyframes metadata.
 type flvWriter struct {
 	path string
 	meta *flv.Metadata
 	f    *os.File
-	w    *bufio.Writer
-	hdr  []byte // tag header scratch
+	w    *wbuf.Writer // a shared buffer between flushes, not one per stream
+	hdr  []byte       // tag header scratch
 }
 
 func newFLVWriter(path string, h headers) (*flvWriter, error) {
@@ -70,7 +68,7 @@ func newFLVWriter(path string, h headers) (*flvWriter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("recorder: flv: %w", err)
 	}
-	w := &flvWriter{path: path, meta: h.meta, f: f, w: bufio.NewWriterSize(f, flvBuffer)}
+	w := &flvWriter{path: path, meta: h.meta, f: f, w: wbuf.New(f)}
 	w.w.Write(flv.Header(h.audio != nil, h.video != nil))
 	for _, p := range []*media.Packet{h.video, h.audio} {
 		if p != nil {
@@ -88,6 +86,8 @@ func (w *flvWriter) writePacket(p *media.Packet) error {
 	_, err := w.w.Write(p.Tag[media.TagHeaderSize:])
 	return err
 }
+
+func (w *flvWriter) flushBuffer() error { return w.w.Flush() }
 
 func (w *flvWriter) sync() error {
 	if err := w.w.Flush(); err != nil {

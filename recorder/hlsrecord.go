@@ -186,6 +186,13 @@ func (h *hlsRecording) write(p *media.Packet) {
 	}
 }
 
+// flushBuffer writes out what the segmenter buffers (see formatWriter.flushBuffer).
+func (h *hlsRecording) flushBuffer() {
+	if err := h.seg.Flush(); err != nil {
+		h.s.logOnce("hls write", "HLS recording: a packet or segment could not be written; the recording goes on at the next keyframe", "err", err)
+	}
+}
+
 // brk ends the open segment: the next one is a discontinuity (a gap, a timeline break,
 // a codec change).
 func (h *hlsRecording) brk() {

@@ -57,6 +57,10 @@ func (w *mp4Writer) writePacket(p *media.Packet) error {
 }
 
 // sync makes the fragments written so far durable.
+// flushBuffer has nothing to do: the fMP4 writer holds a buffer only while it writes
+// a fragment.
+func (w *mp4Writer) flushBuffer() error { return nil }
+
 func (w *mp4Writer) sync() error { return w.f.Sync() }
 
 func (w *mp4Writer) finish() (string, int64, error) {

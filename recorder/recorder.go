@@ -301,6 +301,9 @@ func (s *session) run(sub *stream.Subscriber) {
 			s.log.Error("recording error; fragment cut", "err", err)
 			s.closeFragment("error")
 		}
+		if len(sub.C()) == 0 {
+			s.flushBuffers() // caught up: the writers' buffers go back to the pool
+		}
 	}
 	s.closeFragment("push ended")
 	if s.hls != nil {
@@ -573,6 +576,12 @@ type output struct {
 	failed bool
 }
 
+// fail stops writing o's format; the other formats go on.
+func (f *fragment) fail(o *output, err error) {
+	f.s.log.Error("recording format failed; the others go on", "format", o.m.Format, "err", err)
+	o.failed = true
+}
+
 func (f *fragment) elapsed(p *media.Packet) time.Duration {
 	return time.Duration(p.Timestamp-f.base) * time.Millisecond
 }
@@ -598,8 +607,7 @@ func (f *fragment) write(p *media.Packet) error {
 			continue
 		}
 		if err := o.w.writePacket(q); err != nil {
-			f.s.log.Error("recording format failed; the others go on", "format", o.m.Format, "err", err)
-			o.failed = true
+			f.fail(o, err)
 		}
 	}
 	if time.Duration(rel-f.synced)*time.Millisecond >= syncEvery {
@@ -614,6 +622,24 @@ func (f *fragment) write(p *media.Packet) error {
 		}
 	}
 	return nil
+}
+
+// flushBuffers writes out what the open writers buffer (see formatWriter.flushBuffer).
+func (s *session) flushBuffers() {
+	if f := s.frag; f != nil {
+		for i := range f.outs {
+			o := &f.outs[i]
+			if o.failed {
+				continue
+			}
+			if err := o.w.flushBuffer(); err != nil {
+				f.fail(o, err)
+			}
+		}
+	}
+	if s.hls != nil {
+		s.hls.flushBuffer()
+	}
 }
 
 // breaksTimeline tells whether frame p, next on its track, starts a new timeline (see

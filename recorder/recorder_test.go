@@ -27,6 +27,7 @@ type rig struct {
 	srv      *live.Server
 	rtmpAddr string
 	out      string // recordings folder
+	spool    string
 	logs     *mediatest.SyncBuffer
 	stop     func()
 }
@@ -38,8 +39,8 @@ func newRig(t *testing.T, cfg Config, observers ...stream.Observer) *rig {
 	dir := t.TempDir()
 	logs := &mediatest.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	out := filepath.Join(dir, "recordings")
-	rec, err := New(cfg, filepath.Join(dir, "spool"), &LocalSink{Dir: out, Log: log}, log)
+	out, spool := filepath.Join(dir, "recordings"), filepath.Join(dir, "spool")
+	rec, err := New(cfg, spool, &LocalSink{Dir: out, Log: log}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +53,7 @@ func newRig(t *testing.T, cfg Config, observers ...stream.Observer) *rig {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { srv.ServeRTMP(ctx, ln); close(done) }()
-	r := &rig{rec: rec, srv: srv, rtmpAddr: ln.Addr().String(), out: out, logs: logs}
+	r := &rig{rec: rec, srv: srv, rtmpAddr: ln.Addr().String(), out: out, spool: spool, logs: logs}
 	r.stop = func() { cancel(); <-done; rec.Wait() }
 	t.Cleanup(func() {
 		r.stop()

@@ -1,7 +1,6 @@
 package fmp4
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"github.com/Eyevinn/mp4ff/mp4"
 
 	"github.com/livetape/livetape/media"
+	"github.com/livetape/livetape/packager/wbuf"
 )
 
 // VideoTimescale is the media timescale of video tracks: 90 kHz, the MPEG clock, in
@@ -73,7 +73,7 @@ type Tracks struct {
 //
 // Writer is not safe for concurrent use.
 type Writer struct {
-	bw           *bufio.Writer
+	bw           *wbuf.Writer // holds a buffer only while a fragment is written
 	tracks       Tracks
 	video, audio *track
 	seq          uint32 // last fragment sequence number written
@@ -116,7 +116,7 @@ func NewWriter(w io.Writer, tracks Tracks) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	wr := &Writer{bw: bufio.NewWriterSize(w, 64<<10), tracks: tracks}
+	wr := &Writer{bw: wbuf.New(w), tracks: tracks}
 	for _, trak := range init.Moov.Traks {
 		t := &track{id: trak.Tkhd.TrackID, timescale: trak.Mdia.Mdhd.Timescale}
 		if trak.Mdia.Hdlr.HandlerType == "soun" {

@@ -1,7 +1,6 @@
 package hls
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -9,6 +8,7 @@ import (
 	"time"
 
 	"github.com/livetape/livetape/media"
+	"github.com/livetape/livetape/packager/wbuf"
 )
 
 // DefaultTarget is the segment duration used when SegmenterConfig.Target is zero: the
@@ -37,10 +37,6 @@ func IsTimelineBreak(last, ts int64) bool {
 const maxSegmentFactor = 10
 
 var errClosed = errors.New("hls: segmenter is closed")
-
-// fileBuffer buffers the writes to a segment from Create: one write per 32 KiB instead
-// of one per frame.
-const fileBuffer = 32 << 10
 
 // SegmenterConfig configures a Segmenter.
 type SegmenterConfig struct {
@@ -95,7 +91,7 @@ type Segmenter struct {
 	open bool
 	cur  Segment
 	file io.WriteCloser // when writing through create
-	fbuf *bufio.Writer  // buffers file: the muxer writes a PES (a frame) at a time
+	fbuf *wbuf.Writer   // buffers file (the muxer writes a PES, a frame, at a time) until Flush
 	buf  *bytes.Buffer  // when writing to memory
 	end  float64        // ms: the end of the latest frame written to cur
 
@@ -255,7 +251,7 @@ func (s *Segmenter) start(p *media.Packet) error {
 			return fmt.Errorf("hls: create segment %d: %w", s.seq, err)
 		}
 		if s.fbuf == nil {
-			s.fbuf = bufio.NewWriterSize(f, fileBuffer)
+			s.fbuf = wbuf.New(f)
 		}
 		s.fbuf.Reset(f)
 		s.file, w = f, s.fbuf
