@@ -74,3 +74,5 @@ require (
 replace github.com/yutopp/go-rtmp => ./third_party/go-rtmp
 
 replace github.com/hibiken/asynq => ./third_party/asynq
+
+replace github.com/alicebob/miniredis/v2 => ./third_party/miniredis
