@@ -29,33 +29,24 @@ var (
 // Execute lua. Needs to run m.Lock()ed, from within withTx().
 // Returns true if the lua was OK (and hence should be cached).
 func (m *Miniredis) runLuaScript(c *server.Peer, sha, script string, args []string) bool {
-	l := lua.NewState(lua.Options{SkipOpenLibs: true})
-	defer l.Close()
-
-	// Taken from the go-lua manual
-	for _, pair := range []struct {
-		n string
-		f lua.LGFunction
-	}{
-		{lua.LoadLibName, lua.OpenPackage},
-		{lua.BaseLibName, lua.OpenBase},
-		{lua.CoroutineLibName, lua.OpenCoroutine},
-		{lua.TabLibName, lua.OpenTable},
-		{lua.StringLibName, lua.OpenString},
-		{lua.MathLibName, lua.OpenMath},
-		{lua.DebugLibName, lua.OpenDebug},
-	} {
-		if err := l.CallByParam(lua.P{
-			Fn:      l.NewFunction(pair.f),
-			NRet:    0,
-			Protect: true,
-		}, lua.LString(pair.n)); err != nil {
-			panic(err)
-		}
+	// livetape patch: the interpreter (its libraries opened, globals protected) is kept
+	// for the next script instead of built again for every one: runLuaScript runs
+	// under the Miniredis lock, so one idle interpreter is enough. A script that
+	// failed takes its interpreter with it.
+	l := m.lua
+	m.lua = nil
+	if l == nil {
+		l = newLuaState()
 	}
-
-	luajson.Preload(l)
-	requireGlobal(l, "cjson", "json")
+	ok := false
+	defer func() {
+		if ok {
+			l.SetTop(0)
+			m.lua = l
+		} else {
+			l.Close()
+		}
+	}()
 
 	// set global variable KEYS
 	keysTable := l.NewTable()
@@ -85,21 +76,12 @@ func (m *Miniredis) runLuaScript(c *server.Peer, sha, script string, args []stri
 	}
 	l.SetGlobal("ARGV", argvTable)
 
+	// The redis module's functions answer this peer: registered for every script.
 	redisFuncs, redisConstants := mkLua(m.srv, c, sha)
-	// Register command handlers
-	l.Push(l.NewFunction(func(l *lua.LState) int {
-		mod := l.RegisterModule("redis", redisFuncs).(*lua.LTable)
-		for k, v := range redisConstants {
-			mod.RawSetString(k, v)
-		}
-		l.Push(mod)
-		return 1
-	}))
-
-	_ = doScript(l, protectGlobals)
-
-	l.Push(lua.LString("redis"))
-	l.Call(1, 0)
+	mod := l.SetFuncs(l.RegisterModule("redis", nil).(*lua.LTable), redisFuncs)
+	for k, v := range redisConstants {
+		mod.RawSetString(k, v)
+	}
 
 	if err := doScript(l, script); err != nil {
 		c.WriteError(err.Error())
@@ -107,7 +89,48 @@ func (m *Miniredis) runLuaScript(c *server.Peer, sha, script string, args []stri
 	}
 
 	luaToRedis(l, c, l.Get(1))
+	ok = true
 	return true
+}
+
+// newLuaState returns an interpreter with the libraries scripts may use and the
+// globals protected (livetape patch: what runLuaScript did for every script).
+func newLuaState() *lua.LState {
+	l := lua.NewState(lua.Options{SkipOpenLibs: true})
+
+	// Taken from the go-lua manual
+	for _, pair := range []struct {
+		n string
+		f lua.LGFunction
+	}{
+		{lua.LoadLibName, lua.OpenPackage},
+		{lua.BaseLibName, lua.OpenBase},
+		{lua.CoroutineLibName, lua.OpenCoroutine},
+		{lua.TabLibName, lua.OpenTable},
+		{lua.StringLibName, lua.OpenString},
+		{lua.MathLibName, lua.OpenMath},
+		{lua.DebugLibName, lua.OpenDebug},
+	} {
+		if err := l.CallByParam(lua.P{
+			Fn:      l.NewFunction(pair.f),
+			NRet:    0,
+			Protect: true,
+		}, lua.LString(pair.n)); err != nil {
+			panic(err)
+		}
+	}
+
+	luajson.Preload(l)
+	requireGlobal(l, "cjson", "json")
+
+	// KEYS, ARGV and redis exist before the globals are protected: a script's
+	// assignment to them is then not a new global.
+	l.SetGlobal("KEYS", l.NewTable())
+	l.SetGlobal("ARGV", l.NewTable())
+	l.RegisterModule("redis", map[string]lua.LGFunction{})
+	_ = doScript(l, protectGlobals)
+	l.SetTop(0)
+	return l
 }
 
 // doScript pre-compiiles the given script into a Lua prototype,

@@ -25,6 +25,8 @@ import (
 	"sync"
 	"time"
 
+	lua "github.com/yuin/gopher-lua"
+
 	"github.com/alicebob/miniredis/v2/proto"
 	"github.com/alicebob/miniredis/v2/server"
 )
@@ -61,6 +63,7 @@ type Miniredis struct {
 	dbs         map[int]*RedisDB
 	selectedDB  int               // DB id used in the direct Get(), Set() &c.
 	scripts     map[string]string // sha1 -> lua src
+	lua         *lua.LState       // idle script interpreter (livetape patch)
 	signal      *sync.Cond
 	now         time.Time // time.Now() if not set.
 	subscribers map[*Subscriber]struct{}
