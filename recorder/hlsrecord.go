@@ -179,19 +179,19 @@ func (h *hlsRecording) headers(hd headers) {
 func (h *hlsRecording) write(p *media.Packet) {
 	seg, err := h.seg.WritePacket(p)
 	h.closed(seg)
+	h.writeFailed(err)
+}
+
+// writeFailed logs (once) a write error of the segmenter, which drops what it could not
+// write and starts the next segment at a keyframe, as a discontinuity.
+func (h *hlsRecording) writeFailed(err error) {
 	if err != nil {
-		// The segmenter drops what it cannot write and starts the next segment at
-		// a keyframe, as a discontinuity.
 		h.s.logOnce("hls write", "HLS recording: a packet or segment could not be written; the recording goes on at the next keyframe", "err", err)
 	}
 }
 
 // flushBuffer writes out what the segmenter buffers (see formatWriter.flushBuffer).
-func (h *hlsRecording) flushBuffer() {
-	if err := h.seg.Flush(); err != nil {
-		h.s.logOnce("hls write", "HLS recording: a packet or segment could not be written; the recording goes on at the next keyframe", "err", err)
-	}
-}
+func (h *hlsRecording) flushBuffer() { h.writeFailed(h.seg.Flush()) }
 
 // brk ends the open segment: the next one is a discontinuity (a gap, a timeline break,
 // a codec change).
