@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -68,10 +67,8 @@ func TestHeapFlatOver100Transcodes(t *testing.T) {
 	}
 	type usage struct{ c, goHeap int64 }
 	measure := func() usage {
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		return usage{c: mallocInUse(), goHeap: int64(ms.HeapAlloc)}
+		goHeap := mediatest.HeapAfterGC()
+		return usage{c: mallocInUse(), goHeap: goHeap}
 	}
 	transcode()
 	after1 := measure()

@@ -32,3 +32,12 @@ func WatchHeap() func() uint64 {
 		return <-result
 	}
 }
+
+// HeapAfterGC collects garbage and returns the bytes of live heap objects: compared
+// before and after some work, what that work keeps.
+func HeapAfterGC() int64 {
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/asticode/go-astits"
 
+	"github.com/livetape/livetape/internal/mediatest"
 	"github.com/livetape/livetape/media"
 )
 
@@ -291,13 +292,7 @@ func TestMuxerPacketErrors(t *testing.T) {
 func TestMuxersShareScratch(t *testing.T) {
 	const muxers, keyframe = 64, 256 << 10
 	nal := append([]byte{0x65}, bytes.Repeat([]byte{0xAB}, keyframe)...)
-	heap := func() uint64 {
-		var ms runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&ms)
-		return ms.HeapAlloc
-	}
-	before := heap()
+	before := mediatest.HeapAfterGC()
 	var out countWriter
 	ms := make([]*Muxer, muxers)
 	for i := range ms {
@@ -312,7 +307,7 @@ func TestMuxersShareScratch(t *testing.T) {
 			}
 		}
 	}
-	kept := int64(heap()) - int64(before)
+	kept := mediatest.HeapAfterGC() - before
 	runtime.KeepAlive(ms)
 	if out.n < muxers*keyframe {
 		t.Fatalf("muxers wrote %d bytes, want at least %d", out.n, muxers*keyframe)

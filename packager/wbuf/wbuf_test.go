@@ -6,6 +6,8 @@ import (
 	"io"
 	"runtime"
 	"testing"
+
+	"github.com/livetape/livetape/internal/mediatest"
 )
 
 func TestWriterBuffersInOrder(t *testing.T) {
@@ -48,13 +50,7 @@ func TestWriterBuffersInOrder(t *testing.T) {
 // the package (a bufio.Writer per recorded format per stream held 32–64 KiB each).
 func TestFlushedWritersHoldNoBuffer(t *testing.T) {
 	const writers = 256
-	heap := func() int64 {
-		var ms runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&ms)
-		return int64(ms.HeapAlloc)
-	}
-	before := heap()
+	before := mediatest.HeapAfterGC()
 	ws := make([]*Writer, writers)
 	chunk := bytes.Repeat([]byte("x"), 40<<10)
 	for i := range ws {
@@ -64,7 +60,7 @@ func TestFlushedWritersHoldNoBuffer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	kept := heap() - before
+	kept := mediatest.HeapAfterGC() - before
 	runtime.KeepAlive(ws)
 	if limit := int64(writers * Size / 16); kept > limit {
 		t.Errorf("%d flushed writers keep %d KiB, want under %d KiB", writers, kept>>10, limit>>10)
