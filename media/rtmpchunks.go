@@ -11,8 +11,9 @@ type RTMPChunks struct {
 	CSID      int    // chunk stream id, 2..63
 	StreamID  uint32 // message stream id
 	ChunkSize uint32
-	// Bufs are the chunks' bytes (one buffer). Copy the slice before writing it
-	// (net.Buffers.WriteTo consumes it).
+	// Bufs are the chunks' headers and the parts of the packet's body they carry
+	// (shared, not copied). Copy the slice before writing it (net.Buffers.WriteTo
+	// consumes it).
 	Bufs [][]byte
 }
 
@@ -29,19 +30,11 @@ func (p *Packet) RTMPChunks(csid int, streamID, chunkSize uint32) *RTMPChunks {
 	if c := p.rtmp.Load(); c != nil && c.CSID == csid && c.StreamID == streamID && c.ChunkSize == chunkSize {
 		return c
 	}
-	// One contiguous copy: a viewer's writev then has one buffer per packet instead
-	// of two per chunk, which costs the kernel less for every viewer than the copy
-	// costs once.
-	parts := RTMPMessageChunks(uint8(p.Kind), csid, streamID, p.Timestamp, p.Body(), chunkSize)
-	n := 0
-	for _, b := range parts {
-		n += len(b)
-	}
-	wire := make([]byte, 0, n)
-	for _, b := range parts {
-		wire = append(wire, b...)
-	}
-	c := &RTMPChunks{CSID: csid, StreamID: streamID, ChunkSize: chunkSize, Bufs: [][]byte{wire}}
+	// No copy of the body: the packet is in the GOP cache for a GOP and a copy would
+	// double what the cache holds. With the chunk size livetape sends (60000) nearly
+	// every message is one chunk, a header and the body: two buffers per packet.
+	c := &RTMPChunks{CSID: csid, StreamID: streamID, ChunkSize: chunkSize,
+		Bufs: RTMPMessageChunks(uint8(p.Kind), csid, streamID, p.Timestamp, p.Body(), chunkSize)}
 	p.rtmp.CompareAndSwap(nil, c) // the first key stays cached; another is made per call
 	return c
 }

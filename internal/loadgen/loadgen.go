@@ -4,11 +4,13 @@
 package loadgen
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
 	"iter"
+	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -173,9 +175,30 @@ func Percentile(ds []time.Duration, p float64) time.Duration {
 // View plays url as HTTP-FLV until ctx is done, recording into st. The first keyframe
 // must be the first video frame; sampleEvery limits latency samples (1 = every frame).
 func View(ctx context.Context, url string, st *Stats, sampleEvery int) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		st.fail(err)
+		return
+	}
 	start := time.Now()
-	resp, err := http.DefaultClient.Do(req)
+	// A connection of its own read through one 64 KiB buffer, as ViewRTMP reads: with
+	// http.Client a viewer also ran the transport's reader goroutine and read through
+	// 4 KiB, so HTTP-FLV viewers cost their side more than RTMP viewers did, and the
+	// server's figures for the two protocols came from clients that read differently.
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", req.URL.Host)
+	if err != nil {
+		st.fail(err)
+		return
+	}
+	defer nc.Close()
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	defer stop()
+	if err := req.Write(nc); err != nil {
+		st.fail(err)
+		return
+	}
+	resp, err := http.ReadResponse(bufio.NewReaderSize(nc, 64<<10), req)
 	if err != nil {
 		st.fail(err)
 		return
