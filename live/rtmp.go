@@ -35,8 +35,12 @@ const (
 	csidVideo   = 7
 )
 
-// outChunkSize is the chunk size livetape sends with (nginx-rtmp's default).
-const outChunkSize = 4096
+// outChunkSize is the chunk size livetape sends with, SRS's default: a message up to
+// 60000 bytes (audio, inter frames, and keyframes of most streams up to a few Mbit/s)
+// goes as one chunk, so a player is written a header and the packet's body, not a
+// header every 4096 bytes. It stays under 65536, the largest some RTMP stacks take;
+// ffmpeg and librtmp take any positive size.
+const outChunkSize = 60000
 
 // handshakeTimeout bounds the time a connection may take to connect and publish or
 // play, so garbage or a silent client on the RTMP port does not hold a goroutine.

@@ -3,6 +3,7 @@ package live
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -111,7 +112,8 @@ func TestExtendedTimestampIngest(t *testing.T) {
 // loses the stream. The publisher loops the fixture above 0xFFFFFF, each loop starting
 // earlier than the one before, at a keyframe larger than a chunk: the jump back is sent
 // in a type-0 header with an extended timestamp, and the keyframe spans two chunks.
-// ffprobe must read the timestamps pushed.
+// ffprobe must read the timestamps pushed. (The fixture's keyframes are smaller than
+// a chunk: the first gets filler data, a NAL unit decoders skip, to span two.)
 func TestExtendedTimestampPlay(t *testing.T) {
 	needFFmpeg(t)
 	s := startServer(t, nil)
@@ -120,8 +122,9 @@ func TestExtendedTimestampPlay(t *testing.T) {
 	const loops = 20
 	loopBase := func(loop uint32) uint32 { return 0xffffff + 1000 + (loops-loop)*10000 }
 	bigKey := slices.IndexFunc(pkts, func(p *media.Packet) bool {
-		return p.Kind == media.KindVideo && p.Keyframe && !p.SequenceHeader && len(p.Body()) > outChunkSize
+		return p.Kind == media.KindVideo && p.Keyframe && !p.SequenceHeader
 	})
+	pkts[bigKey] = withFiller(t, pkts[bigKey], outChunkSize)
 	loopPackets := func(loop uint32) []*media.Packet {
 		if loop == 0 {
 			return pkts
@@ -180,6 +183,21 @@ func TestExtendedTimestampPlay(t *testing.T) {
 	if len(got) != frames || i < 0 || i+frames > len(pushed) || !slices.Equal(got, pushed[i:i+frames]) {
 		t.Errorf("played video timestamps are not a run of the pushed ones:\n got %v\npushed %v", got, pushed)
 	}
+}
+
+// withFiller returns the AVC frame p with a filler-data NAL unit (type 12: 0xFF bytes,
+// then the RBSP stop bit) of n bytes appended, for tests that need a large frame.
+func withFiller(t testing.TB, p *media.Packet, n int) *media.Packet {
+	t.Helper()
+	body := binary.BigEndian.AppendUint32(slices.Clone(p.Body()), uint32(n))
+	body = append(body, 12)
+	body = append(body, bytes.Repeat([]byte{0xff}, n-2)...)
+	body = append(body, 0x80)
+	big, err := media.NewPacket(p.Kind, p.Timestamp, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return big
 }
 
 // isVideoFrame is false for AVC sequence headers and end-of-sequence tags, which ffmpeg

@@ -65,3 +65,23 @@ func TestRTMPChunks(t *testing.T) {
 		}
 	}
 }
+
+// The chunks refer to the packet's body instead of copying it: a packet in the GOP
+// cache would otherwise be held twice. A body within one chunk is two buffers, the
+// header and the body.
+func TestRTMPChunksShareBody(t *testing.T) {
+	p, err := NewPacket(KindVideo, 40, bytes.Repeat([]byte{0x27, 1}, 500))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := p.RTMPChunks(7, 1, 60000)
+	if len(c.Bufs) != 2 || len(c.Bufs[0]) != 12 || &c.Bufs[1][0] != &p.Body()[0] || len(c.Bufs[1]) != len(p.Body()) {
+		t.Fatalf("one-chunk message: %d buffers, want the 12-byte header and the packet's own body", len(c.Bufs))
+	}
+	c = p.RTMPChunks(7, 1, 128)
+	for i := 1; i < len(c.Bufs); i += 2 {
+		if &c.Bufs[i][0] != &p.Body()[(i/2)*128] {
+			t.Fatalf("chunk %d is a copy of the body", i/2)
+		}
+	}
+}
