@@ -2,6 +2,7 @@ package live
 
 import (
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/livetape/livetape/media"
 	"github.com/livetape/livetape/packager/flv"
+	"github.com/livetape/livetape/stream"
 )
 
 // flvWriteTimeout bounds one write to an HTTP-FLV viewer; a viewer that does not read
@@ -44,13 +46,22 @@ func (s *Server) serveFLV(w http.ResponseWriter, r *http.Request, app, id string
 		playError(w, err)
 		return
 	}
-	defer sub.Close()
-	// The server's buffered reader and writer are not kept: a viewer costs its queue
-	// and one goroutine. A viewer that goes away is noticed by the next write.
 	conn, _, err := hj.Hijack()
 	if err != nil {
+		sub.Close()
 		return
 	}
+	// The viewer gets a goroutine of its own and this one returns: net/http then lets
+	// go of the connection's buffered reader and writer, the response's buffer and the
+	// request (about 10 KiB a viewer), which it keeps until the handler returns.
+	log := s.log.With("stream", stream.Params.Key(), "viewer", conn.RemoteAddr().String(), "player", "http-flv")
+	go playFLV(conn, sub, info, log)
+}
+
+// playFLV writes the subscriber's packets to an HTTP-FLV viewer's hijacked connection
+// until the stream ends or the viewer goes away.
+func playFLV(conn net.Conn, sub *stream.Subscriber, info stream.Info, log *slog.Logger) {
+	defer sub.Close()
 	defer conn.Close()
 	// A modest kernel buffer keeps memory per viewer bounded and lets a stalled viewer
 	// show up in its queue, where the hub handles it, instead of in the kernel.
@@ -59,14 +70,12 @@ func (s *Server) serveFLV(w http.ResponseWriter, r *http.Request, app, id string
 	}
 	fw := &flvConn{conn: conn, gate: writeGate{conn: conn}}
 	sub.OnDrop(fw.gate.abort)
-	log := s.log.With("stream", stream.Params.Key(), "viewer", conn.RemoteAddr().String(), "player", "http-flv")
 	hdr := flv.Header(info.HasAudio || !info.HasVideo, info.HasVideo || !info.HasAudio)
 	if err := fw.writeHead(hdr); err != nil {
 		return
 	}
-	hasVideo := info.HasVideo
 	for {
-		batch, ok := nextBatch(sub, fw.pkts, hasVideo)
+		batch, ok := nextBatch(sub, fw.pkts, info.HasVideo)
 		fw.pkts = batch
 		if !ok {
 			break

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/livetape/livetape/internal/mediatest"
 	"github.com/livetape/livetape/media"
 	"github.com/livetape/livetape/packager/flv"
 )
@@ -242,4 +243,38 @@ func dialStalledRTMP(t testing.TB, addr, app, name string) net.Conn {
 	}
 	c.SetDeadline(time.Time{})
 	return c
+}
+
+// An HTTP-FLV viewer keeps little on the server's heap: its queue, its writer and its
+// connection. net/http's buffered reader and writer, response buffer and request are
+// let go once the connection is hijacked (kept, they were about 10 KiB a viewer).
+func TestHTTPFLVViewerHeap(t *testing.T) {
+	s := startServer(t, nil)
+	pub := mediatest.PublishRTMP(t, "rtmp://"+s.rtmpAddr+"/live/heap")
+	for _, p := range mediatest.ReadFLV(t, "../testdata/av.flv") {
+		if err := pub.Write(p.Kind, p.Timestamp, p.Body()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := s.waitLive(t, "live", "heap")
+	base := st.Viewers()
+	addr := strings.TrimPrefix(s.httpURL, "http://")
+	const viewers = 64
+	before := mediatest.HeapAfterGC()
+	conns := make([]net.Conn, viewers)
+	for i := range conns {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "GET /live/heap.flv HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
+		conns[i] = c
+	}
+	waitFor(t, "the viewers to subscribe", 10*time.Second, func() bool { return st.Viewers() == base+viewers })
+	perViewer := (mediatest.HeapAfterGC() - before) / viewers
+	t.Logf("%d bytes of heap per HTTP-FLV viewer", perViewer)
+	if perViewer > 12<<10 {
+		t.Errorf("an HTTP-FLV viewer keeps %d bytes of heap, want at most 12 KiB", perViewer)
+	}
 }
