@@ -80,7 +80,7 @@ func (s *Server) serveRTMP(ctx context.Context, ln net.Listener) error {
 // commands, its media bypasses go-rtmp's writer), larger for reading a publisher's
 // media in fewer system calls.
 const (
-	rtmpReadBuffer    = 4 << 10
+	rtmpReadBuffer    = 1 << 10
 	rtmpWriteBuffer   = 1 << 10 // go-rtmp's own messages only: commands' answers, acks
 	rtmpPublishBuffer = 64 << 10
 )

@@ -245,10 +245,12 @@ func dialStalledRTMP(t testing.TB, addr, app, name string) net.Conn {
 	return c
 }
 
-// An HTTP-FLV viewer keeps little on the server's heap: its queue, its writer and its
-// connection. net/http's buffered reader and writer, response buffer and request are
-// let go once the connection is hijacked (kept, they were about 10 KiB a viewer).
-func TestHTTPFLVViewerHeap(t *testing.T) {
+// A viewer keeps little on the server's heap: its queue, its writer, its connection;
+// an RTMP viewer also go-rtmp's state and reader. net/http's buffered reader and
+// writer, response buffer and request are let go once an HTTP-FLV connection is
+// hijacked (kept, they were about 10 KiB a viewer); go-rtmp lets go of the commands it
+// read and wrote, and a player's read buffer is 1 KiB (before: 21-22 KiB a player).
+func TestViewerHeap(t *testing.T) {
 	s := startServer(t, nil)
 	pub := mediatest.PublishRTMP(t, "rtmp://"+s.rtmpAddr+"/live/heap")
 	for _, p := range mediatest.ReadFLV(t, "../testdata/av.flv") {
@@ -257,24 +259,44 @@ func TestHTTPFLVViewerHeap(t *testing.T) {
 		}
 	}
 	st := s.waitLive(t, "live", "heap")
-	base := st.Viewers()
-	addr := strings.TrimPrefix(s.httpURL, "http://")
-	const viewers = 64
-	before := mediatest.HeapAfterGC()
-	conns := make([]net.Conn, viewers)
-	for i := range conns {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
+	httpAddr := strings.TrimPrefix(s.httpURL, "http://")
+	for _, tc := range []struct {
+		proto string
+		limit int64
+		play  func(c net.Conn) error
+	}{
+		{"http-flv", 12 << 10, func(c net.Conn) error {
+			_, err := fmt.Fprintf(c, "GET /live/heap.flv HTTP/1.1\r\nHost: %s\r\n\r\n", httpAddr)
+			return err
+		}},
+		{"rtmp", 19 << 10, func(c net.Conn) error {
+			if err := clientHandshake(c); err != nil {
+				return err
+			}
+			_, err := c.Write(playCommands("live", "heap"))
+			return err
+		}},
+	} {
+		addr := map[string]string{"http-flv": httpAddr, "rtmp": s.rtmpAddr}[tc.proto]
+		base := st.Viewers()
+		const viewers = 128
+		s.logs.Grow(1 << 20)
+		before := mediatest.HeapAfterGC()
+		for range viewers {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if err := tc.play(c); err != nil {
+				t.Fatal(err)
+			}
 		}
-		defer c.Close()
-		fmt.Fprintf(c, "GET /live/heap.flv HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
-		conns[i] = c
-	}
-	waitFor(t, "the viewers to subscribe", 10*time.Second, func() bool { return st.Viewers() == base+viewers })
-	perViewer := (mediatest.HeapAfterGC() - before) / viewers
-	t.Logf("%d bytes of heap per HTTP-FLV viewer", perViewer)
-	if perViewer > 12<<10 {
-		t.Errorf("an HTTP-FLV viewer keeps %d bytes of heap, want at most 12 KiB", perViewer)
+		waitFor(t, tc.proto+" viewers to subscribe", 10*time.Second, func() bool { return st.Viewers() == base+viewers })
+		perViewer := (mediatest.HeapAfterGC() - before) / viewers
+		t.Logf("%s: %d bytes of heap per viewer", tc.proto, perViewer)
+		if perViewer > tc.limit {
+			t.Errorf("an %s viewer keeps %d bytes of heap, want at most %d KiB", tc.proto, perViewer, tc.limit>>10)
+		}
 	}
 }

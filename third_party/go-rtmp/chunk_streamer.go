@@ -442,6 +442,14 @@ func (cs *ChunkStreamer) readChunk() (*ChunkStreamReader, error) {
 	return reader, nil
 }
 
+// releaseReadBuffer lets go of the buffer of the message last read on a chunk stream,
+// once it has been handled (livetape patch).
+func (cs *ChunkStreamer) releaseReadBuffer(chunkStreamID int) {
+	if r := cs.readers[chunkStreamID]; r != nil && r.completed && r.buf.Cap() > 0 {
+		r.buf = bytes.Buffer{}
+	}
+}
+
 // peeker is implemented by *bufio.Reader (livetape patch).
 type peeker interface {
 	Peek(n int) ([]byte, error)
@@ -496,6 +504,9 @@ func (cs *ChunkStreamer) writeChunk(writer *ChunkStreamWriter) (bool, error) {
 		// fragmented
 		return false, nil
 	}
+	// livetape patch: a written message's buffer is let go, not kept at the size of
+	// the largest message of the chunk stream (the answers to connect and play).
+	writer.buf = bytes.Buffer{}
 
 	return true, nil
 }

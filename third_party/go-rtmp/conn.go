@@ -208,7 +208,13 @@ func (c *Conn) runHandleMessageLoop() error {
 			return err
 		}
 
-		if err := c.handleMessage(chunkStreamID, timestamp, &cmsg); err != nil {
+		err = c.handleMessage(chunkStreamID, timestamp, &cmsg)
+		// livetape patch: the handled message and its payload are not kept until the
+		// chunk stream's next message: a player's connect, createStream and play are
+		// its last commands for hours (2 KiB a player).
+		cmsg.Message = nil
+		c.streamer.releaseReadBuffer(chunkStreamID)
+		if err != nil {
 			return err // Shutdown the connection
 		}
 	}
