@@ -416,9 +416,11 @@ func csidOf(k media.Kind) int {
 	return csidStatus
 }
 
-// maxIovecs bounds the buffers of one writev (a GOP burst of keyframe chunks would
-// grow every viewer's scratch slices, and the kernel's iovec array, to hundreds).
-const maxIovecs = 128
+// maxIovecs bounds the buffers of one writev: every viewer keeps its scratch slice and
+// the kernel's iovec array (in its FD) at the largest size it wrote, 40 bytes a buffer.
+// A steady stream writes 2-6 (a header and a body per packet); only a new viewer's GOP
+// burst would use more, and it takes a few more writes instead.
+const maxIovecs = 32
 
 func (w *rtmpPlayWriter) writePackets(batch []*media.Packet) error {
 	defer func() { clear(w.bufs[:cap(w.bufs)]) }() // drop references to packets
