@@ -81,7 +81,7 @@ func (s *Server) serveRTMP(ctx context.Context, ln net.Listener) error {
 // media in fewer system calls.
 const (
 	rtmpReadBuffer    = 1 << 10
-	rtmpWriteBuffer   = 1 << 10 // go-rtmp's own messages only: commands' answers, acks
+	rtmpWriteBuffer   = 256 // go-rtmp's own messages only: commands' answers, acks
 	rtmpPublishBuffer = 64 << 10
 )
 

@@ -58,8 +58,7 @@ type streamHandler struct {
 	handler stateHandler // A handler for each states
 	state   streamState
 
-	loggerEntry *logrus.Entry
-	m           sync.Mutex
+	m sync.Mutex
 }
 
 // newEntryHandler Create an incomplete new instance of entryHandler.
@@ -133,16 +132,13 @@ func (h *streamHandler) State() streamState {
 	return h.state
 }
 
+// Logger returns an entry for one log line (livetape patch: made per call, not kept
+// with its field map for the stream's life: a stream logs a few lines in hours).
 func (h *streamHandler) Logger() *logrus.Entry {
-	if h.loggerEntry == nil {
-		h.loggerEntry = h.stream.logger().WithFields(logrus.Fields{
-			"stream_id": h.stream.streamID,
-		})
-	}
-
-	h.loggerEntry.Data["state"] = h.State()
-
-	return h.loggerEntry
+	return h.stream.logger().WithFields(logrus.Fields{
+		"stream_id": h.stream.streamID,
+		"state":     h.State(),
+	})
 }
 
 func (h *streamHandler) handleData(
