@@ -185,15 +185,12 @@ func View(ctx context.Context, url string, st *Stats, sampleEvery int) {
 	// http.Client a viewer also ran the transport's reader goroutine and read through
 	// 4 KiB, so HTTP-FLV viewers cost their side more than RTMP viewers did, and the
 	// server's figures for the two protocols came from clients that read differently.
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", req.URL.Host)
+	nc, done, err := dial(ctx, req.URL.Host)
 	if err != nil {
 		st.fail(err)
 		return
 	}
-	defer nc.Close()
-	stop := context.AfterFunc(ctx, func() { nc.Close() })
-	defer stop()
+	defer done()
 	if err := req.Write(nc); err != nil {
 		st.fail(err)
 		return
@@ -250,6 +247,18 @@ func View(ctx context.Context, url string, st *Stats, sampleEvery int) {
 			}
 		}
 	}
+}
+
+// dial connects a viewer to addr. The connection is closed when ctx is done, which
+// ends the viewer's reads; done closes it earlier.
+func dial(ctx context.Context, addr string) (nc net.Conn, done func(), err error) {
+	var d net.Dialer
+	nc, err = d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	return nc, func() { stop(); nc.Close() }, nil
 }
 
 func (st *Stats) fail(err error) {

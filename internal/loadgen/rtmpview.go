@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"time"
 
 	"github.com/livetape/livetape/media"
@@ -20,15 +19,12 @@ import (
 // it costs the load generator little and measures any RTMP server alike.
 func ViewRTMP(ctx context.Context, addr, app, name string, st *Stats, sampleEvery int) {
 	start := time.Now()
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", addr)
+	nc, done, err := dial(ctx, addr)
 	if err != nil {
 		st.fail(err)
 		return
 	}
-	defer nc.Close()
-	stop := context.AfterFunc(ctx, func() { nc.Close() })
-	defer stop()
+	defer done()
 	r := bufio.NewReaderSize(nc, 64<<10)
 	if err := rtmpHandshake(nc, r); err != nil {
 		st.fail(fmt.Errorf("rtmp handshake: %w", err))
