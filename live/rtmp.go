@@ -355,12 +355,15 @@ func (c *rtmpConn) OnPlay(ctx *rtmp.StreamContext, _ uint32, cmd *message.NetStr
 		tc.SetWriteBuffer(flvSocketBuffer) // as for HTTP-FLV: the hub, not the kernel, holds a slow viewer's backlog
 	}
 	sub.OnDrop(c.nc.gate.abort)
-	go c.play(ctx.StreamID, sub, info.HasVideo, name)
+	// The connection's reader goroutine plays: a player has nothing more to say that
+	// livetape acts on (it goes away by closing the connection, which the next write
+	// sees), and a second goroutine per player would cost its stack.
+	c.play(ctx.StreamID, sub, info.HasVideo, name)
 	return nil
 }
 
 // play writes the subscriber's packets to the player until the stream ends or the
-// player goes away. It takes the connection's writes over from go-rtmp for each batch
+// player goes away, then closes the connection. It takes the connection's writes over from go-rtmp for each batch
 // (Conn.LockWrites) and writes the packets' shared, pre-encoded chunks with one writev
 // straight to the socket: serialize once, write many. Play.Start goes out first (go-rtmp
 // sends its own "Play succeeded" too, which players ignore).
