@@ -128,9 +128,9 @@ func (h *hlsOutput) run(key, id string, sub *stream.Subscriber, hs *hlsStream) {
 		return hs.create(seq) // the segmenter buffers its writes
 	}})
 	failed := false
-	for p := range sub.C() {
+	for p := range sub.Packets() {
 		done, err := seg.WritePacket(p)
-		if err == nil && len(sub.C()) == 0 {
+		if err == nil && sub.Len() == 0 {
 			err = seg.Flush() // caught up: the buffer goes back to the shared pool
 		}
 		if err != nil && !failed {

@@ -37,17 +37,13 @@ func TestGoPublisher(t *testing.T) {
 	var last uint32
 	var meta *flv.Metadata
 	waitFor(t, "the last packet", 10*time.Second, func() bool {
-		for {
-			select {
-			case p := <-sub.C():
-				last = p.Timestamp
-				if p.Kind == media.KindData {
-					_, meta, _ = flv.ParseScriptData(p.Body())
-				}
-			default:
-				return last == pkts[len(pkts)-1].Timestamp
+		for p, ok := sub.TryNext(); ok; p, ok = sub.TryNext() {
+			last = p.Timestamp
+			if p.Kind == media.KindData {
+				_, meta, _ = flv.ParseScriptData(p.Body())
 			}
 		}
+		return last == pkts[len(pkts)-1].Timestamp
 	})
 	if meta == nil || meta.Width != 320 || meta.Height != 240 {
 		t.Errorf("onMetaData as received: %+v, want the fixture's 320x240", meta)

@@ -28,12 +28,12 @@ func collect(t *testing.T, sub *stream.Subscriber, n int, d time.Duration) []*me
 	var got []*media.Packet
 	timeout := time.After(d)
 	for len(got) < n {
-		select {
-		case p, ok := <-sub.C():
-			if !ok {
-				t.Fatalf("stream ended after %d of %d packets", len(got), n)
-			}
+		if p, ok := sub.TryNext(); ok {
 			got = append(got, p)
+			continue
+		}
+		select {
+		case <-sub.Ready():
 		case <-timeout:
 			t.Fatalf("got %d of %d packets after %v", len(got), n, d)
 		}
@@ -97,7 +97,7 @@ func TestExtendedTimestampIngest(t *testing.T) {
 		t.Fatalf("push ended %s %s, want end normal", ev.kind, ev.reason)
 	}
 	var got []*media.Packet
-	for p := range sub.C() {
+	for p := range sub.Packets() {
 		got = append(got, p)
 	}
 	for _, kind := range []media.Kind{media.KindVideo, media.KindAudio} {

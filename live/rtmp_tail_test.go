@@ -53,7 +53,7 @@ func TestPublisherTailReadAfterClose(t *testing.T) {
 		mediatest.WaitFor(t, "the frames sent", 10*time.Second, func() bool { return unsent(t, c.Conn) == 0 })
 		c.Close()
 		got := 0
-		for p := range sub.C() {
+		for p := range sub.Packets() {
 			if p.Kind == media.KindVideo || p.Kind == media.KindAudio {
 				got++
 			}

@@ -57,7 +57,7 @@ const maxHeldAudio = 4
 // viewer's cost). It returns false when the subscription ended and nothing is left.
 func nextBatch(sub *stream.Subscriber, batch []*media.Packet, hasVideo bool) ([]*media.Packet, bool) {
 	batch = batch[:0]
-	p, ok := <-sub.C()
+	p, ok := sub.Next()
 	if !ok {
 		return batch, false
 	}
@@ -69,16 +69,13 @@ func nextBatch(sub *stream.Subscriber, batch []*media.Packet, hasVideo bool) ([]
 		} else {
 			held++
 		}
-		select {
-		case p, ok = <-sub.C():
-		default:
+		if p, ok = sub.TryNext(); !ok {
 			if !hasVideo || held == 0 || held >= maxHeldAudio {
 				return batch, true
 			}
-			p, ok = <-sub.C() // hold the audio until the next video frame
-		}
-		if !ok {
-			return batch, true
+			if p, ok = sub.Next(); !ok { // hold the audio until the next video frame
+				return batch, true
+			}
 		}
 		batch = append(batch, p)
 	}

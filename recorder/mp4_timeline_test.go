@@ -252,7 +252,7 @@ func (c *packetCounter) PublishStarted(p *stream.Publication) {
 	c.n[p.Params.StreamID] = n
 	c.mu.Unlock()
 	go func() {
-		for p := range sub.C() {
+		for p := range sub.Packets() {
 			if p.Kind != media.KindData {
 				n.Add(1)
 			}

@@ -282,7 +282,7 @@ type session struct {
 }
 
 func (s *session) run(sub *stream.Subscriber) {
-	for p := range sub.C() {
+	for p := range sub.Packets() {
 		if n := sub.Skipped.Load(); n != s.skipped {
 			// The queue overflowed: never record across a hole.
 			s.log.Error("recording gap: the recorder fell behind and skipped packets; fragment cut", "skipped", n-s.skipped)
@@ -301,7 +301,7 @@ func (s *session) run(sub *stream.Subscriber) {
 			s.log.Error("recording error; fragment cut", "err", err)
 			s.closeFragment("error")
 		}
-		if len(sub.C()) == 0 {
+		if sub.Len() == 0 {
 			s.flushBuffers() // caught up: the writers' buffers go back to the pool
 		}
 	}

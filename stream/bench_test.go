@@ -23,7 +23,7 @@ func BenchmarkHubFanout(b *testing.B) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					for range sub.C() {
+					for range sub.Packets() {
 					}
 				}()
 			}
@@ -35,7 +35,7 @@ func BenchmarkHubFanout(b *testing.B) {
 					// Let the readers catch up, so every packet is delivered (no skips):
 					// the figure is the cost of delivery, not of dropping.
 					for _, sub := range subs {
-						for len(sub.C()) > 512 {
+						for sub.Len() > 512 {
 							runtime.Gosched()
 						}
 					}

@@ -16,12 +16,12 @@ func TestNoDropSubscriberBatches(t *testing.T) {
 	s.hub.holdWall = time.Hour // no release by the clock until the pause below
 	s.WritePacket(seqHeader(t))
 	sub, _, _ := s.SubscribeNoDrop(0)
-	<-sub.C()                          // the sequence header
+	mustNext(t, sub)                   // the sequence header
 	pkts := gopPackets(t, 60, 25, 100) // 40 ms apart, keyframes at 0, 25, 50
 	var got []*media.Packet
 	drain := func() {
-		for len(sub.C()) > 0 {
-			got = append(got, <-sub.C())
+		for sub.Len() > 0 {
+			got = append(got, mustNext(t, sub))
 		}
 	}
 
@@ -64,8 +64,10 @@ func TestNoDropSubscriberBatches(t *testing.T) {
 			t.Fatal("a held packet was not handed over while the publisher paused")
 		}
 		select {
-		case p := <-sub.C():
-			got = append(got, p)
+		case <-sub.Ready():
+			for p, ok := sub.TryNext(); ok; p, ok = sub.TryNext() {
+				got = append(got, p)
+			}
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
@@ -75,7 +77,7 @@ func TestNoDropSubscriberBatches(t *testing.T) {
 		s.WritePacket(p)
 	}
 	s.Close()
-	for p := range sub.C() {
+	for p := range sub.Packets() {
 		got = append(got, p)
 	}
 	if len(got) != len(pkts) {

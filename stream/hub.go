@@ -3,6 +3,7 @@ package stream
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -288,7 +289,7 @@ func (s *Stream) subscribe(queue int, noDrop bool) (*Subscriber, Info, error) {
 	if s.closed {
 		return nil, Info{}, ErrStreamNotFound
 	}
-	sub := &Subscriber{stream: s, noDrop: noDrop, ch: make(chan *media.Packet, max(queue, len(s.gop)+3))}
+	sub := &Subscriber{stream: s, noDrop: noDrop, q: newQueue(max(queue, len(s.gop)+3))}
 	info := Info{HasVideo: s.videoHdr != nil, HasAudio: s.audioHdr != nil, VideoHeader: s.videoHdr, AudioHeader: s.audioHdr}
 	// The metadata goes first and at 0: FFmpeg's FLV demuxer takes onMetaData as the
 	// header only at timestamp 0 and lists a later one as an extra data stream. The
@@ -306,11 +307,11 @@ func (s *Stream) subscribe(queue int, noDrop bool) (*Subscriber, Info, error) {
 			if p.Timestamp != h.ts {
 				p = p.WithTimestamp(h.ts)
 			}
-			sub.ch <- p
+			sub.q.push(p)
 		}
 	}
 	for _, p := range s.gop {
-		sub.ch <- p
+		sub.q.push(p) // the queue's limit leaves room for the GOP and the headers
 	}
 	// A subscriber that joined before the first keyframe waits for one.
 	sub.skipping = len(s.gop) == 0 && s.videoHdr != nil
@@ -318,7 +319,7 @@ func (s *Stream) subscribe(queue int, noDrop bool) (*Subscriber, Info, error) {
 	return sub, info, nil
 }
 
-// Close ends the stream: subscribers drain what they have and see their channel closed.
+// Close ends the stream: subscribers drain what they have and then see the end.
 func (s *Stream) Close() {
 	s.mu.Lock()
 	if s.closed {
@@ -349,11 +350,11 @@ func (s *Stream) Viewers() int {
 // ErrTooSlow is the reason a subscriber is dropped when it stays behind.
 var ErrTooSlow = errors.New("viewer too slow: queue still full at the next keyframe")
 
-// Subscriber is one reader of a stream. It receives packets on C until the stream ends or
-// it is dropped for being too slow (Err tells which).
+// Subscriber is one reader of a stream. It receives packets (Next, Packets) until the
+// stream ends or it is dropped for being too slow (Err tells which).
 type Subscriber struct {
 	stream *Stream
-	ch     chan *media.Packet
+	q      *queue
 	noDrop bool
 	held   []*media.Packet // internal subscribers: packets not handed over yet (hold)
 
@@ -369,11 +370,45 @@ type Subscriber struct {
 	Skipped atomic.Int64
 }
 
-// C delivers the packets, in order; it is closed at the end.
-func (sub *Subscriber) C() <-chan *media.Packet { return sub.ch }
+// Next returns the next packet, waiting for one; ok is false once the subscription
+// has ended and everything queued before has been returned. One goroutine reads a
+// subscriber.
+func (sub *Subscriber) Next() (p *media.Packet, ok bool) {
+	for {
+		p, ended := sub.q.pop()
+		switch {
+		case p != nil:
+			return p, true
+		case ended:
+			return nil, false
+		}
+		<-sub.q.ready
+	}
+}
+
+// TryNext returns the next packet if one is queued, without waiting.
+func (sub *Subscriber) TryNext() (p *media.Packet, ok bool) {
+	p, _ = sub.q.pop()
+	return p, p != nil
+}
+
+// Packets yields the packets, in order, until the subscription ends (Next in a loop).
+func (sub *Subscriber) Packets() iter.Seq[*media.Packet] {
+	return func(yield func(*media.Packet) bool) {
+		for p, ok := sub.Next(); ok && yield(p); p, ok = sub.Next() {
+		}
+	}
+}
+
+// Ready receives a value when packets may be waiting or the subscription ended: for a
+// reader that also waits on something else (then TryNext).
+func (sub *Subscriber) Ready() <-chan struct{} { return sub.q.ready }
+
+// Len is how many packets are queued.
+func (sub *Subscriber) Len() int { return sub.q.len() }
 
 // Err is nil when the stream ended normally, ErrTooSlow when the subscriber was dropped.
-// Call it after C is closed.
+// Call it once Next has returned false.
 func (sub *Subscriber) Err() error {
 	sub.stream.mu.Lock()
 	defer sub.stream.mu.Unlock()
@@ -391,22 +426,16 @@ func (sub *Subscriber) offer(p *media.Packet, hasVideo bool) {
 			return
 		}
 	}
-	if sub.skipping && sub.lostHeader && !p.SequenceHeader && cap(sub.ch)-len(sub.ch) > 3 {
+	if sub.skipping && sub.lostHeader && !p.SequenceHeader && sub.q.free() > 3 {
 		// Resuming after a codec change was skipped: the decoder needs the new headers.
 		for _, h := range []*media.Packet{sub.stream.videoHdr, sub.stream.audioHdr} {
 			if h != nil {
-				sub.ch <- h
+				sub.q.push(h)
 			}
 		}
 		sub.lostHeader = false
 	}
-	select {
-	case sub.ch <- p:
-		sub.stream.bytesOut[sub.proto] += int64(len(p.Tag))
-		if !p.SequenceHeader && p.Kind != media.KindData {
-			sub.skipping = false
-		}
-	default:
+	if !sub.q.push(p) {
 		if p.SequenceHeader {
 			sub.lostHeader = true
 		}
@@ -422,6 +451,11 @@ func (sub *Subscriber) offer(p *media.Packet, hasVideo bool) {
 		}
 		sub.skipping = true
 		sub.skip()
+		return
+	}
+	sub.stream.bytesOut[sub.proto] += int64(len(p.Tag))
+	if !p.SequenceHeader && p.Kind != media.KindData {
+		sub.skipping = false
 	}
 }
 
@@ -459,7 +493,7 @@ func (sub *Subscriber) Close() {
 func (sub *Subscriber) close(err error) {
 	if !sub.closed {
 		sub.closed, sub.err = true, err
-		close(sub.ch)
+		sub.q.end()
 		clear(sub.held)
 		sub.held = nil
 	}

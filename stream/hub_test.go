@@ -61,15 +61,15 @@ func TestNewSubscriberStartsOnKeyframe(t *testing.T) {
 	if !info.HasVideo {
 		t.Error("info: no video")
 	}
-	first := <-sub.C()
+	first := mustNext(t, sub)
 	if !first.SequenceHeader || first.Timestamp != pkts[25].Timestamp {
 		t.Errorf("first packet: seqhdr=%v ts=%d, want the header stamped %d", first.SequenceHeader, first.Timestamp, pkts[25].Timestamp)
 	}
-	second := <-sub.C()
+	second := mustNext(t, sub)
 	if second != pkts[25] || !second.Keyframe {
 		t.Errorf("second packet is not the cached keyframe (ts %d)", second.Timestamp)
 	}
-	if n := len(sub.C()); n != 11 {
+	if n := sub.Len(); n != 11 {
 		t.Errorf("%d more packets queued, want the rest of the GOP (11)", n)
 	}
 }
@@ -85,8 +85,8 @@ func TestSlowSubscriberSkipsThenIsDropped(t *testing.T) {
 	got := 0
 	for i, p := range pkts {
 		s.WritePacket(p) // never blocks, whatever the subscribers do
-		for len(fast.C()) > 0 {
-			<-fast.C()
+		for fast.Len() > 0 {
+			mustNext(t, fast)
 			got++
 		}
 		if i == 40 && !slow.skipping {
@@ -98,7 +98,7 @@ func TestSlowSubscriberSkipsThenIsDropped(t *testing.T) {
 	default:
 		t.Fatal("slow subscriber was not dropped")
 	}
-	for range slow.C() {
+	for range slow.Packets() {
 	}
 	if !errors.Is(slow.Err(), ErrTooSlow) {
 		t.Errorf("slow.Err() = %v", slow.Err())
@@ -120,13 +120,13 @@ func TestSkippingSubscriberResumesAtKeyframe(t *testing.T) {
 	for i, p := range pkts {
 		s.WritePacket(p)
 		if i == 35 { // the queue overflowed around packet 31: drain it once
-			for len(sub.C()) > 0 {
-				seen = append(seen, <-sub.C())
+			for sub.Len() > 0 {
+				seen = append(seen, mustNext(t, sub))
 			}
 		}
 	}
-	for len(sub.C()) > 0 {
-		seen = append(seen, <-sub.C())
+	for sub.Len() > 0 {
+		seen = append(seen, mustNext(t, sub))
 	}
 	// After the gap the next packet must be the keyframe at index 50.
 	for i := 1; i < len(seen); i++ {
@@ -161,4 +161,14 @@ func TestNoDropSubscriberSkipsButStays(t *testing.T) {
 	if s.Viewers() != 1 || sub.Skipped.Load() == 0 {
 		t.Fatalf("viewers %d, skipped %d: want still subscribed, with skips counted", s.Viewers(), sub.Skipped.Load())
 	}
+}
+
+// mustNext is the subscriber's next packet; the test fails if the subscription ended.
+func mustNext(t *testing.T, sub *Subscriber) *media.Packet {
+	t.Helper()
+	p, ok := sub.Next()
+	if !ok {
+		t.Fatal("the subscription ended")
+	}
+	return p
 }

@@ -43,7 +43,7 @@ func (b *broadcastJoiner) PublishStarted(p *stream.Publication) {
 	n := &atomic.Int64{}
 	if sub, _, err := p.Stream.SubscribeNoDrop(1 << 14); err == nil {
 		go func() {
-			for p := range sub.C() {
+			for p := range sub.Packets() {
 				if p.Kind != media.KindData {
 					n.Add(1)
 				}

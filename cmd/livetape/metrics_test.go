@@ -26,7 +26,7 @@ func BenchmarkMetricsScrape500(b *testing.B) {
 		for _, p := range []stream.Protocol{stream.ProtoHTTPFLV, stream.ProtoRTMP, stream.ProtoRTMP} {
 			sub, _, _ := s.SubscribeAs(p, 0)
 			go func() {
-				for range sub.C() {
+				for range sub.Packets() {
 				}
 			}()
 		}
