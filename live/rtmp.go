@@ -105,8 +105,10 @@ type idleConn struct {
 	// connection's reader goroutine (go-rtmp calls the handlers from its read loop),
 	// so it needs no lock.
 	timeout  time.Duration
-	armed    time.Time   // when the read deadline was last moved
-	timedOut atomic.Bool // read by endPublish, which may run on another goroutine
+	armed    time.Time    // when the read deadline was last moved
+	timedOut atomic.Bool  // read by endPublish, which may run on another goroutine
+	merged   *mergedReads // a publisher's reads wait for the shared tick (live.read_merge)
+	drained  bool         // the last read left the socket empty: the next one waits for the tick
 }
 
 // Write is go-rtmp's: its chunks, with a write deadline, unless writes were aborted.
@@ -127,7 +129,11 @@ func (c *idleConn) Read(b []byte) (int, error) {
 			c.armed = now
 		}
 	}
+	if c.merged != nil && c.drained {
+		c.merged.wait()
+	}
 	n, err := c.Conn.Read(b)
+	c.drained = n < len(b) // a full buffer leaves more to read at once: a keyframe
 	if err != nil {
 		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
 			c.timedOut.Store(true)
@@ -246,6 +252,7 @@ func (c *rtmpConn) OnPublish(ctx *rtmp.StreamContext, _ uint32, cmd *message.Net
 	c.srv.publishers.add(params.Key(), c)
 	c.nc.setTimeout(c.srv.cfg.IdleTimeout)
 	c.conn.SetReadBufferSize(rtmpPublishBuffer)
+	c.nc.merged = c.srv.merged
 	c.log.Info("publish started", "record", params.Record, "record_interval", params.RecordInterval,
 		"broadcast_id", c.pub.BroadcastID, "broadcast_push", c.pub.BroadcastPush)
 	c.srv.publishStarted(c.pub)

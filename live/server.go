@@ -29,6 +29,7 @@ type Server struct {
 	hook       *publishHook
 	broadcasts BroadcastTracker // nil: every push is a broadcast of its own
 	publishers publishers       // control.go: kick and ban
+	merged     *mergedReads     // nil unless live.read_merge is set
 
 	stopping atomic.Bool
 	connMu   sync.Mutex
@@ -45,6 +46,7 @@ func NewServer(cfg Config, log *slog.Logger, observers ...stream.Observer) *Serv
 		hub:        stream.NewHub(cfg.ViewerQueue, log),
 		observers:  observers,
 		conns:      make(map[net.Conn]struct{}),
+		merged:     newMergedReads(cfg.ReadMerge),
 	}
 	s.hls = newHLSOutput(cfg.HLS, log)
 	if cfg.OnPublish != "" {

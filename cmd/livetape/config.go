@@ -248,6 +248,8 @@ var settings = []setting{
 		field: stringField(func(c *Config) *string { return &c.Live.PlayKey })},
 	{YAML: "live.idle_timeout", Env: "LIVETAPE_IDLE_TIMEOUT", Help: "drop a publisher that sends nothing for this long (Go duration)",
 		field: durationField(func(c *Config) *time.Duration { return &c.Live.IdleTimeout })},
+	{YAML: "live.read_merge", Env: "LIVETAPE_READ_MERGE", Help: "read all publishers together once per this period (Go duration, 0..500ms; 0: as media arrives): less CPU on a node with many pushes, for up to this much more latency to viewers",
+		field: durationField(func(c *Config) *time.Duration { return &c.Live.ReadMerge })},
 	{YAML: "live.viewer_queue", Help: "packets queued per viewer before it skips to the next keyframe (16..65536)",
 		field: intField(func(c *Config) *int { return &c.Live.ViewerQueue })},
 	{YAML: "live.max_message_size", Env: "LIVETAPE_MAX_MESSAGE_SIZE", Help: "largest RTMP message (video frame) a publisher may send, in bytes or with KiB/MiB (64KiB..16MiB); larger ones close the push",

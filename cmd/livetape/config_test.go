@@ -126,12 +126,12 @@ func TestLoadConfig(t *testing.T) {
 		},
 		{
 			name: "multiple problems reported together",
-			file: "data_dir: \"\"\nhttp_addr: nocolon\nlog:\n  level: loud\n  format: xml\nlive:\n  viewer_queue: 1\n  hls:\n    window: 1000\n",
+			file: "data_dir: \"\"\nhttp_addr: nocolon\nlog:\n  level: loud\n  format: xml\nlive:\n  viewer_queue: 1\n  read_merge: 1s\n  hls:\n    window: 1000\n",
 			env:  map[string]string{"LIVETAPE_IDLE_TIMEOUT": "abc"},
 			args: []string{"--rtmp-addr", "nocolon"},
 			wantErr: []string{
 				"LIVETAPE_IDLE_TIMEOUT", "data_dir", "http_addr", "log.level", "log.format",
-				"live.rtmp_addr", "live.viewer_queue", "live.hls.window",
+				"live.rtmp_addr", "live.viewer_queue", "live.read_merge", "live.hls.window",
 			},
 		},
 		{
