@@ -8,8 +8,8 @@ import (
 // mergedReads holds publishers' reads until a shared tick (live.read_merge), so what
 // every publisher sent during one period is read in one burst: the process wakes once
 // a period instead of once per TCP segment of each publisher, which is most of what
-// an ingest node spends beyond copying (SRS's merged read). The cost is up to one
-// period more latency to every viewer.
+// an ingest node spends beyond copying (SRS's merged read). The cost is latency to
+// every viewer: more than the period itself (the README has what livetape-load measured).
 type mergedReads struct {
 	period time.Duration
 

@@ -370,9 +370,9 @@ func (c *rtmpConn) OnPlay(ctx *rtmp.StreamContext, _ uint32, cmd *message.NetStr
 }
 
 // play writes the subscriber's packets to the player until the stream ends or the
-// player goes away, then closes the connection. It takes the connection's writes over from go-rtmp for each batch
-// (Conn.LockWrites) and writes the packets' shared, pre-encoded chunks with one writev
-// straight to the socket: serialize once, write many. Play.Start goes out first (go-rtmp
+// player goes away, then closes the connection. It takes the connection's writes over
+// from go-rtmp for each batch (Conn.LockWrites) and writes the packets' shared,
+// pre-encoded chunks with one writev straight to the socket: serialize once, write many. Play.Start goes out first (go-rtmp
 // sends its own "Play succeeded" too, which players ignore).
 func (c *rtmpConn) play(streamID uint32, sub *stream.Subscriber, hasVideo bool, name string) {
 	defer c.conn.Close()
