@@ -52,7 +52,7 @@ func (s *Server) serveRTMP(ctx context.Context, ln net.Listener) error {
 		OnConnect: func(nc net.Conn) (io.ReadWriteCloser, *rtmp.ConnConfig) {
 			c := &rtmpConn{srv: s, remote: nc.RemoteAddr().String()}
 			c.log = s.log.With("conn", c.remote)
-			c.nc = &idleConn{Conn: nc, gate: writeGate{conn: nc}, timeout: handshakeTimeout}
+			c.nc = &idleConn{Conn: nc, gate: writeGate{conn: nc}, timeout: handshakeTimeout, src: socketReader(nc)}
 			s.trackConn(c.nc, true)
 			return c.nc, &rtmp.ConnConfig{
 				Handler:          c,
@@ -109,6 +109,7 @@ type idleConn struct {
 	timedOut atomic.Bool  // read by endPublish, which may run on another goroutine
 	merged   *mergedReads // a publisher's reads wait for the shared tick (live.read_merge)
 	drained  bool         // the last read left the socket empty: the next one waits for the tick
+	src      io.Reader    // Conn, read without waking Go's system monitor (sockread_linux.go)
 }
 
 // Write is go-rtmp's: its chunks, with a write deadline, unless writes were aborted.
@@ -132,7 +133,7 @@ func (c *idleConn) Read(b []byte) (int, error) {
 	if c.merged != nil && c.drained {
 		c.merged.wait()
 	}
-	n, err := c.Conn.Read(b)
+	n, err := c.src.Read(b)
 	c.drained = n < len(b) // a full buffer leaves more to read at once: a keyframe
 	if err != nil {
 		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
