@@ -30,19 +30,25 @@ func TestNoDropSubscriberBatches(t *testing.T) {
 	if len(got) != 1 {
 		t.Fatalf("after a keyframe %d packets handed over, want 1", len(got))
 	}
-	s.WritePacket(pkts[1]) // 40 ms: held
-	s.WritePacket(pkts[2]) // 80 ms: held
+	// Packets 40 ms apart are held until the batch spans holdMedia: the packet at
+	// holdMedia past the first one held (pkts[1]) hands over the batch, itself included.
+	span := (holdMedia+39)/40 + 1
+	if span >= 25 {
+		t.Fatalf("holdMedia %d ms: the test's GOP is too short", holdMedia)
+	}
+	for _, p := range pkts[1:span] {
+		s.WritePacket(p)
+	}
 	drain()
 	if len(got) != 1 {
 		t.Fatalf("%d packets handed over before the batch spans %d ms", len(got), holdMedia)
 	}
-	s.WritePacket(pkts[3]) // 120 ms: 80 ms past the first held... still held
-	s.WritePacket(pkts[4]) // 160 ms: 120 ms past it: the batch goes
+	s.WritePacket(pkts[span])
 	drain()
-	if len(got) != 5 {
-		t.Fatalf("%d packets handed over once the batch spans %d ms, want 5", len(got), holdMedia)
+	if len(got) != span+1 {
+		t.Fatalf("%d packets handed over once the batch spans %d ms, want %d", len(got), holdMedia, span+1)
 	}
-	for _, p := range pkts[5:25] {
+	for _, p := range pkts[span+1 : 25] {
 		s.WritePacket(p)
 	}
 	s.WritePacket(pkts[25]) // a keyframe hands over everything before it and itself
