@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -114,6 +115,7 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	sw0 := contextSwitches(*pid)
 	t0 := time.Now()
 	var peakRSS int64
 	for time.Since(t0) < *duration && ctx.Err() == nil {
@@ -125,6 +127,7 @@ func run(ctx context.Context, args []string) error {
 		peakRSS = max(peakRSS, rss)
 	}
 	cpu1, _, _ := procStat(*pid)
+	sw1 := contextSwitches(*pid)
 	elapsed := time.Since(t0)
 	vcancel()
 	wg.Wait()
@@ -148,6 +151,7 @@ func run(ctx context.Context, args []string) error {
 	fmt.Printf("stream             %.1f Mbit/s, %d fps, GOP %v\n", float64(*bitrate)/1e6, *fps, *gop)
 	fmt.Printf("server CPU         %.1f %% of one core\n", 100*(cpu1-cpu0).Seconds()/elapsed.Seconds())
 	fmt.Printf("server RSS         %.1f MiB peak\n", float64(peakRSS)/(1<<20))
+	fmt.Printf("server switches    %.0f context switches/s (its threads')\n", float64(sw1-sw0)/elapsed.Seconds())
 	if *viewers > 0 {
 		fmt.Printf("first keyframe     p50 %s  p95 %s\n", ms(loadgen.Percentile(stats.FirstKeyframe, 50)), ms(loadgen.Percentile(stats.FirstKeyframe, 95)))
 		fmt.Printf("latency            p50 %s  p95 %s  (%d samples)\n", ms(loadgen.Percentile(stats.Latency, 50)), ms(loadgen.Percentile(stats.Latency, 95)), len(stats.Latency))
@@ -226,6 +230,27 @@ func waitHTTP(ctx context.Context, url string, d time.Duration) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// contextSwitches is how often the threads of a process have left the CPU, voluntarily
+// (to wait) or not, summed from /proc: each is a wake-up to pay for, which on a VM is
+// most of what a mostly idle server costs beyond its copying.
+func contextSwitches(pid int) int64 {
+	paths, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	var n int64
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue // the thread exited
+		}
+		for line := range strings.Lines(string(b)) {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.HasSuffix(k, "voluntary_ctxt_switches") {
+				c, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				n += c
+			}
+		}
+	}
+	return n
 }
 
 // procStat reads a process's CPU time (user+system) and resident set size from /proc.
