@@ -70,8 +70,8 @@ func newStreamHandler(s *Stream) *streamHandler {
 }
 
 func (h *streamHandler) Handle(chunkStreamID int, timestamp uint32, msg message.Message) error {
-	l := h.Logger()
-
+	// The logger entry is made where a line is logged (livetape patch 11), not for
+	// every message: audio and video log nothing.
 	switch msg := msg.(type) {
 	case *message.DataMessage:
 		return h.handleData(chunkStreamID, timestamp, msg)
@@ -80,11 +80,11 @@ func (h *streamHandler) Handle(chunkStreamID int, timestamp uint32, msg message.
 		return h.handleCommand(chunkStreamID, timestamp, msg)
 
 	case *message.SetChunkSize:
-		l.Infof("Handle SetChunkSize: Msg = %#v", msg)
+		h.Logger().Infof("Handle SetChunkSize: Msg = %#v", msg)
 		return h.stream.streamer().PeerState().SetChunkSize(msg.ChunkSize)
 
 	case *message.WinAckSize:
-		l.Infof("Handle WinAckSize: Msg = %#v", msg)
+		h.Logger().Infof("Handle WinAckSize: Msg = %#v", msg)
 		return h.stream.streamer().PeerState().SetAckWindowSize(msg.Size)
 
 	default:
