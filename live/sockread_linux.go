@@ -19,8 +19,14 @@ import (
 // anyone else); the runtime's poller still parks the goroutine on EAGAIN and applies
 // the read deadline, as for net.Conn.
 type rawSocket struct {
-	rc   syscall.RawConn
-	conn net.Conn
+	rc    syscall.RawConn
+	conn  net.Conn
+	readF func(fd uintptr) bool // r.readFD, bound once: a closure per Read is an allocation
+
+	// readFD's arguments and results; one goroutine reads a connection.
+	buf   []byte
+	n     int
+	errno syscall.Errno
 }
 
 // socketReader reads c as a rawSocket, or c itself when it is not a socket (a net.Pipe
@@ -34,7 +40,9 @@ func socketReader(c net.Conn) io.Reader {
 	if err != nil {
 		return c
 	}
-	return &rawSocket{rc: rc, conn: c}
+	r := &rawSocket{rc: rc, conn: c}
+	r.readF = r.readFD
+	return r
 }
 
 // Read is net.Conn's Read: at least one byte, io.EOF once the peer closed, or an
@@ -43,21 +51,10 @@ func (r *rawSocket) Read(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
-	var n int
-	var errno syscall.Errno
-	err := r.rc.Read(func(fd uintptr) bool {
-		for {
-			m, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
-			switch e {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false // the poller waits for data, or the deadline
-			}
-			n, errno = int(m), e
-			return true
-		}
-	})
+	r.buf = b
+	err := r.rc.Read(r.readF)
+	n, errno := r.n, r.errno
+	r.buf, r.n, r.errno = nil, 0, 0
 	switch {
 	case err != nil: // from the poller: a deadline, or the connection closed
 		if oe, ok := err.(*net.OpError); ok {
@@ -71,4 +68,19 @@ func (r *rawSocket) Read(b []byte) (int, error) {
 		return 0, io.EOF
 	}
 	return n, nil
+}
+
+// readFD reads the socket into r.buf; false (EAGAIN) has the poller wait.
+func (r *rawSocket) readFD(fd uintptr) bool {
+	for {
+		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(r.buf))), uintptr(len(r.buf)))
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false // the poller waits for data, or the deadline
+		}
+		r.n, r.errno = int(n), e
+		return true
+	}
 }
