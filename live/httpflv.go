@@ -68,7 +68,7 @@ func playFLV(conn net.Conn, sub *stream.Subscriber, info stream.Info, log *slog.
 	if tc, ok := conn.(*net.TCPConn); ok {
 		tc.SetWriteBuffer(flvSocketBuffer)
 	}
-	fw := &flvConn{conn: conn, gate: writeGate{conn: conn}}
+	fw := &flvConn{conn: conn, sock: newSocketWriter(conn), gate: writeGate{conn: conn}}
 	sub.OnDrop(fw.gate.abort)
 	hdr := flv.Header(info.HasAudio || !info.HasVideo, info.HasVideo || !info.HasAudio)
 	if err := fw.writeHead(hdr); err != nil {
@@ -97,6 +97,7 @@ func playFLV(conn net.Conn, sub *stream.Subscriber, info stream.Info, log *slog.
 // flvConn writes chunked HTTP-FLV with reusable buffers, so a batch costs no allocation.
 type flvConn struct {
 	conn  net.Conn
+	sock  *socketWriter
 	gate  writeGate // write deadlines; the hub's drop aborts writes for good
 	bufs  net.Buffers
 	out   net.Buffers
@@ -132,7 +133,7 @@ func (f *flvConn) writeChunk(batch []*media.Packet) error {
 	if !f.gate.arm(flvWriteTimeout) {
 		return errWritesAborted
 	}
-	_, err := f.out.WriteTo(f.conn)
+	err := f.sock.writeBuffers(&f.out)
 	clear(f.bufs[:cap(f.bufs)]) // drop references to packets
 	return err
 }

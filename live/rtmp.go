@@ -377,7 +377,7 @@ func (c *rtmpConn) OnPlay(ctx *rtmp.StreamContext, _ uint32, cmd *message.NetStr
 // sends its own "Play succeeded" too, which players ignore).
 func (c *rtmpConn) play(streamID uint32, sub *stream.Subscriber, hasVideo bool, name string) {
 	defer c.conn.Close()
-	w := &rtmpPlayWriter{conn: c.conn, nc: c.nc, streamID: streamID, chunkSize: c.conn.OutChunkSize()}
+	w := &rtmpPlayWriter{conn: c.conn, nc: c.nc, sock: newSocketWriter(c.nc.Conn), streamID: streamID, chunkSize: c.conn.OutChunkSize()}
 	if err := w.writeStatus("NetStream.Play.Start", "Started playing "+name); err != nil {
 		c.log.Info("rtmp player gone", "err", err)
 		sub.Close()
@@ -409,6 +409,7 @@ func (c *rtmpConn) play(streamID uint32, sub *stream.Subscriber, hasVideo bool, 
 type rtmpPlayWriter struct {
 	conn      *rtmp.Conn
 	nc        *idleConn
+	sock      *socketWriter
 	streamID  uint32
 	chunkSize uint32
 	pkts      []*media.Packet
@@ -457,8 +458,7 @@ func (w *rtmpPlayWriter) write(bufs *net.Buffers) error {
 	if !w.nc.gate.arm(rtmpWriteTimeout) {
 		return errWritesAborted
 	}
-	_, err := bufs.WriteTo(w.nc.Conn) // the *net.TCPConn itself: writev
-	return err
+	return w.sock.writeBuffers(bufs) // straight to the socket: writev
 }
 
 // writeStatus sends an onStatus of level status on the play stream.

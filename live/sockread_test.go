@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -31,7 +32,7 @@ func TestSocketReader(t *testing.T) {
 	}
 	defer server.Close()
 	r := socketReader(server)
-	if _, raw := r.(*rawSocket); !raw && runtime.GOOS == "linux" {
+	if r == io.Reader(server) && runtime.GOOS == "linux" {
 		t.Fatalf("socketReader of a TCP connection is %T, want the raw read", r)
 	}
 
@@ -93,5 +94,86 @@ func TestSocketReaderPipe(t *testing.T) {
 	defer b.Close()
 	if r := socketReader(a); r != io.Reader(a) {
 		t.Fatalf("socketReader of a pipe is %T, want the pipe itself", r)
+	}
+}
+
+// TestSocketWriter: the raw writev writes every buffer in order across a full socket,
+// honours the write deadline (a viewer that stopped reading), and reports the peer's
+// reset; net.Buffers is consumed as WriteTo consumes it.
+func TestSocketWriter(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	w := newSocketWriter(server)
+	if !w.raw() && runtime.GOOS == "linux" {
+		t.Fatal("the writer of a TCP connection does not write the socket itself")
+	}
+
+	// Many buffers of odd sizes, empty ones among them, more than the socket holds.
+	var want []byte
+	var bufs net.Buffers
+	for i := range 300 {
+		b := bytes.Repeat([]byte{byte(i)}, (i*7919)%40000)
+		want = append(want, b...)
+		bufs = append(bufs, b)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(io.LimitReader(client, int64(len(want))))
+		got <- b
+	}()
+	if err := w.writeBuffers(&bufs); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	if len(bufs) != 0 {
+		t.Fatalf("%d buffers left after the write", len(bufs))
+	}
+	if b := <-got; !bytes.Equal(b, want) {
+		t.Fatalf("read %d bytes, not the %d written", len(b), len(want))
+	}
+
+	// The client stops reading: the write fills the sockets and ends at the deadline.
+	server.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+	big := net.Buffers{make([]byte, 64<<20)}
+	err = w.writeBuffers(&big)
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("write past the deadline: %v; want a timeout", err)
+	}
+	server.SetWriteDeadline(time.Time{})
+
+	// The client resets the connection: the write reports it.
+	client.(*net.TCPConn).SetLinger(0)
+	client.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		one := net.Buffers{[]byte("x")}
+		if err = w.writeBuffers(&one); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("writes to a reset connection keep succeeding")
+		}
+	}
+	if !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, syscall.EPIPE) {
+		t.Fatalf("write to a reset connection: %v; want ECONNRESET or EPIPE", err)
+	}
+
+	server.Close()
+	one := net.Buffers{[]byte("x")}
+	if err := w.writeBuffers(&one); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("write to a closed connection: %v; want net.ErrClosed", err)
 	}
 }
