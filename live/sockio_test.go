@@ -16,21 +16,7 @@ import (
 // idleConn and go-rtmp look at: data in order, the read deadline as a timeout, the
 // peer's close as io.EOF, a closed connection as net.ErrClosed.
 func TestSocketReader(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close()
+	client, server := tcpPair(t)
 	r := socketReader(server)
 	if r == io.Reader(server) && runtime.GOOS == "linux" {
 		t.Fatalf("socketReader of a TCP connection is %T, want the raw read", r)
@@ -101,21 +87,7 @@ func TestSocketReaderPipe(t *testing.T) {
 // honours the write deadline (a viewer that stopped reading), and reports the peer's
 // reset; net.Buffers is consumed as WriteTo consumes it.
 func TestSocketWriter(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close()
+	client, server := tcpPair(t)
 	w := newSocketWriter(server)
 	if !w.raw() && runtime.GOOS == "linux" {
 		t.Fatal("the writer of a TCP connection does not write the socket itself")
@@ -147,7 +119,7 @@ func TestSocketWriter(t *testing.T) {
 	// The client stops reading: the write fills the sockets and ends at the deadline.
 	server.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
 	big := net.Buffers{make([]byte, 64<<20)}
-	err = w.writeBuffers(&big)
+	err := w.writeBuffers(&big)
 	var ne net.Error
 	if !errors.As(err, &ne) || !ne.Timeout() || !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("write past the deadline: %v; want a timeout", err)
@@ -176,4 +148,24 @@ func TestSocketWriter(t *testing.T) {
 	if err := w.writeBuffers(&one); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("write to a closed connection: %v; want net.ErrClosed", err)
 	}
+}
+
+// tcpPair returns the two ends of a loopback TCP connection, closed when t ends.
+func tcpPair(t *testing.T) (client, server net.Conn) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	server, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	return client, server
 }
