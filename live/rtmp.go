@@ -429,7 +429,7 @@ func csidOf(k media.Kind) int {
 }
 
 // maxIovecs bounds the buffers of one writev: every viewer keeps its scratch slice and
-// the kernel's iovec array (in its FD) at the largest size it wrote, 40 bytes a buffer.
+// the iovec array of its socketWriter at the largest size it wrote, 40 bytes a buffer.
 // A steady stream writes 2-6 (a header and a body per packet); only a new viewer's GOP
 // burst would use more, and it takes a few more writes instead.
 const maxIovecs = 32
