@@ -34,7 +34,7 @@ type Config struct {
 	MaxMessageSize ByteSize `yaml:"max_message_size"`
 	// ReadMerge, when set, holds publishers' reads until a shared tick of this period,
 	// so the media of all of them is read in one burst per period: less CPU on a node
-	// with many pushes (about a quarter at 50ms with 16 recorded pushes), for up to
+	// with many pushes (about a fifth at 50ms with 16 recorded pushes), for up to
 	// this much more latency to viewers. 0 (the default) reads as media arrives.
 	ReadMerge time.Duration `yaml:"read_merge"`
 	// HLS configures live HLS output.

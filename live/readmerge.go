@@ -6,10 +6,12 @@ import (
 )
 
 // mergedReads holds publishers' reads until a shared tick (live.read_merge), so what
-// every publisher sent during one period is read in one burst: the process wakes once
-// a period instead of once per TCP segment of each publisher, which is most of what
-// an ingest node spends beyond copying (SRS's merged read). The cost is latency to
-// every viewer: more than the period itself (the README has what livetape-load measured).
+// every publisher sent during one period is read in one burst: a publisher's goroutine
+// runs once a period instead of once per TCP segment, and its viewers, recorder and
+// live HLS get larger batches (SRS's merged read). Go's poller still wakes per segment
+// (it finds no reader waiting), so less is saved than the period suggests. The cost is
+// latency to every viewer: more than the period itself (the README has what
+// livetape-load measured).
 type mergedReads struct {
 	period time.Duration
 

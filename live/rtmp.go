@@ -109,7 +109,7 @@ type idleConn struct {
 	timedOut atomic.Bool  // read by endPublish, which may run on another goroutine
 	merged   *mergedReads // a publisher's reads wait for the shared tick (live.read_merge)
 	drained  bool         // the last read left the socket empty: the next one waits for the tick
-	src      io.Reader    // Conn, read without waking Go's system monitor (sockread_linux.go)
+	src      io.Reader    // Conn, read without waking Go's system monitor (sockio_linux.go)
 }
 
 // Write is go-rtmp's: its chunks, with a write deadline, unless writes were aborted.

@@ -7,10 +7,10 @@ import (
 	"net"
 )
 
-// socketReader is c itself: the raw read of sockread_linux.go is Linux's.
+// socketReader is c itself: the raw read of sockio_linux.go is Linux's.
 func socketReader(c net.Conn) io.Reader { return c }
 
-// socketWriter writes through the connection: the raw writev of sockwrite_linux.go is
+// socketWriter writes through the connection: the raw writev of sockio_linux.go is
 // Linux's.
 type socketWriter struct{ conn net.Conn }
 
