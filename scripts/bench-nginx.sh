@@ -4,14 +4,19 @@
 #   - 200 HTTP-FLV viewers of one 2.5 Mbit/s stream (livetape)
 #   - 200 RTMP viewers of one 2.5 Mbit/s stream (livetape, nginx-rtmp)
 #   - 16 publishers at 2.5 Mbit/s, recorded (livetape: mp4|hls|flv; nginx: record all)
+# With "formats" as third argument, also 16 publishers not recorded (both servers; livetape
+# still makes live HLS) and recorded in one format at a time (livetape), to see what each
+# format costs beside nginx-rtmp, which records FLV only.
 # Needs nginx with the RTMP module (Debian: apt-get install -y nginx libnginx-mod-rtmp).
 # Not part of `go test`: run it by hand.
 #
-#   scripts/bench-nginx.sh [runs] [duration]      e.g. scripts/bench-nginx.sh 2 20s
+#   scripts/bench-nginx.sh [runs] [duration] [formats]   e.g. scripts/bench-nginx.sh 2 20s
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-1}
 duration=${2:-20s}
+formats=${3:-}
+[ -z "$formats" ] || [ "$formats" = formats ] || { echo "third argument: formats, or none" >&2; exit 2; }
 nginx_module=${NGINX_RTMP_MODULE:-/usr/lib/nginx/modules/ngx_rtmp_module.so}
 command -v nginx >/dev/null || { echo "nginx not installed" >&2; exit 1; }
 [ -f "$nginx_module" ] || { echo "nginx RTMP module not found at $nginx_module" >&2; exit 1; }
@@ -72,4 +77,12 @@ for run in $(seq "$runs"); do
 	start_nginx yes
 	echo "-- nginx-rtmp, 16 publishers, record all"; load --bin "" --rtmp "$nginx_addr" --pid "$nginx_pid" --viewers 0 --publishers 16
 	stop_nginx
+	[ -n "$formats" ] || continue
+	echo "-- livetape, 16 publishers, not recorded"; load --bin "$work/livetape" --viewers 0 --publishers 16
+	start_nginx no
+	echo "-- nginx-rtmp, 16 publishers, not recorded"; load --bin "" --rtmp "$nginx_addr" --pid "$nginx_pid" --viewers 0 --publishers 16
+	stop_nginx
+	for f in flv mp4 hls; do
+		echo "-- livetape, 16 publishers, $f";  load --bin "$work/livetape" --viewers 0 --publishers 16 --record "$f"
+	done
 done
