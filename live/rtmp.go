@@ -363,11 +363,13 @@ func (c *rtmpConn) OnPlay(ctx *rtmp.StreamContext, _ uint32, cmd *message.NetStr
 		tc.SetWriteBuffer(flvSocketBuffer) // as for HTTP-FLV: the hub, not the kernel, holds a slow viewer's backlog
 	}
 	sub.OnDrop(c.nc.gate.abort)
-	// The connection's reader goroutine plays: a player has nothing more to say that
-	// livetape acts on (it goes away by closing the connection, which the next write
-	// sees), and a second goroutine per player would cost its stack.
-	c.play(ctx.StreamID, sub, info.HasVideo, name)
-	return nil
+	// A goroutine of its own plays, and go-rtmp's reader goroutine ends (ErrHandedOff,
+	// PATCHES.md 12): a player has nothing more to say that livetape acts on (it goes
+	// away by closing the connection, which the next write sees). Playing on the reader
+	// goroutine kept that goroutine's deep stack (8 KiB a player instead of 2-4) and
+	// go-rtmp's read buffers for the player's whole life.
+	go c.play(ctx.StreamID, sub, info.HasVideo, name)
+	return rtmp.ErrHandedOff
 }
 
 // play writes the subscriber's packets to the player until the stream ends or the

@@ -249,11 +249,19 @@ func dialStalledRTMP(t testing.TB, addr, app, name string) net.Conn {
 	return c
 }
 
+// stackInuse is the memory held by goroutines' stacks.
+func stackInuse() int64 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.StackInuse)
+}
+
 // A viewer keeps little on the server's heap: its queue, its writer, its connection;
 // an RTMP viewer also go-rtmp's state and reader. net/http's buffered reader and
 // writer, response buffer and request are let go once an HTTP-FLV connection is
 // hijacked; go-rtmp lets go of the commands it read and wrote and of its logger entries,
-// and a player's read buffer is 1 KiB (before: 17.6-18.3 KiB an HTTP-FLV viewer, 21-22
+// and of a player's read side once it plays (PATCHES.md 12: 10.5-10.8 KiB a player
+// before, 8.2-9.0 after) (before that: 17.6-18.3 KiB an HTTP-FLV viewer, 21-22
 // KiB a player); a queue that keeps up holds a few slots, not its limit (before:
 // 6.8-7.5 and 13.8-15.0 KiB).
 func TestViewerHeap(t *testing.T) {
@@ -288,7 +296,7 @@ func TestViewerHeap(t *testing.T) {
 			_, err := fmt.Fprintf(c, "GET /live/heap.flv HTTP/1.1\r\nHost: %s\r\n\r\n", httpAddr)
 			return err
 		}},
-		{"rtmp", s.rtmpAddr, 13 << 10, func(c net.Conn) error {
+		{"rtmp", s.rtmpAddr, 10 << 10, func(c net.Conn) error {
 			if err := clientHandshake(c); err != nil {
 				return err
 			}
@@ -300,6 +308,7 @@ func TestViewerHeap(t *testing.T) {
 		const viewers = 128
 		s.logs.Grow(1 << 20)
 		before := settledHeap()
+		stacksBefore := stackInuse()
 		goroutines := runtime.NumGoroutine()
 		for range viewers {
 			c, err := net.Dial("tcp", tc.addr)
@@ -321,6 +330,18 @@ func TestViewerHeap(t *testing.T) {
 		// writes to it. An eighth more for what else runs meanwhile.
 		if n := runtime.NumGoroutine() - goroutines; n > viewers+viewers/8 {
 			t.Errorf("%d %s viewers added %d goroutines, want one each", viewers, tc.proto, n)
+		}
+		// That goroutine's stack stays small: an RTMP player played on go-rtmp's
+		// reader goroutine, deep in its handlers, whose stack had grown to 8 KiB
+		// (16 KiB under the race detector; now 4 and 8, HTTP-FLV 3-4).
+		stackLimit := int64(6 << 10)
+		if raceEnabled {
+			stackLimit *= 2
+		}
+		perViewer = (stackInuse() - stacksBefore) / viewers
+		t.Logf("%s: %d bytes of stack per viewer", tc.proto, perViewer)
+		if perViewer > stackLimit {
+			t.Errorf("an %s viewer keeps %d bytes of stack, want at most %d KiB", tc.proto, perViewer, stackLimit>>10)
 		}
 	}
 }

@@ -289,6 +289,20 @@ func (cs *ChunkStreamer) Err() error {
 	return cs.err
 }
 
+// releaseReader lets go of the read side of a connection no one reads again (livetape
+// patch: ErrHandedOff): its buffered reader and chunk stream readers.
+func (cs *ChunkStreamer) releaseReader() {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	cs.r = &ChunkStreamerReader{reader: eofReader{}}
+	cs.readers = nil
+}
+
+// eofReader is the reader of a connection whose read side was let go.
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+
 func (cs *ChunkStreamer) Close() error {
 	return cs.writerSched.Close()
 }

@@ -163,7 +163,7 @@ func (c *Conn) UnlockWrites() { c.streamer.wmu.Unlock() }
 // a publisher, whose media comes in bulk, gets a larger one. Call it only from a
 // handler (the connection's reader goroutine).
 func (c *Conn) SetReadBufferSize(size int) {
-	if size <= c.bufr.Size() {
+	if c.bufr == nil || size <= c.bufr.Size() { // nil: handed off (releaseReader)
 		return
 	}
 	held, _ := c.bufr.Peek(c.bufr.Buffered())
@@ -180,6 +180,13 @@ func (c *Conn) OutChunkSize() uint32 { return c.streamer.selfState.ChunkSize() }
 
 func (c *Conn) Write(ctx context.Context, chunkStreamID int, timestamp uint32, cmsg *ChunkMessage) error {
 	return c.streamer.Write(ctx, chunkStreamID, timestamp, cmsg)
+}
+
+// releaseReader lets go of the read side once the connection is handed off
+// (ErrHandedOff, livetape patch): nothing reads it again.
+func (c *Conn) releaseReader() {
+	c.bufr = nil
+	c.streamer.releaseReader()
 }
 
 func (c *Conn) handleMessageLoop() (err error) {

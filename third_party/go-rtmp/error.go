@@ -17,6 +17,12 @@ import (
 
 var ErrClosed = errors.New("Server is closed")
 
+// ErrHandedOff, returned by a handler (livetape patch), ends the connection's read loop
+// without closing the connection or answering the command: the handler has handed the
+// connection to a goroutine of its own, which closes it (Conn.Close) when done. The read
+// side (its buffer and chunk stream readers) is let go; nothing reads the peer again.
+var ErrHandedOff = errors.New("connection handed off by its handler")
+
 type ConnectRejectedError struct {
 	TransactionID int64
 	Result        *message.NetConnectionConnectResult

@@ -111,9 +111,14 @@ func (srv *Server) handleConn(conn net.Conn) {
 	sc := &serverConn{
 		conn: c,
 	}
-	defer sc.Close()
 
-	if err := sc.Serve(); err != nil {
+	err := sc.Serve()
+	if errors.Is(err, ErrHandedOff) { // livetape patch: the handler's goroutine closes the connection
+		c.releaseReader()
+		return
+	}
+	defer sc.Close()
+	if err != nil {
 		if err == io.EOF {
 			c.logger.Infof("Server closed")
 			return

@@ -87,6 +87,9 @@ func (h *serverDataInactiveHandler) onCommand(
 			StreamID: h.sh.stream.streamID,
 		}
 		if err := h.sh.stream.userHandler().OnPlay(streamCtx, timestamp, cmd); err != nil {
+			if err == ErrHandedOff { // livetape patch: the handler answers and plays
+				return err
+			}
 			result := h.newOnStatus(message.NetStreamOnStatusCodePlayFailed, "Play failed.")
 
 			l.Infof("Reject a Play request: Response = %#v, Err = %+v", result, err)
