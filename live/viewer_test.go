@@ -257,13 +257,13 @@ func stackInuse() int64 {
 }
 
 // A viewer keeps little on the server's heap: its queue, its writer, its connection;
-// an RTMP viewer also go-rtmp's state and reader. net/http's buffered reader and
-// writer, response buffer and request are let go once an HTTP-FLV connection is
-// hijacked; go-rtmp lets go of the commands it read and wrote and of its logger entries,
-// and of a player's read side once it plays (PATCHES.md 12: 10.5-10.8 KiB a player
-// before, 8.2-9.0 after) (before that: 17.6-18.3 KiB an HTTP-FLV viewer, 21-22
-// KiB a player); a queue that keeps up holds a few slots, not its limit (before:
-// 6.8-7.5 and 13.8-15.0 KiB).
+// an RTMP viewer also go-rtmp's state. net/http's buffered reader and writer, response
+// buffer and request are let go once an HTTP-FLV connection is hijacked; go-rtmp lets go
+// of the commands it read and wrote, of its logger entries and, once a player plays, of
+// its whole read side (PATCHES.md 12); a queue that keeps up holds a few slots, not its
+// limit. Heap per HTTP-FLV viewer and per player: 17.6-18.3 and 21-22 KiB at first,
+// 6.8-7.5 and 13.8-15.0 KiB before the queues shrank, 2.1-2.9 and 10.5-10.8 KiB before
+// patch 12, 8.2-9.0 KiB a player after it.
 func TestViewerHeap(t *testing.T) {
 	s := startServer(t, nil)
 	pub := mediatest.PublishRTMP(t, "rtmp://"+s.rtmpAddr+"/live/heap")
