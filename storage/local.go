@@ -417,18 +417,19 @@ func writeMeta(p string, m localMeta) error {
 	return nil
 }
 
-// createTemp creates a temporary file in dir, creating dir first. It retries when a
-// concurrent Delete removed the (then empty) folder between the two steps.
+// createTemp creates a temporary file in dir, creating dir first. A concurrent Delete
+// removes the folders it leaves empty, shared parents included, so dir (or a parent
+// MkdirAll just made) can vanish before the next step; that is retried. Each retry
+// follows another caller's removal, so a few suffice unless folders are deleted
+// nonstop.
 func createTemp(dir string) (*os.File, error) {
 	var err error
-	for range 3 {
-		if err = os.MkdirAll(dir, 0o755); err != nil {
-			return nil, err
-		}
+	for range 20 {
 		var f *os.File
-		f, err = os.CreateTemp(dir, tmpPattern)
-		if err == nil {
-			return f, nil
+		if err = os.MkdirAll(dir, 0o755); err == nil {
+			if f, err = os.CreateTemp(dir, tmpPattern); err == nil {
+				return f, nil
+			}
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
 			return nil, err

@@ -3,9 +3,11 @@ package storage_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -232,5 +234,36 @@ func TestLocalPutFileLinks(t *testing.T) {
 	// A missing file is an error that says so.
 	if _, err := storage.PutFile(ctx, s, "live/cam/0003.ts", filepath.Join(dir, "nosuch.ts"), ""); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("PutFile of a missing file: %v", err)
+	}
+}
+
+// TestLocalFolderRace puts and deletes keys in sibling folders under a deep shared path
+// from many goroutines. A Delete removes the folders its key leaves empty, shared
+// parents included, so a Put may find the folder it is creating gone halfway (mkdir of
+// "a/b/c" after another goroutine removed "a/b"): Put must create it again, not fail.
+func TestLocalFolderRace(t *testing.T) {
+	s := storage.Local{Dir: t.TempDir()}
+	data := []byte("segment")
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := range 8 {
+		wg.Go(func() {
+			key := fmt.Sprintf("p/q/r/s/%d/x.ts", i)
+			for range 300 {
+				if _, err := s.Put(t.Context(), key, bytes.NewReader(data), int64(len(data)), ""); err != nil {
+					errs <- err
+					return
+				}
+				if err := s.Delete(t.Context(), key); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
