@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -243,27 +242,5 @@ func TestLocalPutFileLinks(t *testing.T) {
 // "a/b/c" after another goroutine removed "a/b"): Put must create it again, not fail.
 func TestLocalFolderRace(t *testing.T) {
 	s := storage.Local{Dir: t.TempDir()}
-	data := []byte("segment")
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for i := range 8 {
-		wg.Go(func() {
-			key := fmt.Sprintf("p/q/r/s/%d/x.ts", i)
-			for range 300 {
-				if _, err := s.Put(t.Context(), key, bytes.NewReader(data), int64(len(data)), ""); err != nil {
-					errs <- err
-					return
-				}
-				if err := s.Delete(t.Context(), key); err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+	putStatDelete(t, s, 8, 300, func(i int) string { return fmt.Sprintf("p/q/r/s/%d/x.ts", i) })
 }

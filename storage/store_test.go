@@ -584,22 +584,28 @@ func testStream(t *testing.T, e *env) {
 // testConcurrent puts, reads and deletes keys in shared folders from many goroutines,
 // for the race detector and the Local backend's creation and removal of folders.
 func testConcurrent(t *testing.T, e *env) {
+	putStatDelete(t, e.store, 16, 5, func(i int) string { return fmt.Sprintf("c/%d/x%d.flv", i%4, i) })
+}
+
+// putStatDelete runs workers goroutines, each putting, statting and deleting its key
+// rounds times, and reports every error.
+func putStatDelete(t *testing.T, s storage.Store, workers, rounds int, key func(worker int) string) {
 	var wg sync.WaitGroup
-	errs := make(chan error, 64)
-	for i := range 16 {
+	errs := make(chan error, workers)
+	for i := range workers {
 		wg.Go(func() {
-			key := fmt.Sprintf("c/%d/x%d.flv", i%4, i)
+			key := key(i)
 			data := randomBytes(1000+i, uint64(i))
-			for range 5 {
-				if _, err := e.store.Put(t.Context(), key, bytes.NewReader(data), int64(len(data)), ""); err != nil {
+			for range rounds {
+				if _, err := s.Put(t.Context(), key, bytes.NewReader(data), int64(len(data)), ""); err != nil {
 					errs <- err
 					return
 				}
-				if _, err := e.store.Stat(t.Context(), key); err != nil {
+				if _, err := s.Stat(t.Context(), key); err != nil {
 					errs <- err
 					return
 				}
-				if err := e.store.Delete(t.Context(), key); err != nil {
+				if err := s.Delete(t.Context(), key); err != nil {
 					errs <- err
 					return
 				}
