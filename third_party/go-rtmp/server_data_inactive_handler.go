@@ -87,7 +87,7 @@ func (h *serverDataInactiveHandler) onCommand(
 			StreamID: h.sh.stream.streamID,
 		}
 		if err := h.sh.stream.userHandler().OnPlay(streamCtx, timestamp, cmd); err != nil {
-			if err == ErrHandedOff { // livetape patch: the handler answers and plays
+			if errors.Is(err, ErrHandedOff) { // livetape patch: the handler answers and plays
 				return err
 			}
 			result := h.newOnStatus(message.NetStreamOnStatusCodePlayFailed, "Play failed.")
